@@ -1,0 +1,62 @@
+//! APIM's resource envelope for requests and responses.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A request body: `{"properties": {...}}`. The read-only `id`, `type` and `name` that a client
+/// may echo back from a GET are accepted and ignored.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope<P> {
+    pub properties: P,
+    #[serde(default, rename = "id")]
+    #[schema(read_only, value_type = Option<String>)]
+    _id: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "type")]
+    #[schema(read_only, value_type = Option<String>)]
+    _type: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "name")]
+    #[schema(read_only, value_type = Option<String>)]
+    _name: Option<serde::de::IgnoredAny>,
+}
+
+/// A response body: `{"id": "/certificates/x", "type": "certificates", "name": "x", "properties": {...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Resource<P> {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub properties: P,
+    /// Facts worth knowing about an accepted write (e.g. an expired certificate).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl<P> Resource<P> {
+    pub fn new(collection: &str, name: &str, properties: P) -> Self {
+        Self {
+            id: format!("/{collection}/{name}"),
+            kind: collection.to_owned(),
+            name: name.to_owned(),
+            properties,
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
+    }
+}
+
+/// A page of a collection: `{"value": [...], "count": N, "nextLink": "..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<P> {
+    pub value: Vec<Resource<P>>,
+    /// How many entities match the filter in all pages.
+    pub count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}

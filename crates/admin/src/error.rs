@@ -1,0 +1,145 @@
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use certgate_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every failure of the management API, rendered in APIM's error envelope by one function.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Vec<ErrorDetail>,
+}
+
+/// `{"error": {"code", "message", "details": [...]}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<ErrorDetail>,
+}
+
+/// One field at fault (`target`) or one referrer (for conflicts).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub target: String,
+    pub message: String,
+}
+
+impl ApiError {
+    /// A 400 naming one field at fault.
+    pub fn validation(target: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::validations(vec![(target.into(), message.into())])
+    }
+
+    /// A 400 naming every field at fault.
+    pub fn validations(faults: Vec<(String, String)>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "ValidationError",
+            message: "One or more fields contain incorrect values:".into(),
+            details: faults
+                .into_iter()
+                .map(|(target, message)| ErrorDetail { code: "ValidationError".into(), target, message })
+                .collect(),
+        }
+    }
+
+    pub fn not_found(collection: &str, id: &str) -> Self {
+        Self::plain(StatusCode::NOT_FOUND, "NotFound", format!("{collection} entity '{id}' was not found."))
+    }
+
+    pub fn precondition_failed() -> Self {
+        Self::plain(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "The entity has been modified since it was read (If-Match does not match the current ETag).".into(),
+        )
+    }
+
+    pub fn conflict(message: impl Into<String>, details: Vec<ErrorDetail>) -> Self {
+        Self { status: StatusCode::CONFLICT, code: "Conflict", message: message.into(), details }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::plain(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "A valid bearer token is required (Authorization: Bearer <token>).".into(),
+        )
+    }
+
+    pub fn forbidden() -> Self {
+        Self::plain(StatusCode::FORBIDDEN, "Forbidden", "This operation requires the contributor role.".into())
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        let mut error = Self::plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!("The request body exceeds the limit of {limit} bytes."),
+        );
+        error.details.push(ErrorDetail {
+            code: "PayloadTooLarge".into(),
+            target: "body".into(),
+            message: format!("at most {limit} bytes are accepted"),
+        });
+        error
+    }
+
+    /// An unexpected failure: the caller gets an activity id, the log gets the cause.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        let activity_id = activity_id();
+        tracing::error!(activity_id, %cause, "management request failed");
+        Self::plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            format!("Internal server error (activityId {activity_id})."),
+        )
+    }
+
+    fn plain(status: StatusCode, code: &'static str, message: String) -> Self {
+        Self { status, code, message, details: Vec::new() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::PreconditionFailed { .. } => ApiError::precondition_failed(),
+            // Callers that can name the entity map NotFound themselves; this is the fallback.
+            StoreError::NotFound => Self::plain(StatusCode::NOT_FOUND, "NotFound", "The entity was not found.".into()),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            ErrorResponse { error: ErrorBody { code: self.code.into(), message: self.message, details: self.details } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn activity_id() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    // An all-zero id on RNG failure still lets the log line be found by time.
+    let _ = SystemRandom::new().fill(&mut bytes);
+    hex::encode(bytes)
+}

@@ -1,0 +1,85 @@
+//! The management REST API, shaped like Azure API Management's: the same resource paths,
+//! envelopes, property names, status codes and error bodies.
+//!
+//! Only this crate knows JSON DTOs. Handlers convert DTOs into model entities by validating
+//! conversions (PKCS#12 import included) and hand them to the [`Store`]; they never talk to the
+//! data plane, which learns of changes through the store's change feed.
+
+mod auth;
+mod ca_certificates;
+mod certificates;
+mod envelope;
+mod error;
+mod etag;
+mod extract;
+mod list;
+mod resource;
+mod tokens;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::routing::get;
+use certgate_store::Store;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi, SecurityRequirement};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use auth::{Authenticator, IssuedToken, issue_token};
+pub use error::ApiError;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminState {
+    store: Arc<dyn Store>,
+    auth: Arc<Authenticator>,
+    /// Request bodies above this size are refused with 413 before they are parsed.
+    max_body_bytes: usize,
+}
+
+impl AdminState {
+    pub fn new(store: Arc<dyn Store>, auth: Authenticator, max_body_bytes: usize) -> Self {
+        Self { store, auth: Arc::new(auth), max_body_bytes }
+    }
+}
+
+/// The default limit for request bodies: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The management API: `/health` and `/openapi.json` are open, everything else needs a token.
+pub fn router(state: AdminState) -> axum::Router {
+    let (protected, openapi) = api().split_for_parts();
+    let protected = protected.layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let openapi = Arc::new(with_security(openapi));
+    axum::Router::new()
+        .route("/health", get(|| async { Json(serde_json::json!({"status": "Healthy"})) }))
+        .route("/openapi.json", get(move || std::future::ready(Json(openapi.as_ref().clone()))))
+        .merge(protected)
+        .fallback(|| async { ApiError::not_found("resource", "the requested path") })
+        .with_state(state)
+}
+
+/// The OpenAPI document, generated from the same handlers the router serves.
+pub fn openapi() -> OpenApi {
+    with_security(api().into_openapi())
+}
+
+fn api() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new().merge(certificates::routes()).merge(ca_certificates::routes()).merge(tokens::routes())
+}
+
+fn with_security(mut openapi: OpenApi) -> OpenApi {
+    openapi.info.title = "certgate management API".into();
+    openapi.info.version = env!("CARGO_PKG_VERSION").into();
+    openapi.info.description = Some(
+        "APIM-shaped management API of certgate. Every path requires `Authorization: Bearer <token>`; \
+         `reader` tokens may read, `contributor` tokens may also write."
+            .into(),
+    );
+    let components = openapi.components.get_or_insert_with(Default::default);
+    components
+        .security_schemes
+        .insert("bearer".into(), SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()).into());
+    openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    openapi
+}

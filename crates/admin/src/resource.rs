@@ -1,0 +1,76 @@
+//! Plumbing shared by every collection: typed loads, writes with ETags, deletes, responses.
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode, header::ETAG};
+use axum::response::{IntoResponse, Response};
+use certgate_model::{EntityId, EntityKind};
+use certgate_store::{Record, StoreError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use crate::envelope::Resource;
+use crate::etag::{etag, expected_revision};
+use crate::{AdminState, ApiError};
+
+/// A stored entity decoded into its model type.
+pub struct Loaded<T> {
+    pub id: EntityId,
+    pub revision: i64,
+    pub entity: T,
+}
+
+impl AdminState {
+    pub(crate) async fn load<T: DeserializeOwned>(&self, kind: EntityKind, id: &EntityId) -> Result<Loaded<T>, ApiError> {
+        let record = self.store.get(kind, id).await?.ok_or_else(|| ApiError::not_found(kind.collection(), id.as_str()))?;
+        decode(&record)
+    }
+
+    pub(crate) async fn load_all<T: DeserializeOwned>(&self, kind: EntityKind) -> Result<Vec<Loaded<T>>, ApiError> {
+        self.store.list(kind).await?.iter().map(decode).collect()
+    }
+
+    /// Writes an entity honouring `If-Match`, and answers 201 (created) or 200 with its ETag.
+    pub(crate) async fn write<T: Serialize, P: Serialize>(
+        &self,
+        kind: EntityKind,
+        id: &EntityId,
+        headers: &HeaderMap,
+        entity: &T,
+        secret: Option<Zeroizing<Vec<u8>>>,
+        respond: impl FnOnce(&EntityId) -> Resource<P>,
+    ) -> Result<Response, ApiError> {
+        let body = serde_json::to_string(entity).map_err(|e| ApiError::internal(&e))?;
+        let written = self.store.put(kind, id, body, secret, expected_revision(headers)?).await?;
+        let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
+        Ok(respond_with(status, written.revision, respond(&written.id)))
+    }
+
+    pub(crate) async fn remove(&self, kind: EntityKind, id: &EntityId, headers: &HeaderMap) -> Result<StatusCode, ApiError> {
+        match self.store.delete(kind, id, expected_revision(headers)?).await {
+            Ok(()) => Ok(StatusCode::NO_CONTENT),
+            Err(StoreError::NotFound) => Err(ApiError::not_found(kind.collection(), id.as_str())),
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(record: &Record) -> Result<Loaded<T>, ApiError> {
+    Ok(Loaded { id: record.id.clone(), revision: record.revision, entity: record.decode()? })
+}
+
+/// A single-entity response with its ETag.
+pub fn respond_with<P: Serialize>(status: StatusCode, revision: i64, resource: Resource<P>) -> Response {
+    let mut response = (status, Json(resource)).into_response();
+    response.headers_mut().insert(ETAG, etag(revision));
+    response
+}
+
+/// Decodes standard base64, tolerating line breaks (as pasted from `base64` output).
+pub fn decode_base64(target: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine as _;
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| ApiError::validation(target, "the value is not valid base64"))
+}

@@ -1,0 +1,120 @@
+//! Server configuration: command line over environment over config file over defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// `certgate server` options. Each also reads `CERTGATE_<NAME>` and the `--config` TOML file.
+#[derive(Args, Debug, Default)]
+pub struct ServerArgs {
+    /// Where the embedded store, the generated master key and the admin token live [default: ./certgate-data]
+    #[arg(long, env = "CERTGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the management API [default: 127.0.0.1:8081]
+    #[arg(long, env = "CERTGATE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Address of the gateway's HTTP listener [default: 0.0.0.0:8080]
+    #[arg(long, env = "CERTGATE_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Address of the gateway's HTTPS listener (off unless set)
+    #[arg(long, env = "CERTGATE_HTTPS_LISTEN")]
+    pub https_listen: Option<SocketAddr>,
+    /// File holding the 256-bit master key (64 hex digits or base64); CERTGATE_MASTER_KEY gives it inline
+    #[arg(long, env = "CERTGATE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Largest accepted management request body in bytes [default: 1048576]
+    #[arg(long, env = "CERTGATE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// TOML file with any of the options above (snake_case keys)
+    #[arg(long, env = "CERTGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The `--config` file: the same options, lowest precedence.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    admin_listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    https_listen: Option<SocketAddr>,
+    master_key_file: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+}
+
+/// The resolved configuration of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub admin_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub https_listen: Option<SocketAddr>,
+    pub master_key_file: Option<PathBuf>,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("max_body_bytes must be at least 1")]
+    ZeroBodyLimit,
+}
+
+impl ServerArgs {
+    pub fn resolve(self) -> Result<ServerConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let max_body_bytes =
+            self.max_body_bytes.or(file.max_body_bytes).unwrap_or(certgate_admin::DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes == 0 {
+            return Err(ConfigError::ZeroBodyLimit);
+        }
+        Ok(ServerConfig {
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./certgate-data")),
+            admin_listen: self.admin_listen.or(file.admin_listen).unwrap_or(([127, 0, 0, 1], 8081).into()),
+            http_listen: self.http_listen.or(file.http_listen).unwrap_or(([0, 0, 0, 0], 8080).into()),
+            https_listen: self.https_listen.or(file.https_listen),
+            master_key_file: self.master_key_file.or(file.master_key_file),
+            max_body_bytes,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_wins_over_file_and_file_over_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("certgate.toml");
+        std::fs::write(&path, "data_dir = \"/from/file\"\nadmin_listen = \"127.0.0.1:9000\"\n").expect("write");
+        let args = ServerArgs { admin_listen: Some(([127, 0, 0, 1], 9100).into()), config: Some(path), ..Default::default() };
+        let config = args.resolve().expect("valid");
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.admin_listen, ([127, 0, 0, 1], 9100).into());
+        assert_eq!(config.http_listen, ([0, 0, 0, 0], 8080).into());
+        assert_eq!(config.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("certgate.toml");
+        std::fs::write(&path, "data_dirr = \"x\"\n").expect("write");
+        let err = ServerArgs { config: Some(path), ..Default::default() }.resolve().expect_err("typo");
+        assert!(err.to_string().contains("data_dirr"), "{err}");
+    }
+}

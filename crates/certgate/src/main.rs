@@ -1,0 +1,29 @@
+//! `certgate`: `certgate server` runs a node (control plane + data plane in one process).
+
+mod bootstrap;
+mod config;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "certgate", version, about = "An API gateway that authenticates to backends with client certificates")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a gateway node: the management API and the gateway listeners.
+    Server(config::ServerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => server::main(args),
+    }
+}

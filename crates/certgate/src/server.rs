@@ -1,0 +1,127 @@
+//! `certgate server`: wires the store, the management API and the gateway listeners together.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use certgate_admin::{AdminState, Authenticator};
+use certgate_store::{SqlStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+use crate::bootstrap::{self, BootstrapError};
+use crate::config::{ConfigError, ServerArgs, ServerConfig};
+
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] certgate_store::StoreError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("the HTTPS listener needs a server certificate from the store, which this version cannot select yet; remove --https-listen")]
+    HttpsUnsupported,
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+pub fn main(args: ServerArgs) -> ExitCode {
+    init_logging();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("CERTGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(args: ServerArgs) -> Result<(), StartError> {
+    let config = args.resolve()?;
+    if config.https_listen.is_some() {
+        return Err(StartError::HttpsUnsupported);
+    }
+    let store = open_store(&config).await?;
+    let environment_token = std::env::var("CERTGATE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    bootstrap::first_admin_token(store.as_ref(), &config.data_dir, environment_token.is_some()).await?;
+
+    let admin_listener = bind("admin API", config.admin_listen).await?;
+    let http_listener = bind("gateway HTTP", config.http_listen).await?;
+    tracing::info!("admin API listening on http://{}", local_addr(&admin_listener));
+    tracing::info!("gateway HTTP listening on http://{}", local_addr(&http_listener));
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let admin = AdminState::new(
+        store.clone(),
+        Authenticator::new(store.clone(), environment_token.as_deref()),
+        config.max_body_bytes,
+    );
+    let admin_task = tokio::spawn({
+        let shutdown = wait_for(shutdown_rx.clone());
+        async move {
+            axum::serve(admin_listener, certgate_admin::router(admin)).with_graceful_shutdown(shutdown).await
+        }
+    });
+    let gateway_task = tokio::spawn(certgate_gateway::serve_http(http_listener, wait_for(shutdown_rx)));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    let _ = shutdown_tx.send(true);
+    if let Ok(Err(error)) = admin_task.await {
+        tracing::warn!(%error, "admin API ended with an error");
+    }
+    let _ = gateway_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StartError> {
+    bootstrap::create_data_dir(&config.data_dir)?;
+    let inline_key = std::env::var("CERTGATE_MASTER_KEY").ok().map(zeroize::Zeroizing::new);
+    let key = bootstrap::master_key(config.master_key_file.as_deref(), inline_key.as_deref().map(String::as_str), &config.data_dir)?;
+    let path = config.data_dir.join("certgate.db");
+    let store = SqlStore::open_sqlite(&path, &key).await?;
+    tracing::info!(path = %path.display(), "embedded store open");
+    Ok(Arc::new(store))
+}
+
+async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what, addr, source })
+}
+
+fn local_addr(listener: &TcpListener) -> String {
+    listener.local_addr().map_or_else(|e| format!("<unknown: {e}>"), |a| a.to_string())
+}
+
+async fn wait_for(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; stop the node with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

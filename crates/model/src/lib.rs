@@ -1,0 +1,14 @@
+//! The shared vocabulary of certgate: entity ids, kinds, and the validated domain entities.
+//!
+//! Nothing here performs IO. REST DTOs live in the admin crate and are converted into these types
+//! by validating conversions; the store persists these types; the data plane compiles them.
+
+mod certificate;
+mod id;
+mod kind;
+mod token;
+
+pub use certificate::{CaCertificate, CaStoreName, Certificate, CertificateSource, Thumbprint};
+pub use id::{EntityId, IdError};
+pub use kind::EntityKind;
+pub use token::{Role, Token};

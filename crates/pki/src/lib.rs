@@ -1,0 +1,13 @@
+//! Certificate material: PKCS#12 and PEM import, and the facts the management model shows
+//! (subject, SHA-1 thumbprint, expiry).
+//!
+//! Everything here is pure: bytes in, validated material or a precise error out. Private keys
+//! leave this crate only inside [`zeroize::Zeroizing`] buffers.
+
+mod ca;
+mod facts;
+mod pkcs12;
+
+pub use ca::{CaImportError, ImportedCaCertificate, import_ca_certificate};
+pub use facts::{CertificateFacts, FactsError, certificate_facts, format_utc};
+pub use pkcs12::{ImportedCertificate, Pkcs12Error, import_pkcs12};

@@ -1,0 +1,167 @@
+use certgate_model::Thumbprint;
+use p12_keystore::{Pkcs12Archive, error::Error as P12Error};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use zeroize::Zeroizing;
+
+use crate::facts::{CertificateFacts, certificate_facts, format_utc};
+
+/// A client certificate ready to be stored: the leaf with its chain and its private key.
+pub struct ImportedCertificate {
+    pub subject: String,
+    pub thumbprint: Thumbprint,
+    pub not_after: i64,
+    /// Leaf first, then the intermediates that lead towards its root, as sent in the handshake.
+    pub chain: Vec<Vec<u8>>,
+    /// PKCS#8 DER of the leaf's private key.
+    pub private_key: Zeroizing<Vec<u8>>,
+    /// Accepted-but-notable facts, e.g. an expired certificate.
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for ImportedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportedCertificate")
+            .field("subject", &self.subject)
+            .field("thumbprint", &self.thumbprint)
+            .field("not_after", &self.not_after)
+            .field("chain_len", &self.chain.len())
+            .field("private_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why a PKCS#12 file was rejected. Messages name the cause and never echo secret material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Pkcs12Error {
+    #[error("the data is PEM text, not a PKCS#12 (PFX) file; upload a .pfx that holds the certificate and its private key")]
+    PemNotPkcs12,
+    #[error("the data is not a PKCS#12 (PFX) file (it is truncated or not PKCS#12 at all: {0})")]
+    NotPkcs12(String),
+    #[error("the password is wrong: the file's integrity check (MAC) failed")]
+    WrongPassword,
+    #[error("the password is wrong or the file is corrupt (the file has no integrity check to tell which)")]
+    WrongPasswordOrCorrupt,
+    #[error("the PKCS#12 file uses an unsupported algorithm: {0}")]
+    Unsupported(String),
+    #[error("the PKCS#12 file holds no private key; a client certificate needs one")]
+    NoPrivateKey,
+    #[error("the PKCS#12 file holds a private key but no certificate")]
+    NoCertificate,
+    #[error("the PKCS#12 file holds {0} private keys; exactly one leaf certificate with its key is expected")]
+    SeveralKeys(usize),
+    #[error("the private key does not match the certificate '{0}'")]
+    KeyMismatch(String),
+    #[error("the private key is not a supported type (RSA 2048-4096 bits, ECDSA P-256/P-384/P-521, Ed25519)")]
+    UnsupportedKey,
+    #[error("a certificate in the PKCS#12 file is invalid: {0}")]
+    InvalidCertificate(String),
+}
+
+/// Imports a PKCS#12 file: decrypts it, finds the one leaf that has its private key, orders the
+/// chain from the other certificates, and checks that key and certificate belong together.
+pub fn import_pkcs12(der: &[u8], password: &str) -> Result<ImportedCertificate, Pkcs12Error> {
+    if der.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return Err(Pkcs12Error::PemNotPkcs12);
+    }
+    let archive = Pkcs12Archive::from_pkcs12(der, password).map_err(classify)?;
+    let keys = archive.keys;
+    let key = match keys.len() {
+        0 => return Err(Pkcs12Error::NoPrivateKey),
+        1 => Zeroizing::new(keys[0].key.as_der().to_vec()),
+        n => return Err(Pkcs12Error::SeveralKeys(n)),
+    };
+    drop(keys);
+    if archive.certs.is_empty() {
+        return Err(Pkcs12Error::NoCertificate);
+    }
+    let key_public = public_key_of(&key)?;
+
+    let certs: Vec<(Vec<u8>, CertificateFacts)> = archive
+        .certs
+        .iter()
+        .map(|bag| {
+            let der = bag.cert.as_der().to_vec();
+            certificate_facts(&der)
+                .map(|facts| (der, facts))
+                .map_err(|e| Pkcs12Error::InvalidCertificate(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let Some(leaf_index) = certs.iter().position(|(_, f)| f.public_key == key_public) else {
+        // Name the certificate the user most likely meant: the only one, or the first.
+        return Err(Pkcs12Error::KeyMismatch(certs[0].1.subject.clone()));
+    };
+
+    let chain = order_chain(&certs, leaf_index)?;
+    let leaf = &certs[leaf_index].1;
+    let mut warnings = Vec::new();
+    if leaf.not_after < now_unix() {
+        warnings.push(format!("the certificate expired on {}", format_utc(leaf.not_after)));
+    }
+    Ok(ImportedCertificate {
+        subject: leaf.subject.clone(),
+        thumbprint: leaf.thumbprint.clone(),
+        not_after: leaf.not_after,
+        chain,
+        private_key: key,
+        warnings,
+    })
+}
+
+fn classify(error: P12Error) -> Pkcs12Error {
+    match error {
+        P12Error::MacError(_) => Pkcs12Error::WrongPassword,
+        // Without a MAC a wrong password shows up only as undecryptable content.
+        P12Error::Pkcs5Error(_) | P12Error::UnpadError | P12Error::InvalidPrivateKey | P12Error::InvalidLength => {
+            Pkcs12Error::WrongPasswordOrCorrupt
+        }
+        P12Error::UnsupportedEncryptionScheme => Pkcs12Error::Unsupported("encryption scheme".into()),
+        P12Error::UnsupportedMacAlgorithm => Pkcs12Error::Unsupported("MAC algorithm".into()),
+        P12Error::X509Error(e) => Pkcs12Error::InvalidCertificate(e.to_string()),
+        other => Pkcs12Error::NotPkcs12(other.to_string()),
+    }
+}
+
+/// The subjectPublicKey bits of a PKCS#8 key, computed by the same provider that will sign with it.
+fn public_key_of(pkcs8: &[u8]) -> Result<Vec<u8>, Pkcs12Error> {
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.to_vec()));
+    let signing_key =
+        rustls::crypto::aws_lc_rs::sign::any_supported_type(&key_der).map_err(|_| Pkcs12Error::UnsupportedKey)?;
+    let spki = signing_key.public_key().ok_or(Pkcs12Error::UnsupportedKey)?;
+    let (_, parsed) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki.as_ref())
+        .map_err(|_| Pkcs12Error::UnsupportedKey)?;
+    Ok(parsed.subject_public_key.data.to_vec())
+}
+
+/// Leaf first, then each issuer found among the remaining certificates, stopping at a
+/// self-signed certificate or when no issuer is present.
+fn order_chain(certs: &[(Vec<u8>, CertificateFacts)], leaf_index: usize) -> Result<Vec<Vec<u8>>, Pkcs12Error> {
+    let parsed: Vec<X509Certificate<'_>> = certs
+        .iter()
+        .map(|(der, _)| {
+            X509Certificate::from_der(der)
+                .map(|(_, c)| c)
+                .map_err(|e| Pkcs12Error::InvalidCertificate(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut order = vec![leaf_index];
+    let mut current = leaf_index;
+    while parsed[current].subject() != parsed[current].issuer() {
+        let issuer = parsed[current].issuer();
+        match (0..parsed.len()).find(|&i| !order.contains(&i) && parsed[i].subject() == issuer) {
+            Some(next) => {
+                order.push(next);
+                current = next;
+            }
+            None => break,
+        }
+    }
+    Ok(order.into_iter().map(|i| certs[i].0.clone()).collect())
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

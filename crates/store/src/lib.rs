@@ -1,0 +1,50 @@
+//! Persistence of the configuration state.
+//!
+//! A [`Store`] keeps every management entity as a record keyed by (kind, case-folded id), with a
+//! monotonically increasing revision that doubles as its ETag. Secrets (private keys) are sealed
+//! with AES-256-GCM before they reach the database and opened only when read back.
+//! [`SqlStore`] implements it over sqlx's `Any` driver, so SQLite (the embedded default) and
+//! PostgreSQL share one code path; only the migrations differ by dialect.
+
+mod crypto;
+mod error;
+mod migrate;
+mod record;
+mod sql;
+
+pub use crypto::{MasterKey, MasterKeyError};
+pub use error::StoreError;
+pub use record::{Record, Written};
+pub use sql::SqlStore;
+
+use async_trait::async_trait;
+use certgate_model::{EntityId, EntityKind};
+use zeroize::Zeroizing;
+
+/// The persistence contract the control plane relies on. Every acknowledged write is durable.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The record of `kind` whose id matches `id` case-insensitively.
+    async fn get(&self, kind: EntityKind, id: &EntityId) -> Result<Option<Record>, StoreError>;
+
+    /// Every record of `kind`, ordered by case-folded id.
+    async fn list(&self, kind: EntityKind) -> Result<Vec<Record>, StoreError>;
+
+    /// Creates or replaces a record. With `expected` set, the write happens only if the current
+    /// revision equals it ([`StoreError::PreconditionFailed`] otherwise, also when absent).
+    /// A replaced record keeps the id spelling it was created with.
+    async fn put(
+        &self,
+        kind: EntityKind,
+        id: &EntityId,
+        body: String,
+        secret: Option<Zeroizing<Vec<u8>>>,
+        expected: Option<i64>,
+    ) -> Result<Written, StoreError>;
+
+    /// Deletes a record, subject to `expected` as in [`Store::put`].
+    async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<(), StoreError>;
+
+    /// The revision of the latest committed change; every write raises it.
+    fn changes(&self) -> tokio::sync::watch::Receiver<i64>;
+}

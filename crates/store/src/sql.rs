@@ -1,0 +1,278 @@
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use certgate_model::{EntityId, EntityKind};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+use crate::crypto::{MasterKey, MasterKeyError, Sealer};
+use crate::error::{DbContext, StoreError};
+use crate::migrate::{self, Dialect};
+use crate::{Record, Store, Written};
+
+/// The store on SQLite or PostgreSQL through sqlx's `Any` driver.
+pub struct SqlStore {
+    pool: AnyPool,
+    sealer: Sealer,
+    /// Publishes the revision of each committed write so the control loop can recompile.
+    changes: watch::Sender<i64>,
+}
+
+const KEY_CHECK: &str = "key_check";
+const KEY_CHECK_PLAINTEXT: &[u8] = b"certgate master key check v1";
+
+impl SqlStore {
+    /// Opens (creating if needed) the embedded SQLite store at `path`.
+    pub async fn open_sqlite(path: &Path, key: &MasterKey) -> Result<Self, StoreError> {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        // SQLite has one writer at a time anyway; a single connection makes read-modify-write
+        // transactions trivially serial and avoids SQLITE_BUSY on lock upgrades.
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL + FULL: a write is acknowledged only after it is in the log on disk.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(Self::options(&url)?)
+            .await
+            .context("opening the SQLite store")?;
+        Self::init(pool, Dialect::Sqlite, key).await
+    }
+
+    /// Connects to a PostgreSQL store shared by several nodes.
+    pub async fn open_postgres(url: &str, key: &MasterKey) -> Result<Self, StoreError> {
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .connect_with(Self::options(url)?)
+            .await
+            .context("connecting to PostgreSQL")?;
+        Self::init(pool, Dialect::Postgres, key).await
+    }
+
+    fn options(url: &str) -> Result<AnyConnectOptions, StoreError> {
+        sqlx::any::install_default_drivers();
+        AnyConnectOptions::from_str(url).context("parsing the database URL")
+    }
+
+    async fn init(pool: AnyPool, dialect: Dialect, key: &MasterKey) -> Result<Self, StoreError> {
+        migrate::run(&pool, dialect).await?;
+        let sealer = key.sealer();
+        Self::check_master_key(&pool, &sealer).await?;
+        let (revision,): (i64,) = sqlx::query_as("SELECT value FROM counters WHERE name = 'revision'")
+            .fetch_one(&pool)
+            .await
+            .context("reading the revision")?;
+        let (changes, _) = watch::channel(revision);
+        Ok(Self { pool, sealer, changes })
+    }
+
+    /// The first start seals a known value; every later start must open it with the same key,
+    /// so a wrong key is reported at once instead of as garbage secrets later.
+    async fn check_master_key(pool: &AnyPool, sealer: &Sealer) -> Result<(), StoreError> {
+        let stored: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM meta WHERE name = $1")
+            .bind(KEY_CHECK)
+            .fetch_optional(pool)
+            .await
+            .context("reading the master key check")?;
+        match stored {
+            Some((sealed,)) => match sealer.open(KEY_CHECK, &sealed) {
+                Ok(plain) if plain.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
+                _ => Err(MasterKeyError::Mismatch.into()),
+            },
+            None => {
+                let sealed = sealer.seal(KEY_CHECK, KEY_CHECK_PLAINTEXT)?;
+                sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2)")
+                    .bind(KEY_CHECK)
+                    .bind(sealed)
+                    .execute(pool)
+                    .await
+                    .context("writing the master key check")?;
+                Ok(())
+            }
+        }
+    }
+
+    fn address(kind: EntityKind, id_key: &str) -> String {
+        format!("{}/{}", kind.collection(), id_key)
+    }
+
+    fn record(&self, kind: EntityKind, row: &AnyRow) -> Result<Record, StoreError> {
+        let id: String = row.try_get("id").context("reading a record")?;
+        let id_key: String = row.try_get("id_key").context("reading a record")?;
+        let sealed: Option<Vec<u8>> = row.try_get("secret").context("reading a record")?;
+        let secret = match sealed {
+            Some(sealed) => Some(self.sealer.open(&Self::address(kind, &id_key), &sealed)?),
+            None => None,
+        };
+        Ok(Record {
+            kind,
+            id: EntityId::parse(&id).map_err(|e| StoreError::Corrupt {
+                kind: kind.collection(),
+                id: id.clone(),
+                reason: e.to_string(),
+            })?,
+            revision: row.try_get("revision").context("reading a record")?,
+            body: row.try_get("body").context("reading a record")?,
+            secret,
+            updated_at: row.try_get("updated_at").context("reading a record")?,
+        })
+    }
+
+    fn published(&self, revision: i64) {
+        self.changes.send_replace(revision);
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Takes the next revision. On PostgreSQL the row lock also serialises concurrent writers
+/// until the transaction ends, which makes check-then-write sequences atomic.
+async fn next_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64, StoreError> {
+    let (revision,): (i64,) =
+        sqlx::query_as("UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value")
+            .fetch_one(&mut **tx)
+            .await
+            .context("raising the revision")?;
+    Ok(revision)
+}
+
+async fn current_revision(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: EntityKind,
+    key: &str,
+) -> Result<Option<(i64, String)>, StoreError> {
+    sqlx::query_as("SELECT revision, id FROM entities WHERE kind = $1 AND id_key = $2")
+        .bind(kind.collection())
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("reading the current revision")
+}
+
+const SELECT_ONE: &str =
+    "SELECT id, id_key, revision, body, secret, updated_at FROM entities WHERE kind = $1 AND id_key = $2";
+const SELECT_KIND: &str =
+    "SELECT id, id_key, revision, body, secret, updated_at FROM entities WHERE kind = $1 ORDER BY id_key";
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn get(&self, kind: EntityKind, id: &EntityId) -> Result<Option<Record>, StoreError> {
+        let row = sqlx::query(SELECT_ONE)
+            .bind(kind.collection())
+            .bind(id.key())
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a record")?;
+        row.map(|row| self.record(kind, &row)).transpose()
+    }
+
+    async fn list(&self, kind: EntityKind) -> Result<Vec<Record>, StoreError> {
+        let rows = sqlx::query(SELECT_KIND)
+            .bind(kind.collection())
+            .fetch_all(&self.pool)
+            .await
+            .context("listing records")?;
+        rows.iter().map(|row| self.record(kind, row)).collect()
+    }
+
+    async fn put(
+        &self,
+        kind: EntityKind,
+        id: &EntityId,
+        body: String,
+        secret: Option<Zeroizing<Vec<u8>>>,
+        expected: Option<i64>,
+    ) -> Result<Written, StoreError> {
+        let key = id.key();
+        let sealed = match &secret {
+            Some(plain) => Some(self.sealer.seal(&Self::address(kind, &key), plain)?),
+            None => None,
+        };
+        let mut tx = self.pool.begin().await.context("starting a write")?;
+        let revision = next_revision(&mut tx).await?;
+        let current = current_revision(&mut tx, kind, &key).await?;
+        if let Some(expected) = expected
+            && current.as_ref().map(|(r, _)| *r) != Some(expected)
+        {
+            return Err(StoreError::PreconditionFailed { current: current.map(|(r, _)| r) });
+        }
+        let now = now_unix();
+        let stored_id = match &current {
+            Some((_, original)) => {
+                sqlx::query(
+                    "UPDATE entities SET revision = $3, body = $4, secret = $5, updated_at = $6 \
+                     WHERE kind = $1 AND id_key = $2",
+                )
+                .bind(kind.collection())
+                .bind(&key)
+                .bind(revision)
+                .bind(body)
+                .bind(sealed)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("replacing a record")?;
+                EntityId::parse(original).unwrap_or_else(|_| id.clone())
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO entities (kind, id_key, id, revision, body, secret, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(kind.collection())
+                .bind(&key)
+                .bind(id.as_str())
+                .bind(revision)
+                .bind(body)
+                .bind(sealed)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("inserting a record")?;
+                id.clone()
+            }
+        };
+        tx.commit().await.context("committing a write")?;
+        self.published(revision);
+        Ok(Written { revision, created: current.is_none(), id: stored_id })
+    }
+
+    async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<(), StoreError> {
+        let key = id.key();
+        let mut tx = self.pool.begin().await.context("starting a delete")?;
+        let revision = next_revision(&mut tx).await?;
+        let current = current_revision(&mut tx, kind, &key).await?.map(|(r, _)| r);
+        match (current, expected) {
+            (None, _) => return Err(StoreError::NotFound),
+            (Some(current), Some(expected)) if current != expected => {
+                return Err(StoreError::PreconditionFailed { current: Some(current) });
+            }
+            _ => {}
+        }
+        sqlx::query("DELETE FROM entities WHERE kind = $1 AND id_key = $2")
+            .bind(kind.collection())
+            .bind(&key)
+            .execute(&mut *tx)
+            .await
+            .context("deleting a record")?;
+        tx.commit().await.context("committing a delete")?;
+        self.published(revision);
+        Ok(())
+    }
+
+    fn changes(&self) -> watch::Receiver<i64> {
+        self.changes.subscribe()
+    }
+}

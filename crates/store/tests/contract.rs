@@ -1,0 +1,87 @@
+//! The store contract, run against the embedded SQLite store and a real PostgreSQL server.
+#![allow(clippy::unwrap_used)]
+
+use certgate_model::{EntityId, EntityKind};
+use certgate_store::{MasterKey, SqlStore, Store, StoreError};
+use zeroize::Zeroizing;
+
+fn id(text: &str) -> EntityId {
+    EntityId::parse(text).unwrap()
+}
+
+async fn exercise(store: &dyn Store) {
+    let kind = EntityKind::Certificate;
+    let mut changes = store.changes();
+    let before = *changes.borrow_and_update();
+
+    let first = store.put(kind, &id("Alpha"), "{\"v\":1}".into(), Some(Zeroizing::new(b"k1".to_vec())), None).await.unwrap();
+    assert!(first.created);
+    assert!(changes.has_changed().unwrap(), "a write is announced");
+    assert!(*changes.borrow_and_update() > before);
+
+    // Case-insensitive identity; the original spelling is kept.
+    let second = store.put(kind, &id("ALPHA"), "{\"v\":2}".into(), None, Some(first.revision)).await.unwrap();
+    assert!(!second.created);
+    assert_eq!(second.id.as_str(), "Alpha");
+    assert!(second.revision > first.revision);
+    let record = store.get(kind, &id("alpha")).await.unwrap().unwrap();
+    assert_eq!(record.body, "{\"v\":2}");
+    assert!(record.secret.is_none(), "a put without a secret clears it");
+
+    // Stale ETag.
+    let stale = store.put(kind, &id("alpha"), "{}".into(), None, Some(first.revision)).await;
+    assert!(matches!(stale, Err(StoreError::PreconditionFailed { current: Some(r) }) if r == second.revision));
+    assert!(matches!(
+        store.put(kind, &id("nobody"), "{}".into(), None, Some(1)).await,
+        Err(StoreError::PreconditionFailed { current: None })
+    ));
+    assert!(store.get(kind, &id("nobody")).await.unwrap().is_none(), "a failed write stores nothing");
+
+    store.put(kind, &id("beta"), "{}".into(), Some(Zeroizing::new(b"secret-2".to_vec())), None).await.unwrap();
+    store.put(EntityKind::CaCertificate, &id("beta"), "{}".into(), None, None).await.unwrap();
+    let listed: Vec<String> = store.list(kind).await.unwrap().iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(listed, ["Alpha", "beta"], "kinds are separate collections");
+    assert_eq!(store.get(kind, &id("beta")).await.unwrap().unwrap().secret.unwrap().as_slice(), b"secret-2");
+
+    assert!(matches!(store.delete(kind, &id("beta"), Some(0)).await, Err(StoreError::PreconditionFailed { .. })));
+    store.delete(kind, &id("BETA"), None).await.unwrap();
+    assert!(matches!(store.delete(kind, &id("beta"), None).await, Err(StoreError::NotFound)));
+    assert!(store.get(EntityKind::CaCertificate, &id("beta")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sqlite_store_keeps_the_contract_and_refuses_a_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let (key, key_text) = MasterKey::generate().unwrap();
+    {
+        let store = SqlStore::open_sqlite(&path, &key).await.unwrap();
+        exercise(&store).await;
+    }
+    let (wrong, _) = MasterKey::generate().unwrap();
+    let err = SqlStore::open_sqlite(&path, &wrong).await.err().unwrap();
+    assert!(err.to_string().contains("master key does not match"), "{err}");
+    let reopened = SqlStore::open_sqlite(&path, &MasterKey::parse(&key_text).unwrap()).await.unwrap();
+    assert!(reopened.get(EntityKind::Certificate, &id("alpha")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_the_contract() {
+    let url = certgate_store_test_db().await;
+    let (key, _) = MasterKey::generate().unwrap();
+    let store = SqlStore::open_postgres(&url, &key).await.unwrap();
+    exercise(&store).await;
+}
+
+/// A fresh database on the local PostgreSQL server (CERTGATE_TEST_POSTGRES overrides the server).
+async fn certgate_store_test_db() -> String {
+    use sqlx::Connection;
+    let server = std::env::var("CERTGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must run at {server} (scripts/test starts it): {e}"));
+    let name = format!("certgate_test_{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    format!("{server}/{name}")
+}
