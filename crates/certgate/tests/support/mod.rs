@@ -1,0 +1,208 @@
+//! Runs the real `certgate` binary on port 0 with a temporary data directory, and talks to it
+//! over HTTP. Logs are captured so tests can assert on them (and that secrets never appear).
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+pub struct Node {
+    child: Child,
+    pub admin: String,
+    pub gateway: String,
+    pub data_dir: PathBuf,
+    logs: Arc<Mutex<String>>,
+}
+
+impl Node {
+    /// Starts a node on `data_dir` with extra arguments and environment variables.
+    pub fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_certgate"));
+        command
+            .arg("server")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--admin-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("CERTGATE_ADMIN_TOKEN")
+            .env_remove("CERTGATE_MASTER_KEY")
+            .env("CERTGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("the certgate binary starts");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+                let _ = tx.send(line);
+            }
+        });
+        let (mut admin, mut gateway) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while admin.is_none() || gateway.is_none() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(remaining) {
+                Ok(line) => {
+                    admin = admin.or_else(|| after(&line, "admin API listening on "));
+                    gateway = gateway.or_else(|| after(&line, "gateway HTTP listening on "));
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("node did not report its addresses; logs:\n{}", logs.lock().unwrap());
+                }
+            }
+        }
+        Node { child, admin: admin.unwrap(), gateway: gateway.unwrap(), data_dir: data_dir.to_owned(), logs }
+    }
+
+    pub fn start(data_dir: &Path) -> Node {
+        Self::start_with(data_dir, &[], &[])
+    }
+
+    /// The contributor token generated on first start.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin-token")).unwrap().trim().to_owned()
+    }
+
+    pub fn client(&self) -> Client {
+        Client { base: self.admin.clone(), token: Some(self.admin_token()), http: reqwest::Client::new() }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill_hard(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "node did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the process to exit by itself (start-up failures) and returns its logs.
+    pub fn wait_exit(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_certgate"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--admin-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("CERTGATE_ADMIN_TOKEN")
+            .env_remove("CERTGATE_MASTER_KEY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn after(line: &str, marker: &str) -> Option<String> {
+    line.split_once(marker).map(|(_, rest)| rest.split_whitespace().next().unwrap_or_default().to_owned())
+}
+
+/// A management API client with an optional bearer token.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// Status, headers and parsed JSON (Null for empty bodies).
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn etag(&self) -> String {
+        self.headers.get("etag").expect("an ETag").to_str().unwrap().to_owned()
+    }
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+    pub fn error_target(&self) -> &str {
+        self.body["error"]["details"][0]["target"].as_str().unwrap_or_default()
+    }
+    pub fn error_message(&self) -> &str {
+        self.body["error"]["details"][0]["message"].as_str().unwrap_or_default()
+    }
+}
+
+impl Client {
+    pub fn with_token(&self, token: Option<&str>) -> Client {
+        Client { token: token.map(str::to_owned), ..self.clone() }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::Null) };
+        Reply { status, headers, body, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None, &[]).await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send("PUT", path, Some(body.to_string().into_bytes()), &[]).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send("DELETE", path, None, &[]).await
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `{"properties":{"data":..., "password":...}}` for a PFX upload.
+pub fn upload(pfx: &[u8], password: &str) -> Value {
+    serde_json::json!({"properties": {"data": b64(pfx), "password": password}})
+}
