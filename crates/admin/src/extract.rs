@@ -4,10 +4,10 @@
 
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::header::CONTENT_LENGTH;
 use axum::http::request::Parts;
 use certgate_model::EntityId;
-use axum::http::header::CONTENT_LENGTH;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::list::ListQuery;
@@ -26,13 +26,37 @@ impl<T: DeserializeOwned> FromRequest<AdminState> for JsonBody<T> {
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit as u64) {
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_ALLOWANCE)) {
             return Err(ApiError::payload_too_large(limit));
         }
         let bytes = read_limited(request.into_body(), limit).await?;
         parse(&bytes).map(JsonBody)
     }
+}
+
+/// How much of an oversized body is read and discarded so that the client, still sending,
+/// receives the 413 instead of a reset connection. Larger bodies are cut off at once.
+const DRAIN_ALLOWANCE: usize = 8 * 1024 * 1024;
+
+async fn read_limited(mut body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    let mut collected = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::validation("body", format!("the request body could not be read: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen > limit.saturating_add(DRAIN_ALLOWANCE) {
+            break;
+        }
+        if seen <= limit {
+            collected.extend_from_slice(&data);
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    Ok(collected.freeze())
 }
 
 /// The `{id}` path segment, validated against APIM's id rules (target `id`).
@@ -63,14 +87,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
     }
 }
 
-async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::payload_too_large(limit)),
-        Err(e) => Err(ApiError::validation("body", format!("the request body could not be read: {e}"))),
-    }
-}
-
 /// Parses JSON, reporting the JSON path of the fault as `target`.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -78,22 +94,16 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = e.inner();
         let path = e.path().to_string();
         let message = inner.to_string();
-        // serde reports an unknown field at its parent's path; name the field itself.
-        let target = match unknown_field_name(&message) {
-            Some(field) if path == "." => field.to_owned(),
-            Some(field) => format!("{path}.{field}"),
-            None if path == "." => "body".to_owned(),
-            None => path,
-        };
+        if inner.is_syntax() || inner.is_eof() {
+            // Not JSON at all: the position is the useful part.
+            return ApiError::validation("body", format!("the body is not valid JSON: {message}"));
+        }
+        // The path names the field at fault (for unknown fields, the unknown field itself).
+        let target = if path == "." { "body".to_owned() } else { path };
         ApiError::validation(target, strip_position(&message))
     })?;
     deserializer.end().map_err(|e| ApiError::validation("body", strip_position(&e.to_string())))?;
     Ok(parsed)
-}
-
-fn unknown_field_name(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
-    rest.split('`').next()
 }
 
 /// serde_json appends " at line L column C"; the target already says where.
