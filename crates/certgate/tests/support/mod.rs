@@ -76,8 +76,13 @@ impl Node {
         std::fs::read_to_string(self.data_dir.join("admin-token")).unwrap().trim().to_owned()
     }
 
+    /// A client using the generated admin token.
     pub fn client(&self) -> Client {
-        Client { base: self.admin.clone(), token: Some(self.admin_token()), http: reqwest::Client::new() }
+        self.client_as(Some(&self.admin_token()))
+    }
+
+    pub fn client_as(&self, token: Option<&str>) -> Client {
+        Client { base: self.admin.clone(), token: token.map(str::to_owned), http: reqwest::Client::new() }
     }
 
     pub fn logs(&self) -> String {
