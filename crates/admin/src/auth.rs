@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::extract::{Request, State};
 use axum::http::{Method, header::AUTHORIZATION};
 use axum::middleware::Next;
 use axum::response::Response;
-use aws_lc_rs::constant_time::verify_slices_are_equal;
-use aws_lc_rs::digest::{SHA256, digest};
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
 use certgate_model::{EntityKind, Role, Token};
 use certgate_store::Store;
@@ -67,7 +67,11 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Middleware: 401 without a known token, 403 when a reader tries to change something.
-pub async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_token(
+    State(state): State<AdminState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let bearer = request
         .headers()
         .get(AUTHORIZATION)

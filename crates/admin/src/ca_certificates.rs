@@ -21,9 +21,12 @@ use crate::{AdminState, ApiError};
 const KIND: EntityKind = EntityKind::CaCertificate;
 
 pub fn routes() -> OpenApiRouter<AdminState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_ca_certificates))
-        .routes(routes!(get_ca_certificate, put_ca_certificate, patch_ca_certificate, delete_ca_certificate))
+    OpenApiRouter::new().routes(routes!(list_ca_certificates)).routes(routes!(
+        get_ca_certificate,
+        put_ca_certificate,
+        patch_ca_certificate,
+        delete_ca_certificate
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -85,11 +88,15 @@ fn build(properties: CaCertificateProperties, current: Option<&CaCertificate>) -
         faults.push(("properties.data".to_owned(), "data is required: the CA certificate as PEM or base64".to_owned()));
     }
     if store_name.is_none() {
-        faults.push(("properties.storeName".to_owned(), "storeName is required: Root or CertificateAuthority".to_owned()));
+        faults.push((
+            "properties.storeName".to_owned(),
+            "storeName is required: Root or CertificateAuthority".to_owned(),
+        ));
     }
     match (der, store_name) {
         (Some(der), Some(store_name)) => {
-            let imported = import_ca_certificate(&der).map_err(|e| ApiError::validation("properties.data", e.to_string()))?;
+            let imported =
+                import_ca_certificate(&der).map_err(|e| ApiError::validation("properties.data", e.to_string()))?;
             Ok(CaCertificate {
                 subject: imported.subject,
                 thumbprint: imported.thumbprint,

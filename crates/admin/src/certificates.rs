@@ -103,8 +103,14 @@ struct Imported {
 fn import(properties: CertificateCreateOrUpdateProperties) -> Result<Option<Imported>, ApiError> {
     match (properties.data, properties.key_vault) {
         (Some(_), Some(_)) => Err(ApiError::validations(vec![
-            ("properties.data".into(), "give either data (an uploaded file) or keyVault (a reference), not both".into()),
-            ("properties.keyVault".into(), "give either data (an uploaded file) or keyVault (a reference), not both".into()),
+            (
+                "properties.data".into(),
+                "give either data (an uploaded file) or keyVault (a reference), not both".into(),
+            ),
+            (
+                "properties.keyVault".into(),
+                "give either data (an uploaded file) or keyVault (a reference), not both".into(),
+            ),
         ])),
         (None, Some(reference)) => Err(ApiError::validation(
             "properties.keyVault",
@@ -202,7 +208,12 @@ async fn patch_certificate(
     }
 }
 
-async fn store(state: &AdminState, id: &EntityId, headers: &HeaderMap, imported: Imported) -> Result<Response, ApiError> {
+async fn store(
+    state: &AdminState,
+    id: &EntityId,
+    headers: &HeaderMap,
+    imported: Imported,
+) -> Result<Response, ApiError> {
     let Imported { certificate, private_key, warnings } = imported;
     state
         .write(KIND, id, headers, &certificate, Some(private_key), |stored| {

@@ -22,11 +22,8 @@ impl<T: DeserializeOwned> FromRequest<AdminState> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &AdminState) -> Result<Self, ApiError> {
         let limit = state.max_body_bytes;
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
+        let declared =
+            request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_ALLOWANCE)) {
             return Err(ApiError::payload_too_large(limit));
         }
@@ -43,7 +40,8 @@ async fn read_limited(mut body: Body, limit: usize) -> Result<bytes::Bytes, ApiE
     let mut collected = bytes::BytesMut::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::validation("body", format!("the request body could not be read: {e}")))?;
+        let frame =
+            frame.map_err(|e| ApiError::validation("body", format!("the request body could not be read: {e}")))?;
         let Ok(data) = frame.into_data() else { continue };
         seen = seen.saturating_add(data.len());
         if seen > limit.saturating_add(DRAIN_ALLOWANCE) {

@@ -77,9 +77,10 @@ fn with_security(mut openapi: OpenApi) -> OpenApi {
             .into(),
     );
     let components = openapi.components.get_or_insert_with(Default::default);
-    components
-        .security_schemes
-        .insert("bearer".into(), SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()).into());
+    components.security_schemes.insert(
+        "bearer".into(),
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()).into(),
+    );
     openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
     openapi
 }

@@ -255,7 +255,8 @@ fn parse_clause(tokens: &[Token]) -> Result<(Clause, &[Token]), ApiError> {
                 "ge" => Op::Ge,
                 other => return Err(filter_error(format!("unsupported operator '{other}'"))),
             };
-            let value = literal(value).ok_or_else(|| filter_error(format!("'{field} {op:?}' needs a literal value")))?;
+            let value =
+                literal(value).ok_or_else(|| filter_error(format!("'{field} {op:?}' needs a literal value")))?;
             Ok((Clause { field: field.clone(), op, value }, rest))
         }
         _ => Err(filter_error("expected 'field op value' or 'function(field, value)'".into())),
@@ -300,7 +301,9 @@ mod tests {
 
     #[test]
     fn rejects_what_it_does_not_understand() {
-        for bad in ["owner eq 'x'", "name like 'x'", "name eq", "name eq 'x' or name eq 'y'", "name eq 'x", "foo(name,'x')"] {
+        for bad in
+            ["owner eq 'x'", "name like 'x'", "name eq", "name eq 'x' or name eq 'y'", "name eq 'x", "foo(name,'x')"]
+        {
             let err = Filter::parse(bad, Item::FIELDS).err().unwrap_or_else(|| panic!("{bad} should fail"));
             assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST, "{bad}");
         }

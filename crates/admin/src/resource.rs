@@ -21,8 +21,13 @@ pub struct Loaded<T> {
 }
 
 impl AdminState {
-    pub(crate) async fn load<T: DeserializeOwned>(&self, kind: EntityKind, id: &EntityId) -> Result<Loaded<T>, ApiError> {
-        let record = self.store.get(kind, id).await?.ok_or_else(|| ApiError::not_found(kind.collection(), id.as_str()))?;
+    pub(crate) async fn load<T: DeserializeOwned>(
+        &self,
+        kind: EntityKind,
+        id: &EntityId,
+    ) -> Result<Loaded<T>, ApiError> {
+        let record =
+            self.store.get(kind, id).await?.ok_or_else(|| ApiError::not_found(kind.collection(), id.as_str()))?;
         decode(&record)
     }
 
@@ -46,7 +51,12 @@ impl AdminState {
         Ok(respond_with(status, written.revision, respond(&written.id)))
     }
 
-    pub(crate) async fn remove(&self, kind: EntityKind, id: &EntityId, headers: &HeaderMap) -> Result<StatusCode, ApiError> {
+    pub(crate) async fn remove(
+        &self,
+        kind: EntityKind,
+        id: &EntityId,
+        headers: &HeaderMap,
+    ) -> Result<StatusCode, ApiError> {
         match self.store.delete(kind, id, expected_revision(headers)?).await {
             Ok(()) => Ok(StatusCode::NO_CONTENT),
             Err(StoreError::NotFound) => Err(ApiError::not_found(kind.collection(), id.as_str())),

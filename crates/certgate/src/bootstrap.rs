@@ -36,7 +36,8 @@ pub fn create_data_dir(dir: &Path) -> Result<(), BootstrapError> {
 pub fn master_key(file: Option<&Path>, inline: Option<&str>, data_dir: &Path) -> Result<MasterKey, BootstrapError> {
     let from_file = |path: &Path| -> Result<MasterKey, BootstrapError> {
         let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(io("read the master key file", path))?);
-        MasterKey::parse(&text).map_err(|source| BootstrapError::MasterKey { origin: path.display().to_string(), source })
+        MasterKey::parse(&text)
+            .map_err(|source| BootstrapError::MasterKey { origin: path.display().to_string(), source })
     };
     if let Some(path) = file {
         return from_file(path);
@@ -49,7 +50,8 @@ pub fn master_key(file: Option<&Path>, inline: Option<&str>, data_dir: &Path) ->
     if default.exists() {
         return from_file(&default);
     }
-    let (key, text) = MasterKey::generate().map_err(|source| BootstrapError::MasterKey { origin: "generator".into(), source })?;
+    let (key, text) =
+        MasterKey::generate().map_err(|source| BootstrapError::MasterKey { origin: "generator".into(), source })?;
     write_private(&default, text.as_bytes())?;
     tracing::warn!(
         path = %default.display(),
@@ -61,7 +63,11 @@ pub fn master_key(file: Option<&Path>, inline: Option<&str>, data_dir: &Path) ->
 
 /// With no token anywhere (none stored, none in the environment), creates a contributor token
 /// `admin`, writes its secret to `DATA_DIR/admin-token` and logs where it is.
-pub async fn first_admin_token(store: &dyn Store, data_dir: &Path, environment_token: bool) -> Result<(), BootstrapError> {
+pub async fn first_admin_token(
+    store: &dyn Store,
+    data_dir: &Path,
+    environment_token: bool,
+) -> Result<(), BootstrapError> {
     if environment_token || !store.list(EntityKind::Token).await?.is_empty() {
         return Ok(());
     }

@@ -101,7 +101,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("certgate.toml");
         std::fs::write(&path, "data_dir = \"/from/file\"\nadmin_listen = \"127.0.0.1:9000\"\n").expect("write");
-        let args = ServerArgs { admin_listen: Some(([127, 0, 0, 1], 9100).into()), config: Some(path), ..Default::default() };
+        let args =
+            ServerArgs { admin_listen: Some(([127, 0, 0, 1], 9100).into()), config: Some(path), ..Default::default() };
         let config = args.resolve().expect("valid");
         assert_eq!(config.data_dir, PathBuf::from("/from/file"));
         assert_eq!(config.admin_listen, ([127, 0, 0, 1], 9100).into());

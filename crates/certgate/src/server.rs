@@ -22,7 +22,9 @@ enum StartError {
     Store(#[from] certgate_store::StoreError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
-    #[error("the HTTPS listener needs a server certificate from the store, which this version cannot select yet; remove --https-listen")]
+    #[error(
+        "the HTTPS listener needs a server certificate from the store, which this version cannot select yet; remove --https-listen"
+    )]
     HttpsUnsupported,
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -71,9 +73,7 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     );
     let admin_task = tokio::spawn({
         let shutdown = wait_for(shutdown_rx.clone());
-        async move {
-            axum::serve(admin_listener, certgate_admin::router(admin)).with_graceful_shutdown(shutdown).await
-        }
+        async move { axum::serve(admin_listener, certgate_admin::router(admin)).with_graceful_shutdown(shutdown).await }
     });
     let gateway_task = tokio::spawn(certgate_gateway::serve_http(http_listener, wait_for(shutdown_rx)));
 
@@ -91,7 +91,11 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
 async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StartError> {
     bootstrap::create_data_dir(&config.data_dir)?;
     let inline_key = std::env::var("CERTGATE_MASTER_KEY").ok().map(zeroize::Zeroizing::new);
-    let key = bootstrap::master_key(config.master_key_file.as_deref(), inline_key.as_deref().map(String::as_str), &config.data_dir)?;
+    let key = bootstrap::master_key(
+        config.master_key_file.as_deref(),
+        inline_key.as_deref().map(String::as_str),
+        &config.data_dir,
+    )?;
     let path = config.data_dir.join("certgate.db");
     let store = SqlStore::open_sqlite(&path, &key).await?;
     tracing::info!(path = %path.display(), "embedded store open");

@@ -109,7 +109,8 @@ async fn the_openapi_document_describes_exactly_the_served_operations() {
         .into_iter()
         .filter(|(method, _, _)| *method != "HEAD")
         .map(|(method, path, _)| {
-            let generic = path.split('/').enumerate().map(|(i, s)| if i == 2 { "x" } else { s }).collect::<Vec<_>>().join("/");
+            let generic =
+                path.split('/').enumerate().map(|(i, s)| if i == 2 { "x" } else { s }).collect::<Vec<_>>().join("/");
             (method.to_owned(), generic)
         })
         .collect();

@@ -20,7 +20,8 @@ async fn modern_and_legacy_uploads_return_openssl_thumbprints() {
         ("tripledes-p256", Identity::self_signed_client("3des.contoso.com", KeyKind::EcdsaP256), PfxFlavor::TripleDes),
     ];
     for (id, leaf, flavor) in &cases {
-        let reply = api.put(&format!("/certificates/{id}"), &upload(&pfx(leaf, &[&intermediate], "p", *flavor), "p")).await;
+        let reply =
+            api.put(&format!("/certificates/{id}"), &upload(&pfx(leaf, &[&intermediate], "p", *flavor), "p")).await;
         assert_eq!(reply.status, 201, "{id}: {}", reply.text);
         let props = &reply.body["properties"];
         assert_eq!(props["thumbprint"], openssl_sha1_fingerprint(&leaf.cert_pem), "{id}");
@@ -69,7 +70,12 @@ async fn entity_conventions_etag_if_match_case_and_head() {
     assert_eq!(patched.body["properties"]["thumbprint"], openssl_sha1_fingerprint(&leaf.cert_pem));
     let other = Identity::self_signed_client("patched", KeyKind::EcdsaP256);
     let repatched = api
-        .send("PATCH", "/certificates/orders-client", Some(upload(&pfx(&other, &[], "", PfxFlavor::Modern), "").to_string().into_bytes()), &[])
+        .send(
+            "PATCH",
+            "/certificates/orders-client",
+            Some(upload(&pfx(&other, &[], "", PfxFlavor::Modern), "").to_string().into_bytes()),
+            &[],
+        )
         .await;
     assert_eq!(repatched.body["properties"]["thumbprint"], openssl_sha1_fingerprint(&other.cert_pem));
     assert_eq!(api.send("PATCH", "/certificates/nope", Some(br#"{"properties":{}}"#.to_vec()), &[]).await.status, 404);
@@ -89,7 +95,12 @@ async fn lists_page_and_filter() {
     let api = node.client();
     for name in ["alpha", "bravo", "charlie", "delta", "echo"] {
         let leaf = Identity::self_signed_client(&format!("{name}.contoso.com"), KeyKind::EcdsaP256);
-        assert_eq!(api.put(&format!("/certificates/{name}"), &upload(&pfx(&leaf, &[], "p", PfxFlavor::Modern), "p")).await.status, 201);
+        assert_eq!(
+            api.put(&format!("/certificates/{name}"), &upload(&pfx(&leaf, &[], "p", PfxFlavor::Modern), "p"))
+                .await
+                .status,
+            201
+        );
     }
     let page = api.get("/certificates?$top=2&$skip=1").await;
     let names: Vec<&str> = page.body["value"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
@@ -107,13 +118,20 @@ async fn lists_page_and_filter() {
     let filtered = api.get("/certificates?$filter=startswith(name,'d')%20or%20endswith(name,'o')").await;
     assert_eq!(filtered.status, 400);
     let filtered = api.get("/certificates?$filter=name%20ge%20'c'%20and%20contains(subject,'contoso')").await;
-    let names: Vec<&str> = filtered.body["value"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        filtered.body["value"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["charlie", "delta", "echo"]);
     let by_expiry = api.get("/certificates?$filter=expirationDate%20gt%20'2020-01-01T00:00:00Z'").await;
     assert_eq!(by_expiry.body["count"], 5);
-    for (query, target) in [("$top=0", "$top"), ("$top=abc", "$top"), ("$skip=-1", "$skip"), ("$filter=owner%20eq%20'x'", "$filter")] {
+    for (query, target) in
+        [("$top=0", "$top"), ("$top=abc", "$top"), ("$skip=-1", "$skip"), ("$filter=owner%20eq%20'x'", "$filter")]
+    {
         let reply = api.get(&format!("/certificates?{query}")).await;
-        assert_eq!((reply.status, reply.error_code(), reply.error_target()), (400, "ValidationError", target), "{query}");
+        assert_eq!(
+            (reply.status, reply.error_code(), reply.error_target()),
+            (400, "ValidationError", target),
+            "{query}"
+        );
     }
 }
 
@@ -135,18 +153,23 @@ async fn ca_certificates_are_separate_public_entities() {
     let api = node.client();
     let root = Identity::ca("Private Root");
     let intermediate = root.intermediate("Private Intermediate");
-    let as_pem = api.put("/caCertificates/root", &json!({"properties": {"data": root.cert_pem, "storeName": "Root"}})).await;
+    let as_pem =
+        api.put("/caCertificates/root", &json!({"properties": {"data": root.cert_pem, "storeName": "Root"}})).await;
     assert_eq!(as_pem.status, 201, "{}", as_pem.text);
     assert_eq!(as_pem.body["properties"]["thumbprint"], openssl_sha1_fingerprint(&root.cert_pem));
     assert_eq!(as_pem.body["properties"]["storeName"], "Root");
     let as_der = api
-        .put("/caCertificates/inter", &json!({"properties": {"data": b64(&intermediate.cert_der), "storeName": "CertificateAuthority"}}))
+        .put(
+            "/caCertificates/inter",
+            &json!({"properties": {"data": b64(&intermediate.cert_der), "storeName": "CertificateAuthority"}}),
+        )
         .await;
     assert_eq!(as_der.status, 201, "{}", as_der.text);
     let listed = api.get("/caCertificates?$filter=storeName%20eq%20'Root'").await;
     assert_eq!(listed.body["count"], 1, "adding one never replaces another");
     assert_eq!(api.get("/caCertificates").await.body["count"], 2);
-    let moved = api.send("PATCH", "/caCertificates/inter", Some(br#"{"properties":{"storeName":"Root"}}"#.to_vec()), &[]).await;
+    let moved =
+        api.send("PATCH", "/caCertificates/inter", Some(br#"{"properties":{"storeName":"Root"}}"#.to_vec()), &[]).await;
     assert_eq!((moved.status, moved.body["properties"]["storeName"].as_str()), (200, Some("Root")));
     assert_eq!(moved.body["properties"]["thumbprint"], openssl_sha1_fingerprint(&intermediate.cert_pem));
     assert_eq!(api.delete("/caCertificates/inter").await.status, 204);

@@ -17,10 +17,16 @@ async fn acknowledged_writes_survive_kill_9_and_the_files_hold_no_secrets() {
     let node = Node::start(dir.path());
     let api = node.client();
     let leaf = Identity::self_signed_client("durable.contoso.com", KeyKind::Rsa2048);
-    let created = api.put("/certificates/durable", &upload(&pfx(&leaf, &[], PASSWORD, PfxFlavor::Modern), PASSWORD)).await;
+    let created =
+        api.put("/certificates/durable", &upload(&pfx(&leaf, &[], PASSWORD, PfxFlavor::Modern), PASSWORD)).await;
     assert_eq!(created.status, 201);
     let ca = Identity::ca("Durable Root");
-    assert_eq!(api.put("/caCertificates/root", &json!({"properties": {"data": ca.cert_pem, "storeName": "Root"}})).await.status, 201);
+    assert_eq!(
+        api.put("/caCertificates/root", &json!({"properties": {"data": ca.cert_pem, "storeName": "Root"}}))
+            .await
+            .status,
+        201
+    );
     let token = api.put("/tokens/ops", &json!({"properties": {"role": "reader"}})).await;
     let reader_secret = token.body["properties"]["secret"].as_str().unwrap().to_owned();
     node.kill_hard();
@@ -81,7 +87,11 @@ async fn a_given_master_key_file_and_environment_token_are_used() {
     std::fs::write(&key_file, "cd".repeat(32)).unwrap();
     let data = dir.path().join("data");
     let env_token = "environment-token-for-tests";
-    let node = Node::start_with(&data, &["--master-key-file", key_file.to_str().unwrap()], &[("CERTGATE_ADMIN_TOKEN", env_token)]);
+    let node = Node::start_with(
+        &data,
+        &["--master-key-file", key_file.to_str().unwrap()],
+        &[("CERTGATE_ADMIN_TOKEN", env_token)],
+    );
     assert!(!data.join("master.key").exists(), "no key generated when one is given");
     assert!(!data.join("admin-token").exists(), "no token generated when one is given");
     let api = node.client_as(Some(env_token));
@@ -92,7 +102,11 @@ async fn a_given_master_key_file_and_environment_token_are_used() {
     let config = dir.path().join("certgate.toml");
     std::fs::write(&config, format!("master_key_file = {:?}\n", key_file.to_str().unwrap())).unwrap();
     let node = Node::start_with(&data, &["--config", config.to_str().unwrap()], &[("CERTGATE_ADMIN_TOKEN", env_token)]);
-    assert_eq!(node.client_as(Some(env_token)).get("/certificates/env").await.status, 200, "the key from the config file opens the store");
+    assert_eq!(
+        node.client_as(Some(env_token)).get("/certificates/env").await.status,
+        200,
+        "the key from the config file opens the store"
+    );
 }
 
 #[tokio::test]

@@ -109,9 +109,6 @@ mod der_chain {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .iter()
-            .map(|t| hex::decode(t).map_err(serde::de::Error::custom))
-            .collect()
+        Vec::<String>::deserialize(d)?.iter().map(|t| hex::decode(t).map_err(serde::de::Error::custom)).collect()
     }
 }

@@ -34,7 +34,9 @@ impl std::fmt::Debug for ImportedCertificate {
 /// Why a PKCS#12 file was rejected. Messages name the cause and never echo secret material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Pkcs12Error {
-    #[error("the data is PEM text, not a PKCS#12 (PFX) file; upload a .pfx that holds the certificate and its private key")]
+    #[error(
+        "the data is PEM text, not a PKCS#12 (PFX) file; upload a .pfx that holds the certificate and its private key"
+    )]
     PemNotPkcs12,
     #[error("the data is not a PKCS#12 (PFX) file (it is truncated or not PKCS#12 at all: {0})")]
     NotPkcs12(String),
@@ -128,8 +130,8 @@ fn public_key_of(pkcs8: &[u8]) -> Result<Vec<u8>, Pkcs12Error> {
     let signing_key =
         rustls::crypto::aws_lc_rs::sign::any_supported_type(&key_der).map_err(|_| Pkcs12Error::UnsupportedKey)?;
     let spki = signing_key.public_key().ok_or(Pkcs12Error::UnsupportedKey)?;
-    let (_, parsed) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki.as_ref())
-        .map_err(|_| Pkcs12Error::UnsupportedKey)?;
+    let (_, parsed) =
+        x509_parser::x509::SubjectPublicKeyInfo::from_der(spki.as_ref()).map_err(|_| Pkcs12Error::UnsupportedKey)?;
     Ok(parsed.subject_public_key.data.to_vec())
 }
 
@@ -139,9 +141,7 @@ fn order_chain(certs: &[(Vec<u8>, CertificateFacts)], leaf_index: usize) -> Resu
     let parsed: Vec<X509Certificate<'_>> = certs
         .iter()
         .map(|(der, _)| {
-            X509Certificate::from_der(der)
-                .map(|(_, c)| c)
-                .map_err(|e| Pkcs12Error::InvalidCertificate(e.to_string()))
+            X509Certificate::from_der(der).map(|(_, c)| c).map_err(|e| Pkcs12Error::InvalidCertificate(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
     let mut order = vec![leaf_index];

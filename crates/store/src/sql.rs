@@ -179,11 +179,8 @@ impl Store for SqlStore {
     }
 
     async fn list(&self, kind: EntityKind) -> Result<Vec<Record>, StoreError> {
-        let rows = sqlx::query(SELECT_KIND)
-            .bind(kind.collection())
-            .fetch_all(&self.pool)
-            .await
-            .context("listing records")?;
+        let rows =
+            sqlx::query(SELECT_KIND).bind(kind.collection()).fetch_all(&self.pool).await.context("listing records")?;
         rows.iter().map(|row| self.record(kind, row)).collect()
     }
 

@@ -14,7 +14,8 @@ async fn exercise(store: &dyn Store) {
     let mut changes = store.changes();
     let before = *changes.borrow_and_update();
 
-    let first = store.put(kind, &id("Alpha"), "{\"v\":1}".into(), Some(Zeroizing::new(b"k1".to_vec())), None).await.unwrap();
+    let first =
+        store.put(kind, &id("Alpha"), "{\"v\":1}".into(), Some(Zeroizing::new(b"k1".to_vec())), None).await.unwrap();
     assert!(first.created);
     assert!(changes.has_changed().unwrap(), "a write is announced");
     assert!(*changes.borrow_and_update() > before);
@@ -76,12 +77,17 @@ async fn postgres_store_keeps_the_contract() {
 /// A fresh database on the local PostgreSQL server (CERTGATE_TEST_POSTGRES overrides the server).
 async fn certgate_store_test_db() -> String {
     use sqlx::Connection;
-    let server = std::env::var("CERTGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let server =
+        std::env::var("CERTGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     sqlx::any::install_default_drivers();
     let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL must run at {server} (scripts/test starts it): {e}"));
-    let name = format!("certgate_test_{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let name = format!(
+        "certgate_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
     // `name` is built above from digits only.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
     format!("{server}/{name}")

@@ -57,10 +57,8 @@ impl Identity {
     /// A server leaf for `dns_name` (and 127.0.0.1) signed by `self`.
     pub fn server(&self, dns_name: &str) -> Self {
         let mut params = params(dns_name);
-        params.subject_alt_names = vec![
-            SanType::DnsName(dns_name.try_into().unwrap()),
-            SanType::IpAddress([127, 0, 0, 1].into()),
-        ];
+        params.subject_alt_names =
+            vec![SanType::DnsName(dns_name.try_into().unwrap()), SanType::IpAddress([127, 0, 0, 1].into())];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(params, KeyPair::generate().unwrap())
     }
@@ -195,7 +193,8 @@ pub fn pfx_from_pairs(pairs: &[(&Identity, &Identity)], password: &str) -> Vec<u
 pub fn openssl_sha1_fingerprint(cert_pem: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "cert.pem", cert_pem);
-    let out = Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha1", "-in"]).arg(&path).output().unwrap();
+    let out =
+        Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha1", "-in"]).arg(&path).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     text.trim().split_once('=').unwrap().1.replace(':', "")
