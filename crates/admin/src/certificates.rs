@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use certgate_model::{Certificate, CertificateSource, EntityId, EntityKind};
-use certgate_pki::{Pkcs12Error, format_utc, import_pkcs12};
+use certgate_pki::{ImportedCertificate, Pkcs12Error, format_utc, import_pkcs12};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -92,15 +92,8 @@ fn resource(id: &EntityId, certificate: &Certificate) -> Resource<CertificateCon
     )
 }
 
-/// A validated import: the entity, its private key, and warnings for the caller.
-struct Imported {
-    certificate: Certificate,
-    private_key: Zeroizing<Vec<u8>>,
-    warnings: Vec<String>,
-}
-
 /// Validates the request and imports the material; `None` when nothing was asked to change.
-fn import(properties: CertificateCreateOrUpdateProperties) -> Result<Option<Imported>, ApiError> {
+fn import(properties: CertificateCreateOrUpdateProperties) -> Result<Option<ImportedCertificate>, ApiError> {
     match (properties.data, properties.key_vault) {
         (Some(_), Some(_)) => Err(ApiError::validations(vec![
             (
@@ -134,17 +127,7 @@ fn import(properties: CertificateCreateOrUpdateProperties) -> Result<Option<Impo
                 };
                 ApiError::validation(target, e.to_string())
             })?;
-            Ok(Some(Imported {
-                certificate: Certificate {
-                    subject: imported.subject,
-                    thumbprint: imported.thumbprint,
-                    not_after: imported.not_after,
-                    chain: imported.chain,
-                    source: CertificateSource::Upload,
-                },
-                private_key: imported.private_key,
-                warnings: imported.warnings,
-            }))
+            Ok(Some(imported))
         }
     }
 }
@@ -212,9 +195,10 @@ async fn store(
     state: &AdminState,
     id: &EntityId,
     headers: &HeaderMap,
-    imported: Imported,
+    imported: ImportedCertificate,
 ) -> Result<Response, ApiError> {
-    let Imported { certificate, private_key, warnings } = imported;
+    let ImportedCertificate { subject, thumbprint, not_after, chain, private_key, warnings } = imported;
+    let certificate = Certificate { subject, thumbprint, not_after, chain, source: CertificateSource::Upload };
     state
         .write(KIND, id, headers, &certificate, Some(private_key), |stored| {
             resource(stored, &certificate).with_warnings(warnings)

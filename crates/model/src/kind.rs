@@ -15,11 +15,4 @@ impl EntityKind {
             EntityKind::Token => "tokens",
         }
     }
-
-    /// Every kind; the store uses it to validate what it reads back.
-    pub const ALL: [EntityKind; 3] = [EntityKind::Certificate, EntityKind::CaCertificate, EntityKind::Token];
-
-    pub fn from_collection(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.collection() == name)
-    }
 }

@@ -22,22 +22,11 @@ pub struct Node {
 impl Node {
     /// Starts a node on `data_dir` with extra arguments and environment variables.
     pub fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_certgate"));
-        command
-            .arg("server")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--admin-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("CERTGATE_ADMIN_TOKEN")
-            .env_remove("CERTGATE_MASTER_KEY")
-            .env("CERTGATE_LOG", "info")
+        let mut child = server_command(data_dir, args, env)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("the certgate binary starts");
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the certgate binary starts");
         let logs = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
@@ -110,17 +99,7 @@ impl Node {
 
     /// Waits for the process to exit by itself (start-up failures) and returns its logs.
     pub fn wait_exit(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_certgate"))
-            .arg("server")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--admin-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("CERTGATE_ADMIN_TOKEN")
-            .env_remove("CERTGATE_MASTER_KEY")
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
+        let output = server_command(data_dir, args, env).output().unwrap();
         (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
     }
 }
@@ -130,6 +109,22 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `certgate server` on `data_dir` with both listeners on free ports and a clean environment.
+fn server_command(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_certgate"));
+    command
+        .arg("server")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--admin-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("CERTGATE_ADMIN_TOKEN")
+        .env_remove("CERTGATE_MASTER_KEY")
+        .env("CERTGATE_LOG", "info")
+        .envs(env.iter().copied());
+    command
 }
 
 fn after(line: &str, marker: &str) -> Option<String> {
