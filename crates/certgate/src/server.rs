@@ -56,6 +56,9 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     if config.https_listen.is_some() {
         return Err(StartError::HttpsUnsupported);
     }
+    // Before anything is announced: a signal that arrives once the addresses are logged must
+    // already find its handler, not the default action (which kills the process).
+    let shutdown = shutdown_signal();
     let store = open_store(&config).await?;
     let environment_token = std::env::var("CERTGATE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
     bootstrap::first_admin_token(store.as_ref(), &config.data_dir, environment_token.is_some()).await?;
@@ -77,7 +80,7 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     });
     let gateway_task = tokio::spawn(certgate_gateway::serve_http(http_listener, wait_for(shutdown_rx)));
 
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     let _ = shutdown_tx.send(true);
     if let Ok(Err(error)) = admin_task.await {
@@ -114,18 +117,22 @@ async fn wait_for(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT/SIGTERM handlers now and resolves when either signal arrives.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
+    let handlers = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    async move {
+        match handlers {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
-        }
-        _ => {
-            tracing::warn!("cannot install signal handlers; stop the node with Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                tracing::warn!("cannot install signal handlers; stop the node with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
