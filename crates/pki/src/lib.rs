@@ -4,10 +4,13 @@
 //! Everything here is pure: bytes in, validated material or a precise error out. Private keys
 //! leave this crate only inside [`zeroize::Zeroizing`] buffers.
 
+mod backend_tls;
 mod ca;
+mod danger;
 mod facts;
 mod pkcs12;
 
+pub use backend_tls::{BackendTrust, ClientIdentity, TlsConfigError, TlsSwitches, backend_client_config};
 pub use ca::{CaImportError, ImportedCaCertificate, import_ca_certificate};
 pub use facts::{CertificateFacts, FactsError, certificate_facts, format_utc};
 pub use pkcs12::{ImportedCertificate, Pkcs12Error, import_pkcs12};

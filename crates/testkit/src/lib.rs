@@ -2,6 +2,10 @@
 //! `openssl` CLI (an independent implementation, so imports are checked against a real writer).
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a failure here is a broken test
 
+mod tls_peer;
+
+pub use tls_peer::{ClientAuth, sha1_hex, tls_echo_peer};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -63,6 +67,17 @@ impl Identity {
         self.sign(params, KeyPair::generate().unwrap())
     }
 
+    /// A self-signed server certificate for `dns_name` and 127.0.0.1 (a "self-signed backend").
+    pub fn self_signed_server(dns_name: &str) -> Self {
+        let mut params = params(dns_name);
+        params.subject_alt_names =
+            vec![SanType::DnsName(dns_name.try_into().unwrap()), SanType::IpAddress([127, 0, 0, 1].into())];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Self::from_parts(cert, key, params)
+    }
+
     /// A self-signed client certificate of the given key type.
     pub fn self_signed_client(common_name: &str, kind: KeyKind) -> Self {
         let mut params = params(common_name);
@@ -80,6 +95,11 @@ impl Identity {
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
         Self::from_parts(cert, key, params)
+    }
+
+    /// PKCS#8 DER of the private key.
+    pub fn key_der(&self) -> Vec<u8> {
+        self.key.serialize_der()
     }
 
     fn sign(&self, params: CertificateParams, key: KeyPair) -> Self {

@@ -1,0 +1,188 @@
+//! rustls client configurations for backend connections, built once per (client identity, TLS
+//! switches, trust set) by the control plane and shared by every request that needs them.
+
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, Error as TlsError, RootCertStore, SignatureScheme,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+
+use crate::danger;
+
+/// The backend's `tls` switches, as in APIM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TlsSwitches {
+    pub validate_chain: bool,
+    pub validate_name: bool,
+}
+
+impl Default for TlsSwitches {
+    fn default() -> Self {
+        Self { validate_chain: true, validate_name: true }
+    }
+}
+
+/// A client certificate chain (leaf first) and its private key, ready for the handshake.
+#[derive(Debug)]
+pub struct ClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl ClientIdentity {
+    pub fn from_der(chain: &[Vec<u8>], pkcs8_key: &[u8]) -> Self {
+        Self {
+            chain: chain.iter().map(|der| CertificateDer::from(der.clone())).collect(),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8_key.to_vec())),
+        }
+    }
+}
+
+/// What backends are validated against: trust anchors (system roots and uploaded `Root` CA
+/// certificates) and uploaded `CertificateAuthority` intermediates that help build chains.
+#[derive(Debug, Clone, Default)]
+pub struct BackendTrust {
+    roots: Vec<CertificateDer<'static>>,
+    intermediates: Vec<CertificateDer<'static>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("CA certificate is not a usable trust anchor: {0}")]
+    BadRoot(String),
+    #[error("the client certificate or key cannot be used for TLS: {0}")]
+    BadIdentity(String),
+    #[error("cannot build the TLS configuration: {0}")]
+    Build(String),
+}
+
+impl BackendTrust {
+    /// The operating system's roots, as the `openssl` default store has them.
+    pub fn system_roots() -> Vec<CertificateDer<'static>> {
+        let loaded = rustls_native_certs::load_native_certs();
+        for error in &loaded.errors {
+            tracing::warn!(%error, "a system root certificate could not be loaded");
+        }
+        loaded.certs
+    }
+
+    pub fn new(roots: Vec<CertificateDer<'static>>, intermediates: Vec<CertificateDer<'static>>) -> Self {
+        Self { roots, intermediates }
+    }
+
+    fn verifier(&self, provider: &Arc<CryptoProvider>) -> Result<ChainCheck, TlsConfigError> {
+        let mut store = RootCertStore::empty();
+        for root in &self.roots {
+            store.add(root.clone()).map_err(|e| TlsConfigError::BadRoot(e.to_string()))?;
+        }
+        if store.is_empty() {
+            return Ok(ChainCheck::NoTrustAnchors);
+        }
+        WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+            .build()
+            .map(ChainCheck::Verify)
+            .map_err(|e| TlsConfigError::Build(e.to_string()))
+    }
+}
+
+/// Builds the client configuration that presents `identity` (if any) and validates backends per
+/// `switches` against `trust`. ALPN offers HTTP/2 and HTTP/1.1; session resumption is on.
+pub fn backend_client_config(
+    identity: Option<&ClientIdentity>,
+    switches: TlsSwitches,
+    trust: &BackendTrust,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let chain = if switches.validate_chain { trust.verifier(&provider)? } else { ChainCheck::Skip };
+    let verifier = Arc::new(BackendVerifier {
+        chain,
+        intermediates: trust.intermediates.clone(),
+        validate_name: switches.validate_name,
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsConfigError::Build(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match identity {
+        Some(identity) => builder
+            .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+            .map_err(|e| TlsConfigError::BadIdentity(e.to_string()))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[derive(Debug)]
+enum ChainCheck {
+    /// Full WebPKI path validation to one of the trust anchors.
+    Verify(Arc<WebPkiServerVerifier>),
+    /// Validation is on but nothing is trusted: every backend fails as untrusted.
+    NoTrustAnchors,
+    /// `validateCertificateChain = false`.
+    Skip,
+}
+
+/// One verifier for all four switch combinations; the relaxed paths live in [`danger`].
+/// Handshake signatures are always verified, so the backend must hold the presented key.
+#[derive(Debug)]
+struct BackendVerifier {
+    chain: ChainCheck,
+    intermediates: Vec<CertificateDer<'static>>,
+    validate_name: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for BackendVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        presented_intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        match &self.chain {
+            ChainCheck::Verify(webpki) => {
+                let mut intermediates = presented_intermediates.to_vec();
+                intermediates.extend(self.intermediates.iter().cloned());
+                match webpki.verify_server_cert(end_entity, &intermediates, server_name, ocsp_response, now) {
+                    Err(TlsError::InvalidCertificate(
+                        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                    )) if !self.validate_name => Ok(danger::accept_name_mismatch()),
+                    other => other,
+                }
+            }
+            ChainCheck::NoTrustAnchors => Err(TlsError::InvalidCertificate(CertificateError::UnknownIssuer)),
+            ChainCheck::Skip => danger::skip_chain_validation(end_entity, server_name, self.validate_name),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
