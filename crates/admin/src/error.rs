@@ -59,6 +59,10 @@ impl ApiError {
         Self::plain(StatusCode::NOT_FOUND, "NotFound", format!("{collection} entity '{id}' was not found."))
     }
 
+    pub fn unknown_path() -> Self {
+        Self::plain(StatusCode::NOT_FOUND, "NotFound", "No management resource exists at this path.".into())
+    }
+
     pub fn precondition_failed() -> Self {
         Self::plain(
             StatusCode::PRECONDITION_FAILED,

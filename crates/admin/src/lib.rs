@@ -55,7 +55,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/health", get(|| async { Json(serde_json::json!({"status": "Healthy"})) }))
         .route("/openapi.json", get(move || std::future::ready(Json(openapi.as_ref().clone()))))
         .merge(protected)
-        .fallback(|| async { ApiError::not_found("resource", "the requested path") })
+        .fallback(|| async { ApiError::unknown_path() })
         .with_state(state)
 }
 
