@@ -216,6 +216,9 @@ async fn delete_certificate(
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    let current = state.load::<Certificate>(KIND, &id).await?;
+    let target = crate::references::Target::Certificate(&current.id, &current.entity.thumbprint);
+    crate::references::refuse_if_referenced(&state, target).await?;
     state.remove(KIND, &id, &headers).await
 }
 

@@ -71,6 +71,22 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// `/apis/{apiId}/operations/{operationId}`: both ids validated (targets `apiId`, `operationId`).
+pub struct OperationPath(pub EntityId, pub EntityId);
+
+impl<S: Send + Sync> FromRequestParts<S> for OperationPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((api, operation)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::validation("id", e.body_text()))?;
+        let api = EntityId::parse(&api).map_err(|e| ApiError::validation("apiId", e.to_string()))?;
+        let operation = EntityId::parse(&operation).map_err(|e| ApiError::validation("operationId", e.to_string()))?;
+        Ok(OperationPath(api, operation))
+    }
+}
+
 /// `$top`, `$skip`, `$filter` (and the ignored `api-version`).
 pub struct ListParams(pub ListQuery);
 

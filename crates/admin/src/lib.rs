@@ -5,7 +5,9 @@
 //! conversions (PKCS#12 import included) and hand them to the [`Store`]; they never talk to the
 //! data plane, which learns of changes through the store's change feed.
 
+mod apis;
 mod auth;
+mod backends;
 mod ca_certificates;
 mod certificates;
 mod envelope;
@@ -13,6 +15,9 @@ mod error;
 mod etag;
 mod extract;
 mod list;
+mod operations;
+mod policies;
+mod references;
 mod resource;
 mod tokens;
 
@@ -65,7 +70,14 @@ pub fn openapi() -> OpenApi {
 }
 
 fn api() -> OpenApiRouter<AdminState> {
-    OpenApiRouter::new().merge(certificates::routes()).merge(ca_certificates::routes()).merge(tokens::routes())
+    OpenApiRouter::new()
+        .merge(certificates::routes())
+        .merge(ca_certificates::routes())
+        .merge(backends::routes())
+        .merge(apis::routes())
+        .merge(operations::routes())
+        .merge(policies::routes())
+        .merge(tokens::routes())
 }
 
 fn with_security(mut openapi: OpenApi) -> OpenApi {

@@ -45,6 +45,22 @@ impl EntityId {
         &self.0
     }
 
+    /// The record id of a child entity (an operation of an API): `parent:child`. `:` is
+    /// forbidden in user ids, so the compound cannot collide with any of them.
+    pub fn scoped(parent: &EntityId, child: &EntityId) -> EntityId {
+        EntityId(format!("{}:{}", parent.0, child.0))
+    }
+
+    /// The record id of the one global (service-scope) entity of a collection.
+    pub fn service_scope() -> EntityId {
+        EntityId(":".to_owned())
+    }
+
+    /// The child part of a [`EntityId::scoped`] id.
+    pub fn child(&self) -> &str {
+        self.0.rsplit_once(':').map_or(&self.0, |(_, child)| child)
+    }
+
     /// The case-folded form that identifies the entity in its collection.
     pub fn key(&self) -> String {
         self.0.to_lowercase()
@@ -53,8 +69,15 @@ impl EntityId {
 
 impl TryFrom<String> for EntityId {
     type Error = IdError;
+    /// Accepts user ids and the compound record ids built by [`EntityId::scoped`].
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
+        if value == ":" {
+            return Ok(Self::service_scope());
+        }
+        match value.split_once(':') {
+            Some((parent, child)) => Ok(Self::scoped(&Self::parse(parent)?, &Self::parse(child)?)),
+            None => Self::parse(&value),
+        }
     }
 }
 

@@ -4,6 +4,12 @@ pub enum EntityKind {
     Certificate,
     CaCertificate,
     Token,
+    Backend,
+    Api,
+    /// Keyed by `EntityId::scoped(api, operation)`.
+    Operation,
+    /// Keyed by `PolicyScope::record_id()`.
+    Policy,
 }
 
 impl EntityKind {
@@ -13,6 +19,10 @@ impl EntityKind {
             EntityKind::Certificate => "certificates",
             EntityKind::CaCertificate => "caCertificates",
             EntityKind::Token => "tokens",
+            EntityKind::Backend => "backends",
+            EntityKind::Api => "apis",
+            EntityKind::Operation => "operations",
+            EntityKind::Policy => "policies",
         }
     }
 }

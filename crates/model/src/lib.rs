@@ -4,11 +4,15 @@
 //! by validating conversions; the store persists these types; the data plane compiles them.
 
 mod certificate;
+mod config_state;
+mod gateway_config;
 mod id;
 mod kind;
 mod token;
 
 pub use certificate::{CaCertificate, CaStoreName, Certificate, CertificateSource, Thumbprint};
+pub use config_state::{ConfigState, StoredCertificate};
+pub use gateway_config::{Api, Authorization, Backend, BackendCredentials, BackendTls, Operation, Policy, PolicyScope};
 pub use id::{EntityId, IdError};
 pub use kind::EntityKind;
 pub use token::{Role, Token};

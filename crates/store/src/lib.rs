@@ -6,12 +6,14 @@
 //! [`SqlStore`] implements it over sqlx's `Any` driver, so SQLite (the embedded default) and
 //! PostgreSQL share one code path; only the migrations differ by dialect.
 
+mod config;
 mod crypto;
 mod error;
 mod migrate;
 mod record;
 mod sql;
 
+pub use config::load_config;
 pub use crypto::{MasterKey, MasterKeyError};
 pub use error::StoreError;
 pub use record::{Record, Written};

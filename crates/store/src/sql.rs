@@ -113,7 +113,7 @@ impl SqlStore {
         };
         Ok(Record {
             kind,
-            id: EntityId::parse(&id).map_err(|e| StoreError::Corrupt {
+            id: EntityId::try_from(id.clone()).map_err(|e| StoreError::Corrupt {
                 kind: kind.collection(),
                 id: id.clone(),
                 reason: e.to_string(),
@@ -221,7 +221,7 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .context("replacing a record")?;
-                EntityId::parse(original).unwrap_or_else(|_| id.clone())
+                EntityId::try_from(original.clone()).unwrap_or_else(|_| id.clone())
             }
             None => {
                 sqlx::query(

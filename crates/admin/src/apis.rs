@@ -1,0 +1,229 @@
+//! `/apis`: public path prefixes mapped to backends.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use certgate_model::{Api, EntityId, EntityKind, Operation, Policy, PolicyScope};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::backends::absolute_http_url;
+use crate::envelope::{Envelope, Page, Resource};
+use crate::error::ErrorResponse;
+use crate::extract::{IdPath, JsonBody, ListParams};
+use crate::list::{Filterable, ListQuery};
+use crate::resource::{Loaded, respond_with};
+use crate::{AdminState, ApiError};
+
+const KIND: EntityKind = EntityKind::Api;
+
+pub fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new().routes(routes!(list_apis)).routes(routes!(get_api, put_api, patch_api, delete_api))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiProperties {
+    /// Required on PUT.
+    display_name: Option<String>,
+    /// Public URL prefix, unique among APIs (e.g. `orders` serves `/orders/...`). Required on PUT.
+    path: Option<String>,
+    /// Default backend URL when no policy sets one.
+    service_url: Option<String>,
+    /// `http` and/or `https` (default both): which gateway listeners serve the API.
+    protocols: Option<Vec<String>>,
+    /// Only `false` is supported.
+    subscription_required: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiContract {
+    display_name: String,
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_url: Option<String>,
+    protocols: Vec<String>,
+    subscription_required: bool,
+}
+
+impl Filterable for Loaded<Api> {
+    const FIELDS: &'static [&'static str] = &["name", "displayName", "path", "serviceUrl"];
+
+    fn field(&self, name: &str) -> Option<String> {
+        match name {
+            "name" => Some(self.id.to_string()),
+            "displayName" => Some(self.entity.display_name.clone()),
+            "path" => Some(self.entity.path.clone()),
+            "serviceUrl" => self.entity.service_url.clone(),
+            _ => None,
+        }
+    }
+}
+
+fn resource(id: &EntityId, api: &Api) -> Resource<ApiContract> {
+    Resource::new(
+        KIND.collection(),
+        id.as_str(),
+        ApiContract {
+            display_name: api.display_name.clone(),
+            path: api.path.clone(),
+            service_url: api.service_url.clone(),
+            protocols: api.protocols.clone(),
+            subscription_required: api.subscription_required,
+        },
+    )
+}
+
+async fn build(
+    state: &AdminState,
+    id: &EntityId,
+    properties: ApiProperties,
+    base: Option<Api>,
+) -> Result<Api, ApiError> {
+    let mut faults = Vec::new();
+    let display_name = properties.display_name.or_else(|| base.as_ref().map(|b| b.display_name.clone()));
+    let path = match properties.path {
+        Some(raw) => Some(normalise_path(&raw)?),
+        None => base.as_ref().map(|b| b.path.clone()),
+    };
+    if display_name.as_deref().is_none_or(|d| d.trim().is_empty()) {
+        faults.push(("properties.displayName".to_owned(), "displayName is required".to_owned()));
+    }
+    let Some(path) = path else {
+        faults.push(("properties.path".to_owned(), "path is required".to_owned()));
+        return Err(ApiError::validations(faults));
+    };
+    if !faults.is_empty() {
+        return Err(ApiError::validations(faults));
+    }
+    let service_url = match properties.service_url {
+        Some(url) if url.is_empty() => None,
+        Some(url) => Some(absolute_http_url("properties.serviceUrl", &url)?),
+        None => base.as_ref().and_then(|b| b.service_url.clone()),
+    };
+    let protocols = match properties.protocols {
+        Some(protocols) => {
+            if protocols.is_empty() || protocols.iter().any(|p| p != "http" && p != "https") {
+                return Err(ApiError::validation(
+                    "properties.protocols",
+                    "protocols must be a non-empty subset of http, https",
+                ));
+            }
+            protocols
+        }
+        None => base.as_ref().map_or_else(|| vec!["http".into(), "https".into()], |b| b.protocols.clone()),
+    };
+    if properties.subscription_required == Some(true) {
+        return Err(ApiError::validation(
+            "properties.subscriptionRequired",
+            "subscriptions are not supported; set subscriptionRequired to false",
+        ));
+    }
+    for other in state.load_all::<Api>(KIND).await? {
+        if other.id.key() != id.key() && other.entity.path.eq_ignore_ascii_case(&path) {
+            return Err(ApiError::validation(
+                "properties.path",
+                format!("path '{path}' is already used by API '{}'", other.id),
+            ));
+        }
+    }
+    Ok(Api {
+        display_name: display_name.unwrap_or_default(),
+        path,
+        service_url,
+        protocols,
+        subscription_required: false,
+    })
+}
+
+/// `/orders/` → `orders`; the path may have several segments but no query or fragment.
+fn normalise_path(raw: &str) -> Result<String, ApiError> {
+    let path = raw.trim().trim_matches('/');
+    if path.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '{' | '}'))
+        || path.contains("//")
+    {
+        return Err(ApiError::validation("properties.path", format!("'{raw}' is not a valid URL path prefix")));
+    }
+    Ok(path.to_owned())
+}
+
+/// List APIs.
+#[utoipa::path(get, path = "/apis", tag = "apis", params(ListQuery),
+    responses((status = 200, body = Page<ApiContract>), (status = 400, body = ErrorResponse)))]
+async fn list_apis(
+    State(state): State<AdminState>,
+    ListParams(query): ListParams,
+) -> Result<Json<Page<ApiContract>>, ApiError> {
+    let all = state.load_all::<Api>(KIND).await?;
+    Ok(Json(query.page(KIND.collection(), all, |a| resource(&a.id, &a.entity))?))
+}
+
+/// Get an API.
+#[utoipa::path(get, path = "/apis/{id}", tag = "apis", params(("id" = String, Path)),
+    responses((status = 200, body = Resource<ApiContract>), (status = 404, body = ErrorResponse)))]
+async fn get_api(State(state): State<AdminState>, IdPath(id): IdPath) -> Result<Response, ApiError> {
+    let loaded = state.load::<Api>(KIND, &id).await?;
+    Ok(respond_with(StatusCode::OK, loaded.revision, resource(&loaded.id, &loaded.entity)))
+}
+
+/// Create or replace an API.
+#[utoipa::path(put, path = "/apis/{id}", tag = "apis",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)), request_body = Envelope<ApiProperties>,
+    responses((status = 201, body = Resource<ApiContract>), (status = 200, body = Resource<ApiContract>),
+              (status = 400, body = ErrorResponse), (status = 412, body = ErrorResponse)))]
+async fn put_api(
+    State(state): State<AdminState>,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+    JsonBody(envelope): JsonBody<Envelope<ApiProperties>>,
+) -> Result<Response, ApiError> {
+    let api = build(&state, &id, envelope.properties, None).await?;
+    state.write(KIND, &id, &headers, &api, None, |stored| resource(stored, &api)).await
+}
+
+/// Update named properties of an API.
+#[utoipa::path(patch, path = "/apis/{id}", tag = "apis",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)), request_body = Envelope<ApiProperties>,
+    responses((status = 200, body = Resource<ApiContract>), (status = 400, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 412, body = ErrorResponse)))]
+async fn patch_api(
+    State(state): State<AdminState>,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+    JsonBody(envelope): JsonBody<Envelope<ApiProperties>>,
+) -> Result<Response, ApiError> {
+    let current = state.load::<Api>(KIND, &id).await?;
+    let api = build(&state, &current.id, envelope.properties, Some(current.entity)).await?;
+    state.write(KIND, &current.id, &headers, &api, None, |stored| resource(stored, &api)).await
+}
+
+/// Delete an API with its operations and policies.
+#[utoipa::path(delete, path = "/apis/{id}", tag = "apis",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 404, body = ErrorResponse), (status = 412, body = ErrorResponse)))]
+async fn delete_api(
+    State(state): State<AdminState>,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let status = state.remove(KIND, &id, &headers).await?;
+    for operation in state.load_all::<Operation>(EntityKind::Operation).await? {
+        if operation.entity.api_id.key() == id.key() {
+            state.remove(EntityKind::Operation, &operation.id, &HeaderMap::new()).await?;
+        }
+    }
+    for policy in state.load_all::<Policy>(EntityKind::Policy).await? {
+        let belongs = match PolicyScope::from_record_id(&policy.id) {
+            Some(PolicyScope::Api(api) | PolicyScope::Operation(api, _)) => api.key() == id.key(),
+            _ => false,
+        };
+        if belongs {
+            state.remove(EntityKind::Policy, &policy.id, &HeaderMap::new()).await?;
+        }
+    }
+    Ok(status)
+}

@@ -1,0 +1,238 @@
+//! Policy documents at global (`/policies/policy`), API and operation scope. The text is
+//! validated and its references checked at save; it is stored exactly as given (sealed, since
+//! an inline `authentication-certificate body=… password=…` is a secret).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use certgate_model::{Api, EntityId, EntityKind, Operation, Policy, PolicyScope};
+use certgate_policy::CertificateRef;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use zeroize::Zeroizing;
+
+use crate::envelope::{Envelope, Resource};
+use crate::error::ErrorResponse;
+use crate::extract::{IdPath, JsonBody, OperationPath};
+use crate::references::CertificateIndex;
+use crate::resource::{decode_base64, respond_with};
+use crate::{AdminState, ApiError};
+
+const KIND: EntityKind = EntityKind::Policy;
+
+pub fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_global_policy, put_global_policy, delete_global_policy))
+        .routes(routes!(get_api_policy, put_api_policy, delete_api_policy))
+        .routes(routes!(get_operation_policy, put_operation_policy, delete_operation_policy))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyProperties {
+    /// `xml` (default) or `rawxml`; both take the document as is.
+    format: Option<String>,
+    /// The `<policies>` document.
+    #[schema(value_type = String)]
+    value: Zeroizing<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PolicyContract {
+    format: String,
+    /// The document exactly as it was saved.
+    value: String,
+}
+
+fn resource(scope: &PolicyScope, format: &str, value: String) -> Resource<PolicyContract> {
+    let mut resource = Resource::new("policies", "policy", PolicyContract { format: format.to_owned(), value });
+    resource.id = scope.path();
+    resource
+}
+
+async fn get(state: &AdminState, scope: PolicyScope) -> Result<Response, ApiError> {
+    let record = state
+        .store
+        .get(KIND, &scope.record_id())
+        .await?
+        .ok_or_else(|| ApiError::not_found("policies", &scope.path()))?;
+    let policy: Policy = record.decode()?;
+    let text = record.secret.as_deref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    Ok(respond_with(StatusCode::OK, record.revision, resource(&scope, &policy.format, text)))
+}
+
+async fn put(
+    state: &AdminState,
+    scope: PolicyScope,
+    headers: &HeaderMap,
+    properties: PolicyProperties,
+) -> Result<Response, ApiError> {
+    let format = properties.format.unwrap_or_else(|| "xml".into());
+    if format != "xml" && format != "rawxml" {
+        return Err(ApiError::validation(
+            "properties.format",
+            format!("format '{format}' is not supported; use xml or rawxml"),
+        ));
+    }
+    let document = certgate_policy::parse(&properties.value)
+        .map_err(|e| ApiError::validation("properties.value", e.to_string()))?;
+    let references = document.references();
+    let certificates = CertificateIndex::load(state).await?;
+    for id in &references.certificate_ids {
+        certificates.by_id("properties.value", id)?;
+    }
+    for thumbprint in &references.thumbprints {
+        certificates.by_thumbprint("properties.value", thumbprint)?;
+    }
+    for id in &references.backend_ids {
+        let found = match EntityId::parse(id) {
+            Ok(id) => state.store.get(EntityKind::Backend, &id).await?.is_some(),
+            Err(_) => false,
+        };
+        if !found {
+            return Err(ApiError::validation("properties.value", format!("Backend with id '{id}' not found.")));
+        }
+    }
+    check_inline_certificates(&document)?;
+    let policy = Policy {
+        format: format.clone(),
+        certificate_ids: references.certificate_ids,
+        thumbprints: references.thumbprints,
+        backend_ids: references.backend_ids,
+    };
+    let text = properties.value.to_string();
+    let secret = Zeroizing::new(text.clone().into_bytes());
+    state.write(KIND, &scope.record_id(), headers, &policy, Some(secret), |_| resource(&scope, &format, text)).await
+}
+
+/// An inline `body` (+ `password`) must be a PKCS#12 file that imports, as an upload would.
+fn check_inline_certificates(document: &certgate_policy::PolicyDocument) -> Result<(), ApiError> {
+    use certgate_policy::{SectionKind, Statement};
+    for statement in document.section(SectionKind::Inbound).unwrap_or_default() {
+        if let Statement::AuthenticationCertificate(CertificateRef::Inline { body_base64, password }) = statement {
+            let pfx = Zeroizing::new(decode_base64("properties.value", body_base64)?);
+            certgate_pki::import_pkcs12(&pfx, password.as_deref().unwrap_or("")).map_err(|e| {
+                ApiError::validation("properties.value", format!("authentication-certificate body: {e}"))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+async fn delete(state: &AdminState, scope: PolicyScope, headers: &HeaderMap) -> Result<StatusCode, ApiError> {
+    match state.remove(KIND, &scope.record_id(), headers).await {
+        Err(e) if e.status() == StatusCode::NOT_FOUND => Err(ApiError::not_found("policies", &scope.path())),
+        other => other,
+    }
+}
+
+async fn api_scope(state: &AdminState, api: &EntityId) -> Result<PolicyScope, ApiError> {
+    Ok(PolicyScope::Api(state.load::<Api>(EntityKind::Api, api).await?.id))
+}
+
+async fn operation_scope(state: &AdminState, api: &EntityId, operation: &EntityId) -> Result<PolicyScope, ApiError> {
+    let api = state.load::<Api>(EntityKind::Api, api).await?.id;
+    let stored = state.load::<Operation>(EntityKind::Operation, &EntityId::scoped(&api, operation)).await?;
+    let operation = EntityId::parse(stored.id.child()).map_err(|e| ApiError::internal(&e))?;
+    Ok(PolicyScope::Operation(api, operation))
+}
+
+/// Get the global policy.
+#[utoipa::path(get, path = "/policies/policy", tag = "policies",
+    responses((status = 200, body = Resource<PolicyContract>), (status = 404, body = ErrorResponse)))]
+async fn get_global_policy(State(state): State<AdminState>) -> Result<Response, ApiError> {
+    get(&state, PolicyScope::Global).await
+}
+
+/// Set the global policy.
+#[utoipa::path(put, path = "/policies/policy", tag = "policies", request_body = Envelope<PolicyProperties>,
+    params(("If-Match" = Option<String>, Header)),
+    responses((status = 201, body = Resource<PolicyContract>), (status = 200, body = Resource<PolicyContract>),
+              (status = 400, body = ErrorResponse)))]
+async fn put_global_policy(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    JsonBody(envelope): JsonBody<Envelope<PolicyProperties>>,
+) -> Result<Response, ApiError> {
+    put(&state, PolicyScope::Global, &headers, envelope.properties).await
+}
+
+/// Delete the global policy.
+#[utoipa::path(delete, path = "/policies/policy", tag = "policies", params(("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 404, body = ErrorResponse)))]
+async fn delete_global_policy(State(state): State<AdminState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    delete(&state, PolicyScope::Global, &headers).await
+}
+
+/// Get an API's policy.
+#[utoipa::path(get, path = "/apis/{id}/policies/policy", tag = "policies", params(("id" = String, Path)),
+    responses((status = 200, body = Resource<PolicyContract>), (status = 404, body = ErrorResponse)))]
+async fn get_api_policy(State(state): State<AdminState>, IdPath(api): IdPath) -> Result<Response, ApiError> {
+    get(&state, api_scope(&state, &api).await?).await
+}
+
+/// Set an API's policy.
+#[utoipa::path(put, path = "/apis/{id}/policies/policy", tag = "policies", request_body = Envelope<PolicyProperties>,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 201, body = Resource<PolicyContract>), (status = 200, body = Resource<PolicyContract>),
+              (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+async fn put_api_policy(
+    State(state): State<AdminState>,
+    IdPath(api): IdPath,
+    headers: HeaderMap,
+    JsonBody(envelope): JsonBody<Envelope<PolicyProperties>>,
+) -> Result<Response, ApiError> {
+    put(&state, api_scope(&state, &api).await?, &headers, envelope.properties).await
+}
+
+/// Delete an API's policy.
+#[utoipa::path(delete, path = "/apis/{id}/policies/policy", tag = "policies",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 404, body = ErrorResponse)))]
+async fn delete_api_policy(
+    State(state): State<AdminState>,
+    IdPath(api): IdPath,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    delete(&state, api_scope(&state, &api).await?, &headers).await
+}
+
+/// Get an operation's policy.
+#[utoipa::path(get, path = "/apis/{id}/operations/{operationId}/policies/policy", tag = "policies",
+    params(("id" = String, Path), ("operationId" = String, Path)),
+    responses((status = 200, body = Resource<PolicyContract>), (status = 404, body = ErrorResponse)))]
+async fn get_operation_policy(
+    State(state): State<AdminState>,
+    OperationPath(api, op): OperationPath,
+) -> Result<Response, ApiError> {
+    get(&state, operation_scope(&state, &api, &op).await?).await
+}
+
+/// Set an operation's policy.
+#[utoipa::path(put, path = "/apis/{id}/operations/{operationId}/policies/policy", tag = "policies",
+    request_body = Envelope<PolicyProperties>,
+    params(("id" = String, Path), ("operationId" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 201, body = Resource<PolicyContract>), (status = 200, body = Resource<PolicyContract>),
+              (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+async fn put_operation_policy(
+    State(state): State<AdminState>,
+    OperationPath(api, op): OperationPath,
+    headers: HeaderMap,
+    JsonBody(envelope): JsonBody<Envelope<PolicyProperties>>,
+) -> Result<Response, ApiError> {
+    put(&state, operation_scope(&state, &api, &op).await?, &headers, envelope.properties).await
+}
+
+/// Delete an operation's policy.
+#[utoipa::path(delete, path = "/apis/{id}/operations/{operationId}/policies/policy", tag = "policies",
+    params(("id" = String, Path), ("operationId" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 404, body = ErrorResponse)))]
+async fn delete_operation_policy(
+    State(state): State<AdminState>,
+    OperationPath(api, op): OperationPath,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    delete(&state, operation_scope(&state, &api, &op).await?, &headers).await
+}

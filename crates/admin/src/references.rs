@@ -1,0 +1,107 @@
+//! Reference checks: names used by backends and policies must exist when saved, and an entity
+//! that something still names cannot be deleted (409 listing every referrer).
+
+use certgate_model::{Backend, Certificate, EntityId, EntityKind, Policy, PolicyScope, Thumbprint};
+
+use crate::error::ErrorDetail;
+use crate::resource::Loaded;
+use crate::{AdminState, ApiError};
+
+/// The stored certificates, for resolving ids and thumbprints named in a request.
+pub(crate) struct CertificateIndex {
+    certificates: Vec<Loaded<Certificate>>,
+}
+
+impl CertificateIndex {
+    pub(crate) async fn load(state: &AdminState) -> Result<Self, ApiError> {
+        Ok(Self { certificates: state.load_all(EntityKind::Certificate).await? })
+    }
+
+    /// The id as stored, or APIM's 400 `Certificate with id '<id>' not found.`
+    pub(crate) fn by_id(&self, target: &str, raw: &str) -> Result<EntityId, ApiError> {
+        self.certificates
+            .iter()
+            .find(|c| c.id.as_str().eq_ignore_ascii_case(raw) || c.id.key() == raw.to_lowercase())
+            .map(|c| c.id.clone())
+            .ok_or_else(|| ApiError::validation(target, format!("Certificate with id '{raw}' not found.")))
+    }
+
+    /// An uploaded certificate by thumbprint (any case), normalised to upper case.
+    pub(crate) fn by_thumbprint(&self, target: &str, raw: &str) -> Result<Thumbprint, ApiError> {
+        let wanted = Thumbprint::from_hex(raw.trim());
+        match self.certificates.iter().find(|c| c.entity.thumbprint == wanted) {
+            Some(_) => Ok(wanted),
+            None => Err(ApiError::validation(target, format!("Certificate with thumbprint '{raw}' not found."))),
+        }
+    }
+}
+
+/// An entity about to be deleted.
+pub(crate) enum Target<'a> {
+    Certificate(&'a EntityId, &'a Thumbprint),
+    Backend(&'a EntityId),
+}
+
+/// 409 Conflict listing every policy and backend that still names `target`.
+pub(crate) async fn refuse_if_referenced(state: &AdminState, target: Target<'_>) -> Result<(), ApiError> {
+    let same = |a: &str, b: &EntityId| a.to_lowercase() == b.key();
+    let policies: Vec<Loaded<Policy>> = state.load_all(EntityKind::Policy).await?;
+    let mut referrers: Vec<String> = Vec::new();
+    let (what, name) = match target {
+        Target::Certificate(id, thumbprint) => {
+            // A thumbprint reference stays satisfied while another certificate has the same one.
+            let thumbprint_unique = state
+                .load_all::<Certificate>(EntityKind::Certificate)
+                .await?
+                .iter()
+                .all(|c| c.id.key() == id.key() || &c.entity.thumbprint != thumbprint);
+            let by_thumbprint = |t: &str| thumbprint_unique && t.eq_ignore_ascii_case(thumbprint.as_str());
+            for backend in state.load_all::<Backend>(EntityKind::Backend).await? {
+                let credentials = &backend.entity.credentials;
+                if credentials.certificate_ids.iter().any(|c| c.key() == id.key())
+                    || credentials.certificate.iter().any(|t| by_thumbprint(t.as_str()))
+                {
+                    referrers.push(format!("/backends/{}", backend.id));
+                }
+            }
+            for policy in &policies {
+                if policy.entity.certificate_ids.iter().any(|c| same(c, id))
+                    || policy.entity.thumbprints.iter().any(|t| by_thumbprint(t))
+                {
+                    referrers.push(policy_path(&policy.id));
+                }
+            }
+            ("Certificate", id)
+        }
+        Target::Backend(id) => {
+            for policy in &policies {
+                if policy.entity.backend_ids.iter().any(|b| same(b, id)) {
+                    referrers.push(policy_path(&policy.id));
+                }
+            }
+            ("Backend", id)
+        }
+    };
+    if referrers.is_empty() {
+        return Ok(());
+    }
+    let details = referrers
+        .iter()
+        .map(|r| ErrorDetail {
+            code: "Conflict".into(),
+            target: r.clone(),
+            message: format!("{r} references '{name}'"),
+        })
+        .collect();
+    Err(ApiError::conflict(
+        format!(
+            "{what} '{name}' is in use by {} and cannot be deleted; remove those references first.",
+            referrers.join(", ")
+        ),
+        details,
+    ))
+}
+
+fn policy_path(record_id: &EntityId) -> String {
+    PolicyScope::from_record_id(record_id).map_or_else(|| record_id.to_string(), |scope| scope.path())
+}

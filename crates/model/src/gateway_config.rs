@@ -1,0 +1,123 @@
+//! Backends, APIs, operations and policies: what the data plane is compiled from.
+
+use std::collections::BTreeMap;
+
+use crate::{EntityId, Thumbprint};
+
+/// A backend service, as APIM's `backends` resource describes it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    /// Absolute `http://` or `https://` base URL.
+    pub url: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub credentials: BackendCredentials,
+    pub tls: BackendTls,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendCredentials {
+    /// Certificates by id; ids win over thumbprints.
+    pub certificate_ids: Vec<EntityId>,
+    /// Uploaded certificates by thumbprint.
+    pub certificate: Vec<Thumbprint>,
+    pub header: BTreeMap<String, Vec<String>>,
+    pub query: BTreeMap<String, Vec<String>>,
+    pub authorization: Option<Authorization>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Authorization {
+    pub scheme: String,
+    pub parameter: String,
+}
+
+/// The backend's TLS switches; both default to on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTls {
+    pub validate_certificate_chain: bool,
+    pub validate_certificate_name: bool,
+}
+
+impl Default for BackendTls {
+    fn default() -> Self {
+        Self { validate_certificate_chain: true, validate_certificate_name: true }
+    }
+}
+
+/// An API: a public path prefix mapped to a backend.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Api {
+    pub display_name: String,
+    /// The public URL prefix without leading or trailing `/` (empty = the root).
+    pub path: String,
+    pub service_url: Option<String>,
+    pub protocols: Vec<String>,
+    pub subscription_required: bool,
+}
+
+/// An operation of an API: a method and a URL template such as `/orders/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    pub api_id: EntityId,
+    pub display_name: String,
+    /// Upper-case HTTP method, or `*` for any.
+    pub method: String,
+    pub url_template: String,
+}
+
+/// Where a policy document applies.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PolicyScope {
+    Global,
+    Api(EntityId),
+    Operation(EntityId, EntityId),
+}
+
+impl PolicyScope {
+    /// The id of the policy's record in the store.
+    pub fn record_id(&self) -> EntityId {
+        match self {
+            PolicyScope::Global => EntityId::service_scope(),
+            PolicyScope::Api(api) => api.clone(),
+            PolicyScope::Operation(api, op) => EntityId::scoped(api, op),
+        }
+    }
+
+    /// The inverse of [`PolicyScope::record_id`].
+    pub fn from_record_id(id: &EntityId) -> Option<Self> {
+        let text = id.as_str();
+        if text == ":" {
+            return Some(PolicyScope::Global);
+        }
+        match text.split_once(':') {
+            Some((api, op)) => Some(PolicyScope::Operation(EntityId::parse(api).ok()?, EntityId::parse(op).ok()?)),
+            None => Some(PolicyScope::Api(id.clone())),
+        }
+    }
+
+    /// The management path of the policy, as listed in conflicts (`/apis/a/policies/policy`).
+    pub fn path(&self) -> String {
+        match self {
+            PolicyScope::Global => "/policies/policy".into(),
+            PolicyScope::Api(api) => format!("/apis/{api}/policies/policy"),
+            PolicyScope::Operation(api, op) => format!("/apis/{api}/operations/{op}/policies/policy"),
+        }
+    }
+}
+
+/// A policy document as stored: the text exactly as given, and what it references (computed
+/// when it was validated, so delete protection needs no XML parsing).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub format: String,
+    pub certificate_ids: Vec<String>,
+    pub thumbprints: Vec<String>,
+    pub backend_ids: Vec<String>,
+}
