@@ -40,11 +40,19 @@ pub struct AdminState {
     auth: Arc<Authenticator>,
     /// Request bodies above this size are refused with 413 before they are parsed.
     max_body_bytes: usize,
+    /// The store revision the data plane serves; writes wait for it to catch up.
+    published: Option<tokio::sync::watch::Receiver<i64>>,
 }
 
 impl AdminState {
     pub fn new(store: Arc<dyn Store>, auth: Authenticator, max_body_bytes: usize) -> Self {
-        Self { store, auth: Arc::new(auth), max_body_bytes }
+        Self { store, auth: Arc::new(auth), max_body_bytes, published: None }
+    }
+
+    /// Makes every write wait until the data plane serves a snapshot containing it.
+    pub fn with_publication(mut self, published: tokio::sync::watch::Receiver<i64>) -> Self {
+        self.published = Some(published);
+        self
     }
 }
 

@@ -47,6 +47,7 @@ impl AdminState {
     ) -> Result<Response, ApiError> {
         let body = serde_json::to_string(entity).map_err(|e| ApiError::internal(&e))?;
         let written = self.store.put(kind, id, body, secret, expected_revision(headers)?).await?;
+        self.await_publication(written.revision).await;
         let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
         Ok(respond_with(status, written.revision, respond(&written.id)))
     }
@@ -58,12 +59,32 @@ impl AdminState {
         headers: &HeaderMap,
     ) -> Result<StatusCode, ApiError> {
         match self.store.delete(kind, id, expected_revision(headers)?).await {
-            Ok(()) => Ok(StatusCode::NO_CONTENT),
+            Ok(revision) => {
+                self.await_publication(revision).await;
+                Ok(StatusCode::NO_CONTENT)
+            }
             Err(StoreError::NotFound) => Err(ApiError::not_found(kind.collection(), id.as_str())),
             Err(other) => Err(other.into()),
         }
     }
 }
+
+impl AdminState {
+    /// Read-your-writes for the data plane: a change is acknowledged once the gateway serves a
+    /// snapshot that contains it, so the caller's next request already sees it. Bounded, so a
+    /// stuck compiler delays answers by at most [`PUBLICATION_WAIT`] rather than blocking them.
+    async fn await_publication(&self, revision: i64) {
+        if let Some(published) = &self.published {
+            let mut published = published.clone();
+            let reached = tokio::time::timeout(PUBLICATION_WAIT, published.wait_for(|r| *r >= revision)).await;
+            if !matches!(reached, Ok(Ok(_))) {
+                tracing::warn!(revision, "the gateway has not published this change yet");
+            }
+        }
+    }
+}
+
+const PUBLICATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn decode<T: DeserializeOwned>(record: &Record) -> Result<Loaded<T>, ApiError> {
     Ok(Loaded { id: record.id.clone(), revision: record.revision, entity: record.decode()? })

@@ -2,6 +2,7 @@
 
 mod bootstrap;
 mod config;
+mod control;
 mod server;
 
 use std::process::ExitCode;

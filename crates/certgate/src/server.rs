@@ -63,6 +63,9 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     let environment_token = std::env::var("CERTGATE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
     bootstrap::first_admin_token(store.as_ref(), &config.data_dir, environment_token.is_some()).await?;
 
+    let compiler = Arc::new(certgate_gateway::Compiler::new(certgate_pki::BackendTrust::system_roots()));
+    let (snapshots, published) = crate::control::first_snapshot(store.as_ref(), &compiler).await?;
+
     let admin_listener = bind("admin API", config.admin_listen).await?;
     let http_listener = bind("gateway HTTP", config.http_listen).await?;
     tracing::info!("admin API listening on http://{}", local_addr(&admin_listener));
@@ -73,12 +76,20 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         store.clone(),
         Authenticator::new(store.clone(), environment_token.as_deref()),
         config.max_body_bytes,
-    );
+    )
+    .with_publication(published.subscribe());
+    let control_task = tokio::spawn(crate::control::run(
+        store.clone(),
+        compiler,
+        snapshots.clone(),
+        published,
+        wait_for(shutdown_rx.clone()),
+    ));
     let admin_task = tokio::spawn({
         let shutdown = wait_for(shutdown_rx.clone());
         async move { axum::serve(admin_listener, certgate_admin::router(admin)).with_graceful_shutdown(shutdown).await }
     });
-    let gateway_task = tokio::spawn(certgate_gateway::serve_http(http_listener, wait_for(shutdown_rx)));
+    let gateway_task = tokio::spawn(certgate_gateway::serve_http(http_listener, snapshots, wait_for(shutdown_rx)));
 
     shutdown.await;
     tracing::info!("shutting down: no new connections, finishing requests in flight");
@@ -87,6 +98,7 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         tracing::warn!(%error, "admin API ended with an error");
     }
     let _ = gateway_task.await;
+    let _ = control_task.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,11 +1,16 @@
-//! The data plane: accepts client connections and answers them from the configuration it is
-//! handed. It reads no files, no environment, and never calls the store or the vault.
-//!
-//! This first cut serves the HTTP listener with the routing table empty: every request is the
-//! gateway's JSON 404, as APIM answers for a path that no API claims. APIs, policies and
-//! forwarding arrive with the configuration snapshot.
+//! The data plane: accepts client connections, routes them by the configuration snapshot it is
+//! handed, applies the compiled policy, and forwards to backends over connection pools keyed by
+//! TLS identity. It reads no files and no environment, and never calls the store or the vault:
+//! the control plane compiles a [`Snapshot`] with a [`Compiler`] and swaps it into the handle.
 
+mod failure;
 mod listener;
-mod respond;
+mod proxy;
+mod route;
+mod snapshot;
+mod template;
+mod upstream;
 
-pub use listener::serve_http;
+pub use failure::GatewayBody;
+pub use listener::{SnapshotHandle, serve_http};
+pub use snapshot::{Compiler, Snapshot};

@@ -90,7 +90,7 @@ impl BackendTrust {
 }
 
 /// Builds the client configuration that presents `identity` (if any) and validates backends per
-/// `switches` against `trust`. ALPN offers HTTP/2 and HTTP/1.1; session resumption is on.
+/// `switches` against `trust`. Session resumption is on; ALPN is left to the HTTP connector.
 pub fn backend_client_config(
     identity: Option<&ClientIdentity>,
     switches: TlsSwitches,
@@ -109,13 +109,12 @@ pub fn backend_client_config(
         .map_err(|e| TlsConfigError::Build(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut config = match identity {
+    let config = match identity {
         Some(identity) => builder
             .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
             .map_err(|e| TlsConfigError::BadIdentity(e.to_string()))?,
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

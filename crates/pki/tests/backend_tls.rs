@@ -45,7 +45,7 @@ async fn presents_the_configured_certificate_to_a_private_ca_backend() {
     let client = Identity::self_signed_client("client-a", KeyKind::EcdsaP256);
     let config = backend_client_config(Some(&identity(&client, &[])), FULL, &trust(&[&backend_ca], &[])).unwrap();
     let reply = talk(config, addr, "localhost").await.unwrap();
-    assert_eq!(reply, format!("fp={} alpn=http/1.1", sha1_hex(&client.cert_der)));
+    assert_eq!(reply, format!("fp={} alpn=", sha1_hex(&client.cert_der)));
 
     let untrusted = backend_client_config(Some(&identity(&client, &[])), FULL, &trust(&[], &[])).unwrap();
     let err = talk(untrusted, addr, "localhost").await.unwrap_err();
@@ -106,10 +106,7 @@ async fn the_whole_client_chain_is_sent_and_foreign_certificates_are_rejected() 
     let trusted = trust(&[&backend_ca], &[]);
 
     let chained = backend_client_config(Some(&identity(&client, &[&client_intermediate])), FULL, &trusted).unwrap();
-    assert_eq!(
-        talk(chained, addr, "localhost").await.unwrap(),
-        format!("fp={} alpn=http/1.1", sha1_hex(&client.cert_der))
-    );
+    assert_eq!(talk(chained, addr, "localhost").await.unwrap(), format!("fp={} alpn=", sha1_hex(&client.cert_der)));
 
     let leaf_only = backend_client_config(Some(&identity(&client, &[])), FULL, &trusted).unwrap();
     let err = talk(leaf_only, addr, "localhost").await.unwrap_err();

@@ -44,8 +44,8 @@ pub trait Store: Send + Sync + 'static {
         expected: Option<i64>,
     ) -> Result<Written, StoreError>;
 
-    /// Deletes a record, subject to `expected` as in [`Store::put`].
-    async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<(), StoreError>;
+    /// Deletes a record, subject to `expected` as in [`Store::put`]; returns the new revision.
+    async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<i64, StoreError>;
 
     /// The revision of the latest committed change; every write raises it.
     fn changes(&self) -> tokio::sync::watch::Receiver<i64>;

@@ -246,7 +246,7 @@ impl Store for SqlStore {
         Ok(Written { revision, created: current.is_none(), id: stored_id })
     }
 
-    async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<(), StoreError> {
+    async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<i64, StoreError> {
         let key = id.key();
         let mut tx = self.pool.begin().await.context("starting a delete")?;
         let revision = next_revision(&mut tx).await?;
@@ -266,7 +266,7 @@ impl Store for SqlStore {
             .context("deleting a record")?;
         tx.commit().await.context("committing a delete")?;
         self.published(revision);
-        Ok(())
+        Ok(revision)
     }
 
     fn changes(&self) -> watch::Receiver<i64> {

@@ -2,8 +2,10 @@
 //! `openssl` CLI (an independent implementation, so imports are checked against a real writer).
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a failure here is a broken test
 
+mod http_backend;
 mod tls_peer;
 
+pub use http_backend::{HttpsBackend, https_echo_backend};
 pub use tls_peer::{ClientAuth, sha1_hex, tls_echo_peer};
 
 use std::path::{Path, PathBuf};
@@ -76,6 +78,15 @@ impl Identity {
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
         Self::from_parts(cert, key, params)
+    }
+
+    /// A server leaf for `dns_name` only (no IP address) signed by `self`: reached as
+    /// `localhost`, it is a name mismatch.
+    pub fn server_named(&self, dns_name: &str) -> Self {
+        let mut params = params(dns_name);
+        params.subject_alt_names = vec![SanType::DnsName(dns_name.try_into().unwrap())];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params, KeyPair::generate().unwrap())
     }
 
     /// A self-signed client certificate of the given key type.

@@ -26,7 +26,7 @@ pub enum ClientAuth<'a> {
 pub async fn tls_echo_peer(server: &Identity, client_auth: ClientAuth<'_>) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier: Arc<dyn ClientCertVerifier> = match client_auth {
-        ClientAuth::AnyCertificate => Arc::new(AnyClientCertificate(provider.clone())),
+        ClientAuth::AnyCertificate => any_client_certificate(provider.clone()),
         ClientAuth::IssuedBy(ca) => {
             let mut roots = RootCertStore::empty();
             roots.add(CertificateDer::from(ca.cert_der.clone())).unwrap();
@@ -67,6 +67,11 @@ pub async fn tls_echo_peer(server: &Identity, client_auth: ClientAuth<'_>) -> So
 /// Lower-case hex SHA-1, as nginx's `$ssl_client_fingerprint` prints it.
 pub fn sha1_hex(der: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der))
+}
+
+/// Requires a client certificate but accepts any, as long as the client holds its key.
+pub(crate) fn any_client_certificate(provider: Arc<rustls::crypto::CryptoProvider>) -> Arc<dyn ClientCertVerifier> {
+    Arc::new(AnyClientCertificate(provider))
 }
 
 #[derive(Debug)]

@@ -206,3 +206,36 @@ pub fn b64(bytes: &[u8]) -> String {
 pub fn upload(pfx: &[u8], password: &str) -> Value {
     serde_json::json!({"properties": {"data": b64(pfx), "password": password}})
 }
+
+/// Uploads `leaf` as certificate `id` and returns its lower-case SHA-1 (as backends report it).
+pub async fn upload_certificate(api: &Client, id: &str, leaf: &certgate_testkit::Identity) -> String {
+    let file = certgate_testkit::pfx(leaf, &[], "p", certgate_testkit::PfxFlavor::Modern);
+    let reply = api.put(&format!("/certificates/{id}"), &upload(&file, "p")).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.body["properties"]["thumbprint"].as_str().unwrap().to_lowercase()
+}
+
+/// `PUT`s and asserts success (200 or 201).
+pub async fn must_put(api: &Client, path: &str, body: Value) -> Reply {
+    let reply = api.put(path, &body).await;
+    assert!(matches!(reply.status, 200 | 201), "PUT {path}: {} {}", reply.status, reply.text);
+    reply
+}
+
+/// A policy document with `inbound` statements after `<base />`.
+pub fn policy(inbound: &str) -> Value {
+    serde_json::json!({"properties": {"format": "rawxml", "value": format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>")}})
+}
+
+/// GET through the gateway; returns status and body text.
+pub async fn via_gateway(http: &reqwest::Client, node: &Node, path: &str) -> (u16, String) {
+    let response = http.get(format!("{}{}", node.gateway, path)).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// The fingerprint the echo backend reports in its JSON answer.
+pub fn seen_fingerprint(body: &str) -> String {
+    let json: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    json["fingerprint"].as_str().unwrap_or_default().to_owned()
+}

@@ -1,0 +1,120 @@
+//! The seed's flow end to end: certificates uploaded, referenced by policies and backends, and
+//! presented to real HTTPS backends that require a client certificate and report which one they saw.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use certgate_testkit::{ClientAuth, Identity, KeyKind, https_echo_backend};
+use serde_json::json;
+use support::{Node, must_put, policy, seen_fingerprint, upload_certificate, via_gateway};
+
+#[tokio::test]
+async fn the_seed_flow_certificate_id_thumbprint_backend_credentials_and_global_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let api = node.client();
+    let http = reqwest::Client::new();
+    let backend =
+        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let a = upload_certificate(&api, "client-a", &Identity::self_signed_client("client-a", KeyKind::Rsa2048)).await;
+    let b = upload_certificate(&api, "client-b", &Identity::self_signed_client("client-b", KeyKind::EcdsaP256)).await;
+    let c = upload_certificate(&api, "client-c", &Identity::self_signed_client("client-c", KeyKind::EcdsaP384)).await;
+    let d = upload_certificate(&api, "client-d", &Identity::self_signed_client("client-d", KeyKind::EcdsaP256)).await;
+
+    // A self-signed backend: chain validation off, as the seed describes.
+    must_put(
+        &api,
+        "/backends/orders",
+        json!({"properties": {"url": backend.url("localhost"), "protocol": "http",
+        "tls": {"validateCertificateChain": false, "validateCertificateName": true}}}),
+    )
+    .await;
+    must_put(&api, "/apis/orders", json!({"properties": {"displayName": "Orders", "path": "orders"}})).await;
+    must_put(
+        &api,
+        "/apis/orders/policies/policy",
+        policy(
+            r#"<set-backend-service backend-id="orders" /><authentication-certificate certificate-id="client-a" />"#,
+        ),
+    )
+    .await;
+    let (status, body) = via_gateway(&http, &node, "/orders/42?expand=lines").await;
+    assert_eq!(status, 200, "{body}\n{}", node.logs());
+    assert_eq!(seen_fingerprint(&body), a, "certificate-id");
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["path"], "/42?expand=lines");
+    assert_eq!(echoed["headers"]["x-forwarded-proto"], "http");
+    assert_eq!(echoed["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert!(echoed["headers"]["x-forwarded-host"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(echoed["headers"]["host"], format!("localhost:{}", backend.addr.port()));
+
+    // By thumbprint (upper-case in the policy, as APIM shows it).
+    must_put(
+        &api,
+        "/apis/orders/policies/policy",
+        policy(&format!(
+            r#"<set-backend-service backend-id="orders" /><authentication-certificate thumbprint="{}" />"#,
+            b.to_uppercase()
+        )),
+    )
+    .await;
+    assert_eq!(seen_fingerprint(&via_gateway(&http, &node, "/orders/1").await.1), b, "thumbprint");
+
+    // No authentication-certificate: the backend's credentials present theirs.
+    must_put(
+        &api,
+        "/backends/orders",
+        json!({"properties": {"url": backend.url("localhost"),
+        "credentials": {"certificateIds": ["client-c"]}, "tls": {"validateCertificateChain": false}}}),
+    )
+    .await;
+    must_put(&api, "/apis/orders/policies/policy", policy(r#"<set-backend-service backend-id="orders" />"#)).await;
+    assert_eq!(seen_fingerprint(&via_gateway(&http, &node, "/orders/1").await.1), c, "backend credentials");
+
+    // The global policy applies to every API that keeps <base/>.
+    must_put(&api, "/policies/policy", policy(r#"<authentication-certificate certificate-id="client-d" />"#)).await;
+    assert_eq!(seen_fingerprint(&via_gateway(&http, &node, "/orders/1").await.1), d, "global policy");
+}
+
+#[tokio::test]
+async fn operation_policy_overrides_the_api_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let api = node.client();
+    let http = reqwest::Client::new();
+    let backend =
+        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let a = upload_certificate(&api, "api-cert", &Identity::self_signed_client("api-cert", KeyKind::EcdsaP256)).await;
+    let o = upload_certificate(&api, "op-cert", &Identity::self_signed_client("op-cert", KeyKind::EcdsaP256)).await;
+    must_put(
+        &api,
+        "/backends/be",
+        json!({"properties": {"url": backend.url("localhost"), "tls": {"validateCertificateChain": false}}}),
+    )
+    .await;
+    must_put(&api, "/apis/shop", json!({"properties": {"displayName": "Shop", "path": "shop"}})).await;
+    must_put(
+        &api,
+        "/apis/shop/operations/get-order",
+        json!({"properties": {"method": "GET", "urlTemplate": "/orders/{id}"}}),
+    )
+    .await;
+    must_put(
+        &api,
+        "/apis/shop/policies/policy",
+        policy(r#"<set-backend-service backend-id="be" /><authentication-certificate certificate-id="api-cert" />"#),
+    )
+    .await;
+    must_put(&api, "/apis/shop/operations/get-order/policies/policy", policy(
+        r#"<authentication-certificate certificate-id="op-cert" /><rewrite-uri template="/v2/orders/{id}" copy-unmatched-params="false" />"#)).await;
+
+    let (status, body) = via_gateway(&http, &node, "/shop/orders/7?x=1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seen_fingerprint(&body), o, "the operation's certificate wins");
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["path"], "/v2/orders/7", "rewrite-uri with the template parameter, query dropped");
+    let (_, body) = via_gateway(&http, &node, "/shop/customers/7").await;
+    assert_eq!(seen_fingerprint(&body), a, "no operation matches: the API policy alone");
+    let (status, body) = via_gateway(&http, &node, "/nowhere").await;
+    assert_eq!((status, body.as_str()), (404, r#"{"statusCode":404,"message":"Resource not found"}"#));
+}

@@ -1,0 +1,161 @@
+//! Everything that can go wrong on the request path, and the one place that turns it into a
+//! response and a log line. Bodies never carry internals; the log line with the same activity
+//! id says exactly why.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+/// Body of every gateway response: streamed from the backend, or generated here.
+pub type GatewayBody = Either<Incoming, Full<Bytes>>;
+
+/// A failed request, classified by what the caller should see.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The backend's TLS handshake failed (untrusted chain, name mismatch, our certificate
+    /// rejected). 500, as APIM answers.
+    BackendTls(String),
+    /// The backend could not be reached or broke the exchange. 502.
+    BackendUnreachable(String),
+    /// No response headers within the forward-request timeout. 504.
+    BackendTimeout(std::time::Duration),
+    /// The configuration cannot serve this route. 500.
+    Configuration(String),
+}
+
+impl Failure {
+    fn status(&self) -> StatusCode {
+        match self {
+            Failure::BackendTls(_) | Failure::Configuration(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Failure::BackendUnreachable(_) => StatusCode::BAD_GATEWAY,
+            Failure::BackendTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Failure::BackendTls(_) | Failure::BackendUnreachable(_) => "BackendConnectionFailure",
+            Failure::BackendTimeout(_) => "BackendTimeout",
+            Failure::Configuration(_) => "ConfigurationError",
+        }
+    }
+
+    fn cause(&self) -> String {
+        match self {
+            Failure::BackendTls(cause) | Failure::BackendUnreachable(cause) | Failure::Configuration(cause) => {
+                cause.clone()
+            }
+            Failure::BackendTimeout(after) => format!("no response within {} s", after.as_secs()),
+        }
+    }
+
+    /// Logs the failure once, with its activity id, and returns the anonymous response.
+    pub(crate) fn respond(&self, api: Option<&str>, backend: Option<&str>) -> Response<GatewayBody> {
+        let activity_id = activity_id();
+        let status = self.status();
+        tracing::error!(
+            activity_id,
+            error = self.code(),
+            cause = %self.cause(),
+            api = api.unwrap_or("-"),
+            backend = backend.unwrap_or("-"),
+            status = status.as_u16(),
+            "request failed"
+        );
+        let message = match status {
+            StatusCode::BAD_GATEWAY => "Bad gateway",
+            StatusCode::GATEWAY_TIMEOUT => "Gateway timeout",
+            _ => "Internal server error",
+        };
+        json(
+            status,
+            format!(r#"{{"statusCode":{},"message":"{message}","activityId":"{activity_id}"}}"#, status.as_u16()),
+        )
+    }
+}
+
+/// APIM's gateway answer for a path no API claims.
+pub(crate) fn not_found() -> Response<GatewayBody> {
+    json(StatusCode::NOT_FOUND, r#"{"statusCode":404,"message":"Resource not found"}"#.to_owned())
+}
+
+pub(crate) fn json(status: StatusCode, body: String) -> Response<GatewayBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Names the TLS cause precisely, from the error chain hyper-util and hyper-rustls produce.
+pub(crate) fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = tls_error(e) {
+            return Failure::BackendTls(describe_tls(tls));
+        }
+        current = e.source();
+    }
+    Failure::BackendUnreachable(chain_text(error))
+}
+
+/// io::Error hides its payload from `source()`; look inside explicitly.
+fn tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    error.downcast_ref::<std::io::Error>()?.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::{CertificateError, Error};
+    match error {
+        Error::InvalidCertificate(CertificateError::NotValidForNameContext { expected, presented }) => {
+            format!("name mismatch: backend presented {}, expected {expected:?}", presented.join(", "))
+        }
+        Error::InvalidCertificate(CertificateError::NotValidForName) => {
+            "name mismatch: backend certificate is not valid for the host".into()
+        }
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "certificate chain not trusted: the backend's certificate is not issued by a trusted CA".into()
+        }
+        Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+            "certificate chain not trusted: the backend's certificate has expired".into()
+        }
+        Error::InvalidCertificate(other) => format!("certificate chain not trusted: {other:?}"),
+        Error::AlertReceived(alert) => {
+            format!("backend rejected the client certificate: alert {}", alert_name(alert))
+        }
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+/// `BadCertificate` → `bad_certificate`, as RFC 8446 spells alerts.
+fn alert_name(alert: &rustls::AlertDescription) -> String {
+    let mut name = String::new();
+    for (i, c) in format!("{alert:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
+}
+
+fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(e) = current {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        current = e.source();
+    }
+    text
+}
+
+fn activity_id() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    let _ = SystemRandom::new().fill(&mut bytes);
+    hex::encode(bytes)
+}

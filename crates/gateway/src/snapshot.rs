@@ -1,0 +1,310 @@
+//! The one bridge between the planes: an immutable snapshot compiled from the configuration
+//! state, swapped atomically; a request loads it once and uses that copy to the end.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use certgate_model::{Backend, CaStoreName, ConfigState, EntityId, PolicyScope, StoredCertificate};
+use certgate_pki::{BackendTrust, ClientIdentity, TlsSwitches, backend_client_config, import_pkcs12};
+use certgate_policy::{BackendRef, CertificateRef, EffectivePolicy, PolicyDocument, SectionKind, Statement, compose};
+use rustls_pki_types::CertificateDer;
+
+use crate::route::{CompiledApi, CompiledOperation, Forward, RequestStep, ResponseStep, Route};
+use crate::template::UrlTemplate;
+use crate::upstream::{Upstream, UpstreamKey};
+
+/// The compiled configuration the data plane serves from.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The store revision it was compiled from.
+    pub revision: i64,
+    /// Longest prefix first.
+    pub(crate) apis: Vec<CompiledApi>,
+    /// Every backend connection pool in use, kept so the next compilation can reuse them.
+    pub(crate) upstreams: HashMap<UpstreamKey, Arc<Upstream>>,
+}
+
+impl Snapshot {
+    /// How many distinct TLS identities (connection pools) the snapshot uses.
+    pub fn upstream_count(&self) -> usize {
+        self.upstreams.len()
+    }
+}
+
+/// Compiles snapshots. Holds what does not change between compilations (the system roots).
+pub struct Compiler {
+    system_roots: Vec<CertificateDer<'static>>,
+}
+
+impl Compiler {
+    pub fn new(system_roots: Vec<CertificateDer<'static>>) -> Self {
+        Self { system_roots }
+    }
+
+    /// Compiles `state`. Pools of `previous` whose key is unchanged are carried over, so a
+    /// configuration change does not drop warm backend connections. A route that cannot be
+    /// compiled becomes a `Broken` route (500 + log line) instead of failing the snapshot.
+    pub fn compile(&self, state: &ConfigState, previous: Option<&Snapshot>) -> Snapshot {
+        let mut context = Context::new(self, state, previous);
+        let global = context.policy(&PolicyScope::Global);
+        let mut apis = Vec::with_capacity(state.apis.len());
+        for (api_id, api) in &state.apis {
+            let api_policy = context.policy(&PolicyScope::Api(api_id.clone()));
+            let fallback = Arc::new(context.route(
+                api_id,
+                api.service_url.as_deref(),
+                &compose(&[global.as_deref(), api_policy.as_deref()]),
+            ));
+            let mut operations: Vec<CompiledOperation> = state
+                .operations
+                .iter()
+                .filter(|(_, op)| op.api_id.key() == api_id.key())
+                .map(|(op_id, op)| {
+                    let op_policy = context.policy(&PolicyScope::Operation(api_id.clone(), op_id.clone()));
+                    let effective = compose(&[global.as_deref(), api_policy.as_deref(), op_policy.as_deref()]);
+                    CompiledOperation {
+                        method: (op.method != "*").then(|| op.method.parse().ok()).flatten(),
+                        template: UrlTemplate::parse(&op.url_template),
+                        route: Arc::new(context.route(api_id, api.service_url.as_deref(), &effective)),
+                    }
+                })
+                .collect();
+            operations.sort_by_key(|op| std::cmp::Reverse(op.template.specificity()));
+            apis.push(CompiledApi {
+                id: api_id.clone(),
+                prefix: if api.path.is_empty() { String::new() } else { format!("/{}", api.path) },
+                http: api.protocols.iter().any(|p| p == "http"),
+                https: api.protocols.iter().any(|p| p == "https"),
+                operations,
+                fallback,
+            });
+        }
+        apis.sort_by_key(|api| std::cmp::Reverse(api.prefix.len()));
+        Snapshot { revision: state.revision, apis, upstreams: context.used }
+    }
+}
+
+struct Context<'a> {
+    state: &'a ConfigState,
+    previous: Option<&'a Snapshot>,
+    trust: BackendTrust,
+    trust_hash: u64,
+    used: HashMap<UpstreamKey, Arc<Upstream>>,
+    parsed: HashMap<PolicyScope, Option<Arc<PolicyDocument>>>,
+}
+
+impl<'a> Context<'a> {
+    fn new(compiler: &Compiler, state: &'a ConfigState, previous: Option<&'a Snapshot>) -> Self {
+        let mut roots = compiler.system_roots.clone();
+        let mut intermediates = Vec::new();
+        let mut hasher = DefaultHasher::new();
+        for (_, ca) in &state.ca_certificates {
+            ca.thumbprint.hash(&mut hasher);
+            ca.store_name.as_str().hash(&mut hasher);
+            let der = CertificateDer::from(ca.der.clone());
+            match ca.store_name {
+                CaStoreName::Root => roots.push(der),
+                CaStoreName::CertificateAuthority => intermediates.push(der),
+            }
+        }
+        Self {
+            state,
+            previous,
+            trust: BackendTrust::new(roots, intermediates),
+            trust_hash: hasher.finish(),
+            used: HashMap::new(),
+            parsed: HashMap::new(),
+        }
+    }
+
+    /// The parsed policy of a scope (stored documents were validated when saved).
+    fn policy(&mut self, scope: &PolicyScope) -> Option<Arc<PolicyDocument>> {
+        if let Some(parsed) = self.parsed.get(scope) {
+            return parsed.clone();
+        }
+        let parsed = self.state.policies.iter().find(|(s, _)| scope_eq(s, scope)).and_then(|(_, text)| {
+            certgate_policy::parse(text)
+                .map_err(
+                    |e| tracing::error!(scope = %scope.path(), error = %e, "stored policy no longer parses; ignored"),
+                )
+                .ok()
+                .map(Arc::new)
+        });
+        self.parsed.insert(scope.clone(), parsed.clone());
+        parsed
+    }
+
+    fn route(&mut self, api: &EntityId, service_url: Option<&str>, policy: &EffectivePolicy) -> Route {
+        match self.try_route(api, service_url, policy) {
+            Ok(route) => route,
+            Err(reason) => {
+                tracing::warn!(api = %api, %reason, "route cannot be served until the configuration is fixed");
+                Route::Broken(reason)
+            }
+        }
+    }
+
+    fn try_route(
+        &mut self,
+        api: &EntityId,
+        service_url: Option<&str>,
+        policy: &EffectivePolicy,
+    ) -> Result<Route, String> {
+        let mut request_steps = Vec::new();
+        let mut target: Option<&BackendRef> = None;
+        let mut certificate: Option<&CertificateRef> = None;
+        for statement in policy.section(SectionKind::Inbound) {
+            match statement {
+                Statement::SetHeader(h) => request_steps.push(RequestStep::SetHeader(h.clone())),
+                Statement::RewriteUri { template, copy_unmatched_params } => {
+                    request_steps.push(RequestStep::RewriteUri {
+                        template: template.clone(),
+                        copy_unmatched_params: *copy_unmatched_params,
+                    })
+                }
+                Statement::SetBackendService(r) => target = Some(r),
+                Statement::AuthenticationCertificate(c) => certificate = Some(c),
+                Statement::ReturnResponse(r) => return Ok(Route::Respond(r.clone())),
+                Statement::Base | Statement::ForwardRequest { .. } => {}
+            }
+        }
+        let mut timeout = Duration::from_secs(300);
+        for statement in policy.section(SectionKind::Backend) {
+            match statement {
+                Statement::ForwardRequest { timeout: t } => timeout = *t,
+                Statement::SetBackendService(r) => target = Some(r),
+                _ => {}
+            }
+        }
+        let backend: Option<(EntityId, &Backend)> = match target {
+            Some(BackendRef::Id(id)) => Some(self.backend(id)?),
+            _ => None,
+        };
+        let url = match (target, &backend) {
+            (Some(BackendRef::BaseUrl(url)), _) => url.as_str(),
+            (_, Some((_, backend))) => backend.url.as_str(),
+            _ => service_url.ok_or("the API has no serviceUrl and no policy sets a backend")?,
+        };
+        let uri: http::Uri = url.parse().map_err(|e| format!("backend URL '{url}' is invalid: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
+            return Err(format!("backend URL '{url}' is not absolute"));
+        };
+        let switches = backend.as_ref().map_or_else(TlsSwitches::default, |(_, b)| TlsSwitches {
+            validate_chain: b.tls.validate_certificate_chain,
+            validate_name: b.tls.validate_certificate_name,
+        });
+        let identity = match certificate {
+            Some(reference) => Some(self.certificate(reference)?),
+            None => backend.as_ref().map(|(_, b)| self.backend_certificate(b)).transpose()?.flatten(),
+        };
+        let upstream = self.upstream(identity, switches)?;
+        Ok(Route::Forward(Box::new(Forward {
+            api: api.clone(),
+            backend: backend.as_ref().map(|(id, _)| id.clone()),
+            request_steps,
+            scheme,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+            upstream,
+            credentials: backend.map(|(_, b)| Arc::new(b.credentials.clone())),
+            timeout,
+            outbound: response_steps(policy.section(SectionKind::Outbound)),
+            on_error: response_steps(policy.section(SectionKind::OnError)),
+        })))
+    }
+
+    fn backend(&self, id: &str) -> Result<(EntityId, &'a Backend), String> {
+        self.state
+            .backends
+            .iter()
+            .find(|(b, _)| b.as_str().eq_ignore_ascii_case(id))
+            .map(|(b, backend)| (b.clone(), backend))
+            .ok_or_else(|| format!("backend '{id}' does not exist"))
+    }
+
+    fn backend_certificate(&self, backend: &Backend) -> Result<Option<Identity>, String> {
+        let credentials = &backend.credentials;
+        if let Some(id) = credentials.certificate_ids.first() {
+            return self.certificate(&CertificateRef::Id(id.to_string())).map(Some);
+        }
+        match credentials.certificate.first() {
+            Some(thumbprint) => self.certificate(&CertificateRef::Thumbprint(thumbprint.to_string())).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn certificate(&self, reference: &CertificateRef) -> Result<Identity, String> {
+        let stored: Option<&StoredCertificate> = match reference {
+            CertificateRef::Id(id) => self.state.certificates.iter().find(|c| c.id.as_str().eq_ignore_ascii_case(id)),
+            CertificateRef::Thumbprint(t) => {
+                self.state.certificates.iter().find(|c| c.certificate.thumbprint.as_str().eq_ignore_ascii_case(t))
+            }
+            CertificateRef::Inline { body_base64, password } => {
+                use base64::Engine as _;
+                let pfx = zeroize::Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(body_base64)
+                        .map_err(|_| "inline authentication-certificate body is not base64".to_owned())?,
+                );
+                let imported = import_pkcs12(&pfx, password.as_deref().unwrap_or(""))
+                    .map_err(|e| format!("inline authentication-certificate: {e}"))?;
+                return Ok(Identity {
+                    thumbprint: imported.thumbprint,
+                    client: ClientIdentity::from_der(&imported.chain, &imported.private_key),
+                });
+            }
+        };
+        let stored = stored.ok_or_else(|| format!("certificate {reference:?} does not exist"))?;
+        Ok(Identity {
+            thumbprint: stored.certificate.thumbprint.clone(),
+            client: ClientIdentity::from_der(&stored.certificate.chain, &stored.private_key),
+        })
+    }
+
+    fn upstream(&mut self, identity: Option<Identity>, switches: TlsSwitches) -> Result<Arc<Upstream>, String> {
+        let key =
+            UpstreamKey { identity: identity.as_ref().map(|i| i.thumbprint.clone()), switches, trust: self.trust_hash };
+        if let Some(upstream) = self.used.get(&key) {
+            return Ok(upstream.clone());
+        }
+        let upstream = match self.previous.and_then(|p| p.upstreams.get(&key)) {
+            Some(reused) => reused.clone(),
+            None => {
+                let config = backend_client_config(identity.as_ref().map(|i| &i.client), switches, &self.trust)
+                    .map_err(|e| e.to_string())?;
+                Upstream::new(key.clone(), config)
+            }
+        };
+        self.used.insert(key, upstream.clone());
+        Ok(upstream)
+    }
+}
+
+struct Identity {
+    thumbprint: certgate_model::Thumbprint,
+    client: ClientIdentity,
+}
+
+fn response_steps(statements: &[Statement]) -> Vec<ResponseStep> {
+    statements
+        .iter()
+        .filter_map(|s| match s {
+            Statement::SetHeader(h) => Some(ResponseStep::SetHeader(h.clone())),
+            Statement::ReturnResponse(r) => Some(ResponseStep::Replace(r.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn scope_eq(a: &PolicyScope, b: &PolicyScope) -> bool {
+    match (a, b) {
+        (PolicyScope::Global, PolicyScope::Global) => true,
+        (PolicyScope::Api(x), PolicyScope::Api(y)) => x.key() == y.key(),
+        (PolicyScope::Operation(x1, x2), PolicyScope::Operation(y1, y2)) => {
+            x1.key() == y1.key() && x2.key() == y2.key()
+        }
+        _ => false,
+    }
+}
