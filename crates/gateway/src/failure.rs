@@ -99,12 +99,16 @@ pub(crate) fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
     Failure::BackendUnreachable(chain_text(error))
 }
 
-/// io::Error hides its payload from `source()`; look inside explicitly.
+/// io::Error hides its payload from `source()`, and the connectors nest them (hyper-rustls
+/// wraps tokio-rustls' io::Error in another): look inside explicitly, level by level.
 fn tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
-    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-        return Some(tls);
+    let mut current = error;
+    loop {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        current = current.downcast_ref::<std::io::Error>()?.get_ref()?;
     }
-    error.downcast_ref::<std::io::Error>()?.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
 fn describe_tls(error: &rustls::Error) -> String {

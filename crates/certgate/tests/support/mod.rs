@@ -78,6 +78,18 @@ impl Node {
         self.logs.lock().unwrap().clone()
     }
 
+    /// The first log line containing `needle`, waiting briefly for the reader thread.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(line) = self.logs().lines().find(|l| l.contains(needle)) {
+                return line.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle}:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill_hard(mut self) {
         self.child.kill().unwrap();
