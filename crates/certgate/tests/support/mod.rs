@@ -78,6 +78,13 @@ impl Node {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Resident memory of the node process, from /proc.
+    pub fn rss_kib(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     /// The first log line containing `needle`, waiting briefly for the reader thread.
     pub fn wait_for_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(5);
