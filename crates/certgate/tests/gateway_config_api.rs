@@ -1,0 +1,128 @@
+//! Management of backends, APIs and policies: save-time validation and delete protection.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use certgate_testkit::{Identity, KeyKind};
+use serde_json::json;
+use support::{Node, must_put, policy, upload_certificate};
+
+#[tokio::test]
+async fn referenced_certificates_and_backends_cannot_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let api = node.client();
+    let thumbprint =
+        upload_certificate(&api, "shared", &Identity::self_signed_client("shared", KeyKind::EcdsaP256)).await;
+    upload_certificate(&api, "unused", &Identity::self_signed_client("unused", KeyKind::EcdsaP256)).await;
+    must_put(
+        &api,
+        "/backends/orders",
+        json!({"properties": {"url": "https://orders.internal", "credentials": {"certificateIds": ["shared"]}}}),
+    )
+    .await;
+    must_put(&api, "/apis/orders", json!({"properties": {"displayName": "Orders", "path": "orders"}})).await;
+    must_put(&api, "/apis/orders/operations/get", json!({"properties": {"method": "GET", "urlTemplate": "/{id}"}}))
+        .await;
+    must_put(&api, "/apis/orders/policies/policy", policy(r#"<authentication-certificate certificate-id="SHARED" />"#))
+        .await;
+    must_put(
+        &api,
+        "/apis/orders/operations/get/policies/policy",
+        policy(&format!(
+            r#"<authentication-certificate thumbprint="{thumbprint}" /><set-backend-service backend-id="orders" />"#
+        )),
+    )
+    .await;
+    must_put(&api, "/policies/policy", policy(r#"<authentication-certificate certificate-id="shared" />"#)).await;
+
+    let refused = api.delete("/certificates/shared").await;
+    assert_eq!((refused.status, refused.error_code()), (409, "Conflict"), "{}", refused.text);
+    let mut referrers: Vec<&str> =
+        refused.body["error"]["details"].as_array().unwrap().iter().map(|d| d["target"].as_str().unwrap()).collect();
+    referrers.sort();
+    assert_eq!(
+        referrers,
+        [
+            "/apis/orders/operations/get/policies/policy",
+            "/apis/orders/policies/policy",
+            "/backends/orders",
+            "/policies/policy",
+        ]
+    );
+    let refused = api.delete("/backends/orders").await;
+    assert_eq!(refused.status, 409);
+    assert_eq!(refused.body["error"]["details"][0]["target"], "/apis/orders/operations/get/policies/policy");
+    assert_eq!(api.delete("/certificates/unused").await.status, 204, "unreferenced certificates delete");
+
+    // Remove the references one by one; then the deletes pass.
+    assert_eq!(api.delete("/policies/policy").await.status, 204);
+    assert_eq!(api.delete("/apis/orders/operations/get/policies/policy").await.status, 204);
+    assert_eq!(api.delete("/backends/orders").await.status, 204);
+    assert_eq!(api.delete("/certificates/shared").await.status, 409, "the API policy still names it");
+    assert_eq!(api.delete("/apis/orders").await.status, 204, "deleting the API removes its policies");
+    assert_eq!(api.delete("/certificates/shared").await.status, 204);
+    assert_eq!(api.get("/apis/orders/operations/get").await.status, 404);
+}
+
+#[tokio::test]
+async fn policies_are_validated_with_line_and_column_and_references_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let api = node.client();
+    must_put(
+        &api,
+        "/apis/a",
+        json!({"properties": {"displayName": "A", "path": "a", "serviceUrl": "https://a.internal"}}),
+    )
+    .await;
+    let cases = [
+        (
+            "<policies>\n  <inbound>\n    <rate-limit calls=\"1\" />\n  </inbound>\n</policies>",
+            "rate-limit (line 3, column 5)",
+        ),
+        (
+            "<policies><inbound><set-header name=\"x\"><value>@(context.User)</value></set-header></inbound></policies>",
+            "expressions",
+        ),
+        (
+            "<policies><inbound><authentication-certificate certificate-id=\"ghost\" /></inbound></policies>",
+            "Certificate with id 'ghost' not found.",
+        ),
+        (
+            "<policies><inbound><set-backend-service backend-id=\"ghost\" /></inbound></policies>",
+            "Backend with id 'ghost' not found.",
+        ),
+        (
+            "<policies><inbound><authentication-certificate thumbprint=\"0000000000000000000000000000000000000000\" /></inbound></policies>",
+            "not found",
+        ),
+    ];
+    for (value, says) in cases {
+        let reply =
+            api.put("/apis/a/policies/policy", &json!({"properties": {"format": "rawxml", "value": value}})).await;
+        assert_eq!((reply.status, reply.error_target()), (400, "properties.value"), "{value}: {}", reply.text);
+        assert!(reply.error_message().contains(says), "{value}: {}", reply.error_message());
+    }
+    assert_eq!(api.get("/apis/a/policies/policy").await.status, 404, "nothing stored");
+
+    let text = "<policies>\n  <inbound><base /></inbound>\n</policies>";
+    must_put(&api, "/apis/a/policies/policy", json!({"properties": {"format": "rawxml", "value": text}})).await;
+    let stored = api.get("/apis/a/policies/policy").await;
+    assert_eq!(stored.body["properties"]["value"], text, "GET returns the text as stored");
+    assert_eq!(stored.body["id"], "/apis/a/policies/policy");
+    assert_eq!(api.get("/apis/missing/policies/policy").await.status, 404);
+
+    let dangling = api
+        .put("/backends/b", &json!({"properties": {"url": "https://b", "credentials": {"certificateIds": ["ghost"]}}}))
+        .await;
+    assert_eq!((dangling.status, dangling.error_target()), (400, "properties.credentials.certificateIds[0]"));
+    assert_eq!(dangling.error_message(), "Certificate with id 'ghost' not found.");
+    let duplicate = api.put("/apis/b", &json!({"properties": {"displayName": "B", "path": "/A/"}})).await;
+    assert_eq!(
+        (duplicate.status, duplicate.error_target()),
+        (400, "properties.path"),
+        "paths are unique: {}",
+        duplicate.text
+    );
+}
