@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use certgate_model::EntityId;
 use clap::Args;
 use serde::Deserialize;
 
@@ -18,9 +19,12 @@ pub struct ServerArgs {
     /// Address of the gateway's HTTP listener [default: 0.0.0.0:8080]
     #[arg(long, env = "CERTGATE_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
-    /// Address of the gateway's HTTPS listener (off unless set)
+    /// Address of the gateway's HTTPS listener (off unless set; needs --https-certificate-id)
     #[arg(long, env = "CERTGATE_HTTPS_LISTEN")]
     pub https_listen: Option<SocketAddr>,
+    /// Id of the certificate entity the HTTPS listener serves
+    #[arg(long, env = "CERTGATE_HTTPS_CERTIFICATE_ID")]
+    pub https_certificate_id: Option<String>,
     /// File holding the 256-bit master key (64 hex digits or base64); CERTGATE_MASTER_KEY gives it inline
     #[arg(long, env = "CERTGATE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -40,6 +44,7 @@ struct FileConfig {
     admin_listen: Option<SocketAddr>,
     http_listen: Option<SocketAddr>,
     https_listen: Option<SocketAddr>,
+    https_certificate_id: Option<String>,
     master_key_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
 }
@@ -50,7 +55,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub admin_listen: SocketAddr,
     pub http_listen: SocketAddr,
-    pub https_listen: Option<SocketAddr>,
+    /// The HTTPS listener and the certificate it serves, when enabled.
+    pub https: Option<(SocketAddr, EntityId)>,
     pub master_key_file: Option<PathBuf>,
     pub max_body_bytes: usize,
 }
@@ -63,6 +69,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("max_body_bytes must be at least 1")]
     ZeroBodyLimit,
+    #[error("--https-listen needs --https-certificate-id: the certificate entity the HTTPS listener serves")]
+    HttpsWithoutCertificate,
+    #[error("--https-certificate-id '{id}' is not a valid id: {reason}")]
+    BadCertificateId { id: String, reason: String },
 }
 
 impl ServerArgs {
@@ -76,11 +86,20 @@ impl ServerArgs {
         if max_body_bytes == 0 {
             return Err(ConfigError::ZeroBodyLimit);
         }
+        let https =
+            match (self.https_listen.or(file.https_listen), self.https_certificate_id.or(file.https_certificate_id)) {
+                (None, _) => None,
+                (Some(_), None) => return Err(ConfigError::HttpsWithoutCertificate),
+                (Some(addr), Some(id)) => Some((
+                    addr,
+                    EntityId::parse(&id).map_err(|e| ConfigError::BadCertificateId { reason: e.to_string(), id })?,
+                )),
+            };
         Ok(ServerConfig {
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./certgate-data")),
             admin_listen: self.admin_listen.or(file.admin_listen).unwrap_or(([127, 0, 0, 1], 8081).into()),
             http_listen: self.http_listen.or(file.http_listen).unwrap_or(([0, 0, 0, 0], 8080).into()),
-            https_listen: self.https_listen.or(file.https_listen),
+            https,
             master_key_file: self.master_key_file.or(file.master_key_file),
             max_body_bytes,
         })
@@ -108,6 +127,18 @@ mod tests {
         assert_eq!(config.admin_listen, ([127, 0, 0, 1], 9100).into());
         assert_eq!(config.http_listen, ([0, 0, 0, 0], 8080).into());
         assert_eq!(config.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn https_needs_a_certificate_id() {
+        let args = ServerArgs { https_listen: Some(([127, 0, 0, 1], 8443).into()), ..Default::default() };
+        assert!(matches!(args.resolve(), Err(ConfigError::HttpsWithoutCertificate)));
+        let args = ServerArgs {
+            https_listen: Some(([127, 0, 0, 1], 8443).into()),
+            https_certificate_id: Some("gw".into()),
+            ..Default::default()
+        };
+        assert_eq!(args.resolve().expect("valid").https.map(|(_, id)| id.to_string()), Some("gw".into()));
     }
 
     #[test]

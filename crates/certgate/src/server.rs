@@ -22,10 +22,6 @@ enum StartError {
     Store(#[from] certgate_store::StoreError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
-    #[error(
-        "the HTTPS listener needs a server certificate from the store, which this version cannot select yet; remove --https-listen"
-    )]
-    HttpsUnsupported,
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -58,9 +54,6 @@ fn init_logging() {
 
 async fn run(args: ServerArgs) -> Result<(), StartError> {
     let config = args.resolve()?;
-    if config.https_listen.is_some() {
-        return Err(StartError::HttpsUnsupported);
-    }
     // Before anything is announced: a signal that arrives once the addresses are logged must
     // already find its handler, not the default action (which kills the process).
     let shutdown = shutdown_signal();
@@ -68,13 +61,25 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     let environment_token = std::env::var("CERTGATE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
     bootstrap::first_admin_token(store.as_ref(), &config.data_dir, environment_token.is_some()).await?;
 
-    let compiler = Arc::new(certgate_gateway::Compiler::new(certgate_pki::BackendTrust::system_roots()));
+    let mut compiler = certgate_gateway::Compiler::new(certgate_pki::BackendTrust::system_roots());
+    if let Some((_, certificate)) = &config.https {
+        compiler = compiler.with_https_certificate(certificate.clone());
+    }
+    let compiler = Arc::new(compiler);
     let (snapshots, published) = crate::control::first_snapshot(store.as_ref(), &compiler).await?;
 
     let admin_listener = bind("admin API", config.admin_listen).await?;
     let http_listener = bind("gateway HTTP", config.http_listen).await?;
     tracing::info!("admin API listening on http://{}", local_addr(&admin_listener));
     tracing::info!("gateway HTTP listening on http://{}", local_addr(&http_listener));
+    let https_listener = match &config.https {
+        Some((addr, certificate)) => {
+            let listener = bind("gateway HTTPS", *addr).await?;
+            tracing::info!(%certificate, "gateway HTTPS listening on https://{}", local_addr(&listener));
+            Some(listener)
+        }
+        None => None,
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let admin = AdminState::new(
@@ -94,6 +99,9 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         let shutdown = wait_for(shutdown_rx.clone());
         async move { axum::serve(admin_listener, certgate_admin::router(admin)).with_graceful_shutdown(shutdown).await }
     });
+    let https_task = https_listener.map(|listener| {
+        tokio::spawn(certgate_gateway::serve_https(listener, snapshots.clone(), wait_for(shutdown_rx.clone())))
+    });
     let gateway_task = tokio::spawn(certgate_gateway::serve_http(http_listener, snapshots, wait_for(shutdown_rx)));
 
     shutdown.await;
@@ -103,6 +111,9 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         tracing::warn!(%error, "admin API ended with an error");
     }
     let _ = gateway_task.await;
+    if let Some(task) = https_task {
+        let _ = task.await;
+    }
     let _ = control_task.await;
     tracing::info!("stopped");
     Ok(())

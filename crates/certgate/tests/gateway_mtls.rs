@@ -118,3 +118,59 @@ async fn operation_policy_overrides_the_api_policy() {
     let (status, body) = via_gateway(&http, &node, "/nowhere").await;
     assert_eq!((status, body.as_str()), (404, r#"{"statusCode":404,"message":"Resource not found"}"#));
 }
+
+#[tokio::test]
+async fn backend_credentials_headers_and_response_policies_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let api = node.client();
+    let http = reqwest::Client::new();
+    let backend =
+        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let by_thumbprint =
+        upload_certificate(&api, "by-thumbprint", &Identity::self_signed_client("t", KeyKind::EcdsaP256)).await;
+    must_put(&api, "/backends/be", json!({"properties": {"url": format!("{}/base/", backend.url("localhost")),
+        "tls": {"validateCertificateChain": false},
+        "credentials": {"certificate": [by_thumbprint.to_uppercase()], "header": {"x-api-key": ["k1"]}, "query": {"code": ["a b"]},
+                        "authorization": {"scheme": "Basic", "parameter": "dXNlcjpwYXNz"}}}})).await;
+    must_put(&api, "/apis/h", json!({"properties": {"displayName": "H", "path": "h/v1"}})).await;
+    must_put(&api, "/apis/h/policies/policy", json!({"properties": {"value": r#"<policies>
+        <inbound>
+            <set-backend-service backend-id="be" />
+            <set-header name="x-env" exists-action="override"><value>test</value></set-header>
+            <set-header name="x-drop" exists-action="delete" />
+        </inbound>
+        <outbound><set-header name="x-served-by" exists-action="override"><value>certgate</value></set-header></outbound>
+    </policies>"#}})).await;
+    let response = http
+        .get(format!("{}/h/v1/items?q=1", node.gateway))
+        .header("x-drop", "secret")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-served-by"], "certgate", "outbound set-header");
+    let echoed: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    let headers = &echoed["headers"];
+    assert_eq!(echoed["path"], "/base/items?q=1&code=a%20b", "base path kept, credentials query appended");
+    assert_eq!(headers["x-api-key"], "k1");
+    assert_eq!(headers["authorization"], "Basic dXNlcjpwYXNz");
+    assert_eq!(headers["x-env"], "test");
+    assert!(
+        headers.get("x-drop").is_none() && headers.get("x-hop").is_none(),
+        "deleted and hop-by-hop headers: {headers}"
+    );
+    assert_eq!(echoed["fingerprint"], by_thumbprint.as_str(), "the backend's certificate, by thumbprint");
+
+    must_put(&api, "/apis/h/operations/teapot", json!({"properties": {"method": "*", "urlTemplate": "/teapot"}})).await;
+    must_put(&api, "/apis/h/operations/teapot/policies/policy", json!({"properties": {"value":
+        r#"<policies><inbound><return-response><set-status code="418" reason="I'm a teapot"/><set-header name="x-short" exists-action="override"><value>circuit</value></set-header><set-body>short and stout</set-body></return-response></inbound></policies>"#}})).await;
+    let response = http.post(format!("{}/h/v1/teapot", node.gateway)).send().await.unwrap();
+    assert_eq!(
+        (response.status().as_u16(), response.headers()["x-short"].to_str().unwrap().to_owned()),
+        (418, "circuit".to_owned())
+    );
+    assert_eq!(response.text().await.unwrap(), "short and stout");
+}

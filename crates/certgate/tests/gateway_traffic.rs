@@ -199,3 +199,52 @@ fn futures_stream(
     }
     Chunks { left: chunks, chunk: bytes::Bytes::from(vec![0x5a; size]) }
 }
+
+/// The HTTPS listener serves the certificate entity named by --https-certificate-id, and a
+/// replaced certificate is served from the next connection on.
+#[tokio::test]
+async fn the_https_listener_serves_a_certificate_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let node =
+        Node::start_with(dir.path(), &["--https-listen", "127.0.0.1:0", "--https-certificate-id", "gateway-tls"], &[]);
+    let api = node.client();
+    let https = node.wait_for_log("gateway HTTPS listening on https://");
+    let address = https.split("https://").nth(1).unwrap().split_whitespace().next().unwrap();
+    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+    let backend =
+        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let ca = Identity::ca("Gateway CA");
+    let served = ca.server("localhost");
+    let file = certgate_testkit::pfx(&served, &[], "p", certgate_testkit::PfxFlavor::Modern);
+    must_put(&api, "/certificates/gateway-tls", support::upload(&file, "p")).await;
+    upload_certificate(&api, "c", &Identity::self_signed_client("c", KeyKind::EcdsaP256)).await;
+    must_put(
+        &api,
+        "/backends/be",
+        json!({"properties": {"url": backend.url("localhost"), "tls": {"validateCertificateChain": false}}}),
+    )
+    .await;
+    must_put(
+        &api,
+        "/apis/secure",
+        json!({"properties": {"displayName": "Secure", "path": "secure", "protocols": ["https"]}}),
+    )
+    .await;
+    must_put(
+        &api,
+        "/apis/secure/policies/policy",
+        policy(r#"<set-backend-service backend-id="be" /><authentication-certificate certificate-id="c" />"#),
+    )
+    .await;
+
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let response = client.get(format!("https://localhost:{port}/secure/x")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(echoed["headers"]["x-forwarded-proto"], "https");
+    let (status, _) = via_gateway(&reqwest::Client::new(), &node, "/secure/x").await;
+    assert_eq!(status, 404, "an https-only API is not served on the HTTP listener");
+}

@@ -12,5 +12,5 @@ mod template;
 mod upstream;
 
 pub use failure::GatewayBody;
-pub use listener::{SnapshotHandle, serve_http};
+pub use listener::{SnapshotHandle, serve_http, serve_https};
 pub use snapshot::{Compiler, Snapshot};

@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub(crate) apis: Vec<CompiledApi>,
     /// Every backend connection pool in use, kept so the next compilation can reuse them.
     pub(crate) upstreams: HashMap<UpstreamKey, Arc<Upstream>>,
+    /// The HTTPS listener's server configuration; `None` while its certificate is missing.
+    pub(crate) https: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Snapshot {
@@ -33,14 +35,34 @@ impl Snapshot {
     }
 }
 
-/// Compiles snapshots. Holds what does not change between compilations (the system roots).
+/// Compiles snapshots. Holds what does not change between compilations.
 pub struct Compiler {
     system_roots: Vec<CertificateDer<'static>>,
+    /// The certificate entity the HTTPS listener serves (`--https-certificate-id`).
+    https_certificate: Option<EntityId>,
 }
 
 impl Compiler {
     pub fn new(system_roots: Vec<CertificateDer<'static>>) -> Self {
-        Self { system_roots }
+        Self { system_roots, https_certificate: None }
+    }
+
+    /// Serves the HTTPS listener with this certificate entity (followed across replacements).
+    pub fn with_https_certificate(mut self, id: EntityId) -> Self {
+        self.https_certificate = Some(id);
+        self
+    }
+
+    fn https_config(&self, state: &ConfigState) -> Option<Arc<rustls::ServerConfig>> {
+        let id = self.https_certificate.as_ref()?;
+        let Some(stored) = state.certificates.iter().find(|c| c.id.key() == id.key()) else {
+            tracing::error!(certificate = %id, "the HTTPS listener's certificate does not exist; HTTPS connections are refused");
+            return None;
+        };
+        let identity = ClientIdentity::from_der(&stored.certificate.chain, &stored.private_key);
+        certgate_pki::listener_server_config(&identity)
+            .map_err(|e| tracing::error!(certificate = %id, error = %e, "the HTTPS listener's certificate is unusable"))
+            .ok()
     }
 
     /// Compiles `state`. Pools of `previous` whose key is unchanged are carried over, so a
@@ -82,7 +104,7 @@ impl Compiler {
             });
         }
         apis.sort_by_key(|api| std::cmp::Reverse(api.prefix.len()));
-        Snapshot { revision: state.revision, apis, upstreams: context.used }
+        Snapshot { revision: state.revision, apis, upstreams: context.used, https: self.https_config(state) }
     }
 }
 

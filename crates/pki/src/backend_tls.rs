@@ -185,3 +185,17 @@ impl ServerCertVerifier for BackendVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+/// The gateway's own TLS server configuration for its HTTPS listener (no client authentication
+/// from callers; HTTP/1.1 by ALPN).
+pub fn listener_server_config(identity: &ClientIdentity) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsConfigError::Build(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
+        .map_err(|e| TlsConfigError::BadIdentity(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
