@@ -74,6 +74,26 @@ async fn the_seed_flow_certificate_id_thumbprint_backend_credentials_and_global_
     // The global policy applies to every API that keeps <base/>.
     must_put(&api, "/policies/policy", policy(r#"<authentication-certificate certificate-id="client-d" />"#)).await;
     assert_eq!(seen_fingerprint(&via_gateway(&http, &node, "/orders/1").await.1), d, "global policy");
+
+    // An inline PKCS#12 body with its password, in the API policy.
+    let inline = Identity::self_signed_client("inline", KeyKind::EcdsaP256);
+    let file = certgate_testkit::pfx(&inline, &[], "inline-pass", certgate_testkit::PfxFlavor::Legacy);
+    must_put(&api, "/apis/orders/policies/policy", policy(&format!(
+        r#"<set-backend-service backend-id="orders" /><authentication-certificate body="{}" password="inline-pass" />"#,
+        support::b64(&file)))).await;
+    assert_eq!(
+        seen_fingerprint(&via_gateway(&http, &node, "/orders/1").await.1),
+        certgate_testkit::sha1_hex(&inline.cert_der),
+        "inline body"
+    );
+    let wrong = api
+        .put(
+            "/apis/orders/policies/policy",
+            &policy(&format!(r#"<authentication-certificate body="{}" password="nope" />"#, support::b64(&file))),
+        )
+        .await;
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.error_message().contains("password"), "{}", wrong.text);
 }
 
 #[tokio::test]

@@ -6,18 +6,11 @@ mod support;
 
 use certgate_testkit::{ClientAuth, Identity, KeyKind, https_echo_backend};
 use serde_json::{Value, json};
-use support::{Client, Node, must_put, policy, upload_certificate, via_gateway};
+use support::{Client, Node, must_put, upload_certificate, via_gateway};
 
-/// Sets up API `api` → backend `be` at `url` presenting `client-cert`.
+/// Sets up API `api` → backend `api` at `url` presenting `client-cert`.
 async fn route_to(api: &Client, url: &str, tls: Value) {
-    must_put(api, "/backends/be", json!({"properties": {"url": url, "tls": tls}})).await;
-    must_put(api, "/apis/api", json!({"properties": {"displayName": "API", "path": "api"}})).await;
-    must_put(
-        api,
-        "/apis/api/policies/policy",
-        policy(r#"<set-backend-service backend-id="be" /><authentication-certificate certificate-id="client-cert" />"#),
-    )
-    .await;
+    support::expose(api, "api", url, tls, "client-cert").await;
 }
 
 /// Asserts APIM's anonymous 500 and returns the log line carrying its activity id.
@@ -48,11 +41,11 @@ async fn untrusted_chain_then_chain_validation_off() {
     let (status, body) = via_gateway(&http, &node, "/api/x").await;
     let line = failure_log(&node, status, &body, 500);
     assert!(line.contains("BackendConnectionFailure") && line.contains("certificate chain not trusted"), "{line}");
-    assert!(line.contains("api=\"api\"") && line.contains("backend=\"be\""), "{line}");
+    assert!(line.contains("api=\"api\"") && line.contains("backend=\"api\""), "{line}");
 
     api.send(
         "PATCH",
-        "/backends/be",
+        "/backends/api",
         Some(br#"{"properties":{"tls":{"validateCertificateChain":false}}}"#.to_vec()),
         &[],
     )
@@ -82,7 +75,7 @@ async fn name_mismatch_then_name_validation_off() {
     // Chain validation off does not turn name validation off.
     api.send(
         "PATCH",
-        "/backends/be",
+        "/backends/api",
         Some(br#"{"properties":{"tls":{"validateCertificateChain":false}}}"#.to_vec()),
         &[],
     )
@@ -91,7 +84,7 @@ async fn name_mismatch_then_name_validation_off() {
     assert!(failure_log(&node, status, &body, 500).contains("name mismatch"));
     api.send(
         "PATCH",
-        "/backends/be",
+        "/backends/api",
         Some(br#"{"properties":{"tls":{"validateCertificateChain":true,"validateCertificateName":false}}}"#.to_vec()),
         &[],
     )
@@ -169,12 +162,12 @@ async fn unreachable_is_502_and_slow_is_504() {
         https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
     must_put(
         &api,
-        "/backends/be",
+        "/backends/api",
         json!({"properties": {"url": backend.url("localhost"), "tls": {"validateCertificateChain": false}}}),
     )
     .await;
     must_put(&api, "/apis/api/policies/policy", json!({"properties": {"value":
-        r#"<policies><inbound><set-backend-service backend-id="be" /><authentication-certificate certificate-id="client-cert" /></inbound><backend><forward-request timeout="1" /></backend></policies>"#}})).await;
+        r#"<policies><inbound><set-backend-service backend-id="api" /><authentication-certificate certificate-id="client-cert" /></inbound><backend><forward-request timeout="1" /></backend></policies>"#}})).await;
     let (status, body) = via_gateway(&http, &node, "/api/sleep/3000").await;
     assert!(failure_log(&node, status, &body, 504).contains("BackendTimeout"));
 }

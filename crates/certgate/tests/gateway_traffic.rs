@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use certgate_testkit::{ClientAuth, Identity, KeyKind, https_echo_backend};
 use serde_json::json;
-use support::{Node, must_put, policy, seen_fingerprint, upload_certificate, via_gateway};
+use support::{Node, expose, must_put, policy, seen_fingerprint, upload_certificate, via_gateway};
 
 /// Two APIs send to the same backend host with different certificates; pooled connections must
 /// never cross: every one of the interleaved concurrent responses shows its API's certificate.
@@ -86,19 +86,7 @@ async fn a_change_is_effective_on_the_next_request_and_in_flight_requests_comple
         https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
     let old = upload_certificate(&api, "old", &Identity::self_signed_client("old", KeyKind::EcdsaP256)).await;
     let new = upload_certificate(&api, "new", &Identity::self_signed_client("new", KeyKind::EcdsaP256)).await;
-    must_put(
-        &api,
-        "/backends/be",
-        json!({"properties": {"url": backend.url("localhost"), "tls": {"validateCertificateChain": false}}}),
-    )
-    .await;
-    must_put(&api, "/apis/live", json!({"properties": {"displayName": "Live", "path": "live"}})).await;
-    must_put(
-        &api,
-        "/apis/live/policies/policy",
-        policy(r#"<set-backend-service backend-id="be" /><authentication-certificate certificate-id="old" />"#),
-    )
-    .await;
+    expose(&api, "live", &backend.url("localhost"), json!({"validateCertificateChain": false}), "old").await;
 
     let http = reqwest::Client::new();
     let slow = {
@@ -113,7 +101,7 @@ async fn a_change_is_effective_on_the_next_request_and_in_flight_requests_comple
     must_put(
         &api,
         "/apis/live/policies/policy",
-        policy(r#"<set-backend-service backend-id="be" /><authentication-certificate certificate-id="new" />"#),
+        policy(r#"<set-backend-service backend-id="live" /><authentication-certificate certificate-id="new" />"#),
     )
     .await;
     let (status, body) = via_gateway(&http, &node, "/live/now").await;
@@ -140,19 +128,7 @@ async fn a_one_gib_upload_streams_with_flat_memory_and_http2_is_used_when_offere
     let backend =
         https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, true).await;
     upload_certificate(&api, "c", &Identity::self_signed_client("c", KeyKind::EcdsaP256)).await;
-    must_put(
-        &api,
-        "/backends/be",
-        json!({"properties": {"url": backend.url("localhost"), "tls": {"validateCertificateChain": false}}}),
-    )
-    .await;
-    must_put(&api, "/apis/files", json!({"properties": {"displayName": "Files", "path": "files"}})).await;
-    must_put(
-        &api,
-        "/apis/files/policies/policy",
-        policy(r#"<set-backend-service backend-id="be" /><authentication-certificate certificate-id="c" />"#),
-    )
-    .await;
+    expose(&api, "files", &backend.url("localhost"), json!({"validateCertificateChain": false}), "c").await;
     let http = reqwest::Client::new();
     let (_, body) = via_gateway(&http, &node, "/files/probe").await;
     let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();

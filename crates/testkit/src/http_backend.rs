@@ -15,13 +15,10 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpListener;
 
 use crate::Identity;
-use crate::tls_peer::{ClientAuth, any_client_certificate, sha1_hex};
+use crate::tls_peer::{ClientAuth, server_config, sha1_hex};
 
 /// A running backend.
 pub struct HttpsBackend {
@@ -43,25 +40,8 @@ impl HttpsBackend {
 /// Starts the backend on a free loopback port with `server` as its certificate. With `h2`, it
 /// offers HTTP/2 by ALPN as well as HTTP/1.1.
 pub async fn https_echo_backend(server: &Identity, client_auth: ClientAuth<'_>, h2: bool) -> HttpsBackend {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = match client_auth {
-        ClientAuth::AnyCertificate => any_client_certificate(provider.clone()),
-        ClientAuth::IssuedBy(ca) => {
-            let mut roots = RootCertStore::empty();
-            roots.add(CertificateDer::from(ca.cert_der.clone())).unwrap();
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap()
-        }
-    };
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![CertificateDer::from(server.cert_der.clone())],
-            PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap(),
-        )
-        .unwrap();
-    config.alpn_protocols = if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    let alpn: &[&[u8]] = if h2 { &[b"h2", b"http/1.1"] } else { &[b"http/1.1"] };
+    let config = server_config(server, client_auth, alpn);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -24,25 +24,7 @@ pub enum ClientAuth<'a> {
 
 /// Starts the peer on a free loopback port; it serves until the runtime stops.
 pub async fn tls_echo_peer(server: &Identity, client_auth: ClientAuth<'_>) -> SocketAddr {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier: Arc<dyn ClientCertVerifier> = match client_auth {
-        ClientAuth::AnyCertificate => any_client_certificate(provider.clone()),
-        ClientAuth::IssuedBy(ca) => {
-            let mut roots = RootCertStore::empty();
-            roots.add(CertificateDer::from(ca.cert_der.clone())).unwrap();
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap()
-        }
-    };
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![CertificateDer::from(server.cert_der.clone())],
-            PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap(),
-        )
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = server_config(server, client_auth, &[b"http/1.1"]);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -64,16 +46,37 @@ pub async fn tls_echo_peer(server: &Identity, client_auth: ClientAuth<'_>) -> So
     addr
 }
 
+/// A server configuration that presents `server`, requires a client certificate per
+/// `client_auth`, and offers `alpn`.
+pub(crate) fn server_config(server: &Identity, client_auth: ClientAuth<'_>, alpn: &[&[u8]]) -> ServerConfig {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier: Arc<dyn ClientCertVerifier> = match client_auth {
+        ClientAuth::AnyCertificate => Arc::new(AnyClientCertificate(provider.clone())),
+        ClientAuth::IssuedBy(ca) => {
+            let mut roots = RootCertStore::empty();
+            roots.add(CertificateDer::from(ca.cert_der.clone())).unwrap();
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap()
+        }
+    };
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from(server.cert_der.clone())],
+            PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}
+
 /// Lower-case hex SHA-1, as nginx's `$ssl_client_fingerprint` prints it.
 pub fn sha1_hex(der: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der))
 }
 
-/// Requires a client certificate but accepts any, as long as the client holds its key.
-pub(crate) fn any_client_certificate(provider: Arc<rustls::crypto::CryptoProvider>) -> Arc<dyn ClientCertVerifier> {
-    Arc::new(AnyClientCertificate(provider))
-}
-
+/// Requires a client certificate but accepts any, as long as the client proves it holds the key.
 #[derive(Debug)]
 struct AnyClientCertificate(Arc<rustls::crypto::CryptoProvider>);
 

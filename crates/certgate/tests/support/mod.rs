@@ -258,3 +258,15 @@ pub fn seen_fingerprint(body: &str) -> String {
     let json: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
     json["fingerprint"].as_str().unwrap_or_default().to_owned()
 }
+
+/// The common route: backend `{name}` at `url` with `tls` switches, API `{name}` at path `/{name}`,
+/// and an API policy that sends there presenting certificate `certificate`.
+pub async fn expose(api: &Client, name: &str, url: &str, tls: Value, certificate: &str) {
+    must_put(api, &format!("/backends/{name}"), serde_json::json!({"properties": {"url": url, "tls": tls}})).await;
+    must_put(api, &format!("/apis/{name}"), serde_json::json!({"properties": {"displayName": name, "path": name}}))
+        .await;
+    must_put(api, &format!("/apis/{name}/policies/policy"), policy(&format!(
+        r#"<set-backend-service backend-id="{name}" /><authentication-certificate certificate-id="{certificate}" />"#
+    )))
+    .await;
+}
