@@ -4,8 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use certgate_model::{Certificate, CertificateSource, EntityId, EntityKind};
+use certgate_model::{Certificate, CertificateSource, EntityId, EntityKind, LastStatus, LastStatusCode};
 use certgate_pki::{ImportedCertificate, Pkcs12Error, format_utc, import_pkcs12};
+use certgate_vault::{Identity, SecretReference};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -61,8 +62,29 @@ pub struct CertificateContract {
     thumbprint: String,
     /// `notAfter` of the leaf, UTC, `yyyy-MM-ddTHH:mm:ssZ`.
     expiration_date: String,
-    /// `Custom` for uploaded files.
+    /// `Custom` for uploaded files, `KeyVault` for vault references.
     source: String,
+    /// The vault reference and its last refresh, for `KeyVault` certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_vault: Option<KeyVaultContract>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyVaultContract {
+    secret_identifier: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_client_id: Option<String>,
+    last_status: LastStatusContract,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastStatusContract {
+    /// `Success`, `Forbidden`, `VaultUnreachable`, `SecretNotFound` or `InvalidSecret`.
+    code: String,
+    message: String,
+    time_stamp_utc: String,
 }
 
 impl Filterable for Loaded<Certificate> {
@@ -88,12 +110,37 @@ fn resource(id: &EntityId, certificate: &Certificate) -> Resource<CertificateCon
             thumbprint: certificate.thumbprint.to_string(),
             expiration_date: format_utc(certificate.not_after),
             source: certificate.source.as_str().to_owned(),
+            key_vault: match &certificate.source {
+                CertificateSource::Upload => None,
+                CertificateSource::KeyVault { secret_identifier, identity_client_id, last_status, .. } => {
+                    Some(KeyVaultContract {
+                        secret_identifier: secret_identifier.clone(),
+                        identity_client_id: identity_client_id.clone(),
+                        last_status: LastStatusContract {
+                            code: format!("{:?}", last_status.code),
+                            message: last_status.message.clone(),
+                            time_stamp_utc: format_utc(last_status.time),
+                        },
+                    })
+                }
+            },
         },
     )
 }
 
-/// Validates the request and imports the material; `None` when nothing was asked to change.
-fn import(properties: CertificateCreateOrUpdateProperties) -> Result<Option<ImportedCertificate>, ApiError> {
+/// A validated certificate ready to store: entity, private key, warnings for the caller.
+struct Imported {
+    certificate: Certificate,
+    private_key: Zeroizing<Vec<u8>>,
+    warnings: Vec<String>,
+}
+
+/// Validates the request and imports the material (reading a vault reference at once);
+/// `None` when nothing was asked to change.
+async fn import(
+    state: &AdminState,
+    properties: CertificateCreateOrUpdateProperties,
+) -> Result<Option<Imported>, ApiError> {
     match (properties.data, properties.key_vault) {
         (Some(_), Some(_)) => Err(ApiError::validations(vec![
             (
@@ -105,14 +152,10 @@ fn import(properties: CertificateCreateOrUpdateProperties) -> Result<Option<Impo
                 "give either data (an uploaded file) or keyVault (a reference), not both".into(),
             ),
         ])),
-        (None, Some(reference)) => Err(ApiError::validation(
-            "properties.keyVault",
-            format!(
-                "cannot read '{}' with identity '{}': this node has no vault identity configured",
-                reference.secret_identifier,
-                reference.identity_client_id.as_deref().unwrap_or("system")
-            ),
-        )),
+        (None, Some(_)) if properties.password.is_some() => {
+            Err(ApiError::validation("properties.password", "a password is only meaningful together with data"))
+        }
+        (None, Some(reference)) => import_reference(state, reference).await.map(Some),
         (None, None) if properties.password.is_some() => {
             Err(ApiError::validation("properties.password", "a password is only meaningful together with data"))
         }
@@ -127,9 +170,68 @@ fn import(properties: CertificateCreateOrUpdateProperties) -> Result<Option<Impo
                 };
                 ApiError::validation(target, e.to_string())
             })?;
-            Ok(Some(imported))
+            Ok(Some(imported_with(imported, CertificateSource::Upload, Vec::new())))
         }
     }
+}
+
+/// Reads the reference now: an unreadable reference is a 400 with the vault's reason.
+async fn import_reference(state: &AdminState, reference: KeyVaultProperties) -> Result<Imported, ApiError> {
+    let identifier_target = "properties.keyVault.secretIdentifier";
+    let parsed = SecretReference::parse(&reference.secret_identifier)
+        .map_err(|e| ApiError::validation(identifier_target, e.to_string()))?;
+    let Some(vault) = &state.vault else {
+        return Err(ApiError::validation("properties.keyVault", "this node has no vault identity configured"));
+    };
+    let identity = reference.identity_client_id.filter(|i| !i.is_empty());
+    if !vault.has_identity(identity.as_deref()) {
+        let known: Vec<&str> = vault.identities().into_iter().map(|(id, _)| id).collect();
+        return Err(ApiError::validation(
+            "properties.keyVault.identityClientId",
+            format!(
+                "identity '{}' is not configured; configured: {}",
+                identity.as_deref().unwrap_or(Identity::SYSTEM),
+                known.join(", ")
+            ),
+        ));
+    }
+    let material = vault
+        .read(identity.as_deref(), &parsed)
+        .await
+        .map_err(|f| ApiError::validation(identifier_target, format!("{:?}: {}", f.code, f.message)))?;
+    let mut warnings = Vec::new();
+    if let Some(version) = parsed.version {
+        warnings.push(format!(
+            "the reference is pinned to version {version} and will not rotate; remove ?version= to follow new versions"
+        ));
+    }
+    let source = CertificateSource::KeyVault {
+        secret_identifier: reference.secret_identifier,
+        identity_client_id: identity,
+        version: material.version,
+        last_status: LastStatus {
+            code: LastStatusCode::Success,
+            message: match material.version {
+                Some(v) => format!("read version {v}"),
+                None => "read".into(),
+            },
+            time: now_unix(),
+        },
+    };
+    Ok(imported_with(material.certificate, source, warnings))
+}
+
+fn imported_with(imported: ImportedCertificate, source: CertificateSource, mut warnings: Vec<String>) -> Imported {
+    let ImportedCertificate { subject, thumbprint, not_after, chain, private_key, warnings: facts } = imported;
+    warnings.extend(facts);
+    Imported { certificate: Certificate { subject, thumbprint, not_after, chain, source }, private_key, warnings }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// List certificates.
@@ -140,7 +242,13 @@ async fn list_certificates(
     State(state): State<AdminState>,
     ListParams(query): ListParams,
 ) -> Result<Json<Page<CertificateContract>>, ApiError> {
-    let all = state.load_all::<Certificate>(KIND).await?;
+    let mut all = state.load_all::<Certificate>(KIND).await?;
+    if let Some(failed) = query.is_key_vault_refresh_failed {
+        all.retain(|c| match &c.entity.source {
+            CertificateSource::KeyVault { last_status, .. } => (last_status.code != LastStatusCode::Success) == failed,
+            CertificateSource::Upload => !failed,
+        });
+    }
     Ok(Json(query.page(KIND.collection(), all, |c| resource(&c.id, &c.entity))?))
 }
 
@@ -166,7 +274,7 @@ async fn put_certificate(
     headers: HeaderMap,
     JsonBody(envelope): JsonBody<Envelope<CertificateCreateOrUpdateProperties>>,
 ) -> Result<Response, ApiError> {
-    let Some(imported) = import(envelope.properties)? else {
+    let Some(imported) = import(&state, envelope.properties).await? else {
         return Err(ApiError::validation("properties", "give data (a base64 PKCS#12 file) or keyVault (a reference)"));
     };
     store(&state, &id, &headers, imported).await
@@ -185,7 +293,7 @@ async fn patch_certificate(
     JsonBody(envelope): JsonBody<Envelope<CertificateCreateOrUpdateProperties>>,
 ) -> Result<Response, ApiError> {
     let current = state.load::<Certificate>(KIND, &id).await?;
-    match import(envelope.properties)? {
+    match import(&state, envelope.properties).await? {
         Some(imported) => store(&state, &current.id, &headers, imported).await,
         None => Ok(respond_with(StatusCode::OK, current.revision, resource(&current.id, &current.entity))),
     }
@@ -195,10 +303,9 @@ async fn store(
     state: &AdminState,
     id: &EntityId,
     headers: &HeaderMap,
-    imported: ImportedCertificate,
+    imported: Imported,
 ) -> Result<Response, ApiError> {
-    let ImportedCertificate { subject, thumbprint, not_after, chain, private_key, warnings } = imported;
-    let certificate = Certificate { subject, thumbprint, not_after, chain, source: CertificateSource::Upload };
+    let Imported { certificate, private_key, warnings } = imported;
     state
         .write(KIND, id, headers, &certificate, Some(private_key), |stored| {
             resource(stored, &certificate).with_warnings(warnings)
@@ -228,13 +335,24 @@ async fn delete_certificate(
               (status = 404, body = ErrorResponse)))]
 async fn refresh_secret(State(state): State<AdminState>, IdPath(id): IdPath) -> Result<Response, ApiError> {
     let current = state.load::<Certificate>(KIND, &id).await?;
-    match current.entity.source {
-        CertificateSource::Upload => Err(ApiError::validation(
+    if !current.entity.source.is_vault() {
+        return Err(ApiError::validation(
             "id",
             format!(
                 "certificate '{}' was uploaded, not referenced from a vault; upload a new file to change it",
                 current.id
             ),
-        )),
+        ));
     }
+    let Some(vault) = &state.vault else {
+        return Err(ApiError::validation("id", "this node has no vault identity configured"));
+    };
+    let (certificate, _) =
+        certgate_vault::refresh::refresh(state.store.as_ref(), vault, &current.id).await.map_err(|e| match e {
+            certgate_vault::refresh::RefreshError::Store(store) => ApiError::from(store),
+            other => ApiError::validation("id", other.to_string()),
+        })?;
+    let reloaded = state.load::<Certificate>(KIND, &current.id).await?;
+    state.await_publication(reloaded.revision).await;
+    Ok(respond_with(StatusCode::OK, reloaded.revision, resource(&reloaded.id, &certificate)))
 }

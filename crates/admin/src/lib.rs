@@ -14,6 +14,7 @@ mod envelope;
 mod error;
 mod etag;
 mod extract;
+mod identities;
 mod list;
 mod operations;
 mod policies;
@@ -42,11 +43,19 @@ pub struct AdminState {
     max_body_bytes: usize,
     /// The store revision the data plane serves; writes wait for it to catch up.
     published: Option<tokio::sync::watch::Receiver<i64>>,
+    /// Reads vault references; `None` when no vault identity is configured.
+    vault: Option<Arc<certgate_vault::VaultClient>>,
 }
 
 impl AdminState {
     pub fn new(store: Arc<dyn Store>, auth: Authenticator, max_body_bytes: usize) -> Self {
-        Self { store, auth: Arc::new(auth), max_body_bytes, published: None }
+        Self { store, auth: Arc::new(auth), max_body_bytes, published: None, vault: None }
+    }
+
+    /// Enables vault references, read with these identities.
+    pub fn with_vault(mut self, vault: Arc<certgate_vault::VaultClient>) -> Self {
+        self.vault = Some(vault);
+        self
     }
 
     /// Makes every write wait until the data plane serves a snapshot containing it.
@@ -85,6 +94,7 @@ fn api() -> OpenApiRouter<AdminState> {
         .merge(apis::routes())
         .merge(operations::routes())
         .merge(policies::routes())
+        .merge(identities::routes())
         .merge(tokens::routes())
 }
 

@@ -29,6 +29,10 @@ pub struct ListQuery {
     #[serde(rename = "$skip")]
     #[param(rename = "$skip")]
     pub skip: Option<String>,
+    /// Certificates only: `true` lists the vault references whose last refresh failed.
+    #[serde(rename = "isKeyVaultRefreshFailed")]
+    #[param(rename = "isKeyVaultRefreshFailed")]
+    pub is_key_vault_refresh_failed: Option<bool>,
     /// Accepted and ignored, as in APIM.
     #[allow(dead_code)] // parsed only so that clients sending it are documented, not rejected
     #[serde(rename = "api-version")]

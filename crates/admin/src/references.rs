@@ -30,6 +30,14 @@ impl CertificateIndex {
     pub(crate) fn by_thumbprint(&self, target: &str, raw: &str) -> Result<Thumbprint, ApiError> {
         let wanted = Thumbprint::from_hex(raw.trim());
         match self.certificates.iter().find(|c| c.entity.thumbprint == wanted) {
+            // A vault certificate's thumbprint changes with every rotation.
+            Some(c) if c.entity.source.is_vault() => Err(ApiError::validation(
+                target,
+                format!(
+                    "Certificate '{}' is stored in a vault and cannot be referenced by thumbprint. Please reference it with certificate-id '{}'.",
+                    c.id, c.id
+                ),
+            )),
             Some(_) => Ok(wanted),
             None => Err(ApiError::validation(target, format!("Certificate with thumbprint '{raw}' not found."))),
         }

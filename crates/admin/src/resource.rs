@@ -73,7 +73,7 @@ impl AdminState {
     /// Read-your-writes for the data plane: a change is acknowledged once the gateway serves a
     /// snapshot that contains it, so the caller's next request already sees it. Bounded, so a
     /// stuck compiler delays answers by at most [`PUBLICATION_WAIT`] rather than blocking them.
-    async fn await_publication(&self, revision: i64) {
+    pub(crate) async fn await_publication(&self, revision: i64) {
         if let Some(published) = &self.published {
             let mut published = published.clone();
             let reached = tokio::time::timeout(PUBLICATION_WAIT, published.wait_for(|r| *r >= revision)).await;

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use certgate_model::EntityId;
 use clap::Args;
+
+use crate::vault_config::{IdentityFile, VaultConfig};
 use serde::Deserialize;
 
 /// `certgate server` options. Each also reads `CERTGATE_<NAME>` and the `--config` TOML file.
@@ -28,6 +30,15 @@ pub struct ServerArgs {
     /// File holding the 256-bit master key (64 hex digits or base64); CERTGATE_MASTER_KEY gives it inline
     #[arg(long, env = "CERTGATE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// File holding the vault token of the gateway's system identity (CERTGATE_VAULT_TOKEN gives it inline)
+    #[arg(long, env = "CERTGATE_VAULT_TOKEN_FILE")]
+    pub vault_token_file: Option<PathBuf>,
+    /// How often version-less vault references are re-read: 1s … 4h … [default: 4h]
+    #[arg(long, env = "CERTGATE_VAULT_REFRESH_INTERVAL")]
+    pub vault_refresh_interval: Option<String>,
+    /// PEM file of the CA that signed the vault's TLS certificate
+    #[arg(long, env = "CERTGATE_VAULT_CA_FILE")]
+    pub vault_ca_file: Option<PathBuf>,
     /// Largest accepted management request body in bytes [default: 1048576]
     #[arg(long, env = "CERTGATE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -47,10 +58,15 @@ struct FileConfig {
     https_certificate_id: Option<String>,
     master_key_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
+    vault_token_file: Option<PathBuf>,
+    vault_refresh_interval: Option<String>,
+    vault_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    identities: std::collections::BTreeMap<String, IdentityFile>,
 }
 
 /// The resolved configuration of a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub admin_listen: SocketAddr,
@@ -59,6 +75,7 @@ pub struct ServerConfig {
     pub https: Option<(SocketAddr, EntityId)>,
     pub master_key_file: Option<PathBuf>,
     pub max_body_bytes: usize,
+    pub vault: VaultConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +86,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("max_body_bytes must be at least 1")]
     ZeroBodyLimit,
+    #[error("identity '{id}': {reason}")]
+    Identity { id: String, reason: String },
+    #[error("'{0}' is not a duration (e.g. 1s, 30s, 15m, 4h)")]
+    Duration(String),
     #[error("--https-listen needs --https-certificate-id: the certificate entity the HTTPS listener serves")]
     HttpsWithoutCertificate,
     #[error("--https-certificate-id '{id}' is not a valid id: {reason}")]
@@ -95,6 +116,13 @@ impl ServerArgs {
                     EntityId::parse(&id).map_err(|e| ConfigError::BadCertificateId { reason: e.to_string(), id })?,
                 )),
             };
+        let vault = VaultConfig::resolve(
+            std::env::var("CERTGATE_VAULT_TOKEN").ok().filter(|t| !t.is_empty()).map(zeroize::Zeroizing::new),
+            self.vault_token_file.or(file.vault_token_file).as_deref(),
+            file.identities,
+            self.vault_refresh_interval.or(file.vault_refresh_interval).as_deref(),
+            self.vault_ca_file.or(file.vault_ca_file),
+        )?;
         Ok(ServerConfig {
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./certgate-data")),
             admin_listen: self.admin_listen.or(file.admin_listen).unwrap_or(([127, 0, 0, 1], 8081).into()),
@@ -102,6 +130,7 @@ impl ServerArgs {
             https,
             master_key_file: self.master_key_file.or(file.master_key_file),
             max_body_bytes,
+            vault,
         })
     }
 }

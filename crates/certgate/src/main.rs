@@ -3,7 +3,9 @@
 mod bootstrap;
 mod config;
 mod control;
+mod refresher;
 mod server;
+mod vault_config;
 
 use std::process::ExitCode;
 

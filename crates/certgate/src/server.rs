@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::bootstrap::{self, BootstrapError};
 use crate::config::{ConfigError, ServerArgs, ServerConfig};
+use crate::vault_config::VaultConfig;
 
 #[derive(Debug, thiserror::Error)]
 enum StartError {
@@ -22,6 +23,8 @@ enum StartError {
     Store(#[from] certgate_store::StoreError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("vault: {0}")]
+    Vault(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -53,7 +56,9 @@ fn init_logging() {
 }
 
 async fn run(args: ServerArgs) -> Result<(), StartError> {
-    let config = args.resolve()?;
+    let mut config = args.resolve()?;
+    let vault_config = std::mem::take(&mut config.vault);
+    let refresh_interval = vault_config.refresh_interval;
     // Before anything is announced: a signal that arrives once the addresses are logged must
     // already find its handler, not the default action (which kills the process).
     let shutdown = shutdown_signal();
@@ -88,6 +93,14 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         config.max_body_bytes,
     )
     .with_publication(published.subscribe());
+    let vault = start_vault(vault_config)?;
+    let admin = match &vault {
+        Some(vault) => admin.with_vault(vault.clone()),
+        None => admin,
+    };
+    let refresher_task = vault.map(|vault| {
+        tokio::spawn(crate::refresher::run(store.clone(), vault, refresh_interval, wait_for(shutdown_rx.clone())))
+    });
     let control_task = tokio::spawn(crate::control::run(
         store.clone(),
         compiler,
@@ -115,8 +128,28 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         let _ = task.await;
     }
     let _ = control_task.await;
+    if let Some(task) = refresher_task {
+        let _ = task.await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The vault client, when any identity is configured.
+fn start_vault(config: VaultConfig) -> Result<Option<Arc<certgate_vault::VaultClient>>, StartError> {
+    if config.identities.is_empty() {
+        return Ok(None);
+    }
+    let ca = match &config.ca_file {
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| StartError::Vault(format!("cannot read {}: {e}", path.display())))?)
+        }
+        None => None,
+    };
+    let names: Vec<&str> = config.identities.iter().map(|(id, _)| id.as_str()).collect();
+    tracing::info!(identities = %names.join(", "), interval_s = config.refresh_interval.as_secs(), "vault references enabled");
+    let identities = config.into_identities();
+    certgate_vault::VaultClient::new(identities, ca.as_deref()).map(|c| Some(Arc::new(c))).map_err(StartError::Vault)
 }
 
 async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StartError> {

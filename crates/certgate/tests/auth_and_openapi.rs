@@ -47,6 +47,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<&'static str>)> {
         ("GET", "/apis/a1/operations/o1/policies/policy", None),
         ("PUT", "/apis/a1/operations/o1/policies/policy", invalid),
         ("DELETE", "/apis/a1/operations/o1/policies/policy", None),
+        ("GET", "/identities", None),
         ("GET", "/tokens", None),
         ("GET", "/tokens/t1", None),
         ("PUT", "/tokens/t1", invalid),

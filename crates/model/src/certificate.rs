@@ -43,14 +43,48 @@ pub struct Certificate {
 pub enum CertificateSource {
     /// Uploaded as a PKCS#12 file; it changes only when uploaded again.
     Upload,
+    /// Read from OpenBao / Vault; version-less references are re-read on a schedule.
+    #[serde(rename_all = "camelCase")]
+    KeyVault {
+        secret_identifier: String,
+        /// The identity that reads it; `None` = the system identity.
+        identity_client_id: Option<String>,
+        /// The KV version of the material in use.
+        version: Option<u64>,
+        last_status: LastStatus,
+    },
 }
 
 impl CertificateSource {
     pub fn as_str(&self) -> &'static str {
         match self {
             CertificateSource::Upload => "Custom",
+            CertificateSource::KeyVault { .. } => "KeyVault",
         }
     }
+
+    pub fn is_vault(&self) -> bool {
+        matches!(self, CertificateSource::KeyVault { .. })
+    }
+}
+
+/// The outcome of the last read of a vault reference, as APIM's `lastStatus` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastStatus {
+    pub code: LastStatusCode,
+    pub message: String,
+    /// Unix seconds.
+    pub time: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum LastStatusCode {
+    Success,
+    Forbidden,
+    VaultUnreachable,
+    SecretNotFound,
+    InvalidSecret,
 }
 
 /// Which trust store a CA certificate extends, as in APIM.

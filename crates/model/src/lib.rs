@@ -10,7 +10,9 @@ mod id;
 mod kind;
 mod token;
 
-pub use certificate::{CaCertificate, CaStoreName, Certificate, CertificateSource, Thumbprint};
+pub use certificate::{
+    CaCertificate, CaStoreName, Certificate, CertificateSource, LastStatus, LastStatusCode, Thumbprint,
+};
 pub use config_state::{ConfigState, StoredCertificate};
 pub use gateway_config::{Api, Authorization, Backend, BackendCredentials, BackendTls, Operation, Policy, PolicyScope};
 pub use id::{EntityId, IdError};

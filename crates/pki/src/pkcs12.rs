@@ -58,6 +58,8 @@ pub enum Pkcs12Error {
     UnsupportedKey,
     #[error("a certificate in the PKCS#12 file is invalid: {0}")]
     InvalidCertificate(String),
+    #[error("{0}")]
+    Pem(String),
 }
 
 /// Imports a PKCS#12 file: decrypts it, finds the one leaf that has its private key, orders the
@@ -74,16 +76,39 @@ pub fn import_pkcs12(der: &[u8], password: &str) -> Result<ImportedCertificate, 
         n => return Err(Pkcs12Error::SeveralKeys(n)),
     };
     drop(keys);
-    if archive.certs.is_empty() {
+    assemble(key, archive.certs.iter().map(|bag| bag.cert.as_der().to_vec()).collect())
+}
+
+/// Imports a PEM certificate chain (leaf among them) and its PKCS#8 PEM private key, as a vault
+/// secret or a Vault PKI issue response holds them.
+pub fn import_pem(certificates_pem: &str, private_key_pem: &str) -> Result<ImportedCertificate, Pkcs12Error> {
+    use rustls_pki_types::pem::PemObject;
+    let key = match PrivateKeyDer::from_pem_slice(private_key_pem.as_bytes()) {
+        Ok(PrivateKeyDer::Pkcs8(key)) => Zeroizing::new(key.secret_pkcs8_der().to_vec()),
+        Ok(_) => {
+            return Err(Pkcs12Error::Pem(
+                "the private key must be PKCS#8 ('BEGIN PRIVATE KEY'); convert it with openssl pkcs8 -topk8 -nocrypt"
+                    .into(),
+            ));
+        }
+        Err(e) => return Err(Pkcs12Error::Pem(format!("no usable private key: {e}"))),
+    };
+    let certificates = rustls_pki_types::CertificateDer::pem_slice_iter(certificates_pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Pkcs12Error::Pem(format!("malformed certificate PEM: {e}")))?;
+    assemble(key, certificates)
+}
+
+/// Finds the leaf that `key` belongs to among `certificates` and orders the chain after it.
+fn assemble(key: Zeroizing<Vec<u8>>, certificates: Vec<Vec<u8>>) -> Result<ImportedCertificate, Pkcs12Error> {
+    if certificates.is_empty() {
         return Err(Pkcs12Error::NoCertificate);
     }
     let key_public = public_key_of(&key)?;
-
-    let certs: Vec<(Vec<u8>, CertificateFacts)> = archive
-        .certs
-        .iter()
-        .map(|bag| {
-            let der = bag.cert.as_der().to_vec();
+    let certs: Vec<(Vec<u8>, CertificateFacts)> = certificates
+        .into_iter()
+        .map(|der| {
             certificate_facts(&der)
                 .map(|facts| (der, facts))
                 .map_err(|e| Pkcs12Error::InvalidCertificate(e.to_string()))

@@ -1,0 +1,212 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use certgate_model::LastStatusCode;
+use certgate_pki::{ImportedCertificate, import_pem, import_pkcs12};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::identity::relogin_at;
+use crate::{AuthMethod, Identity, SecretReference};
+
+/// A certificate read from the vault, validated (parses, key matches) before anyone uses it.
+#[derive(Debug)]
+pub struct SecretMaterial {
+    /// The KV version that was read.
+    pub version: Option<u64>,
+    pub certificate: ImportedCertificate,
+}
+
+/// Why a read failed, as `lastStatus` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ReadFailure {
+    pub code: LastStatusCode,
+    pub message: String,
+}
+
+impl ReadFailure {
+    fn new(code: LastStatusCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// Reads certificates from OpenBao / HashiCorp Vault with the configured identities.
+pub struct VaultClient {
+    http: reqwest::Client,
+    identities: HashMap<String, Arc<Identity>>,
+}
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl VaultClient {
+    /// `ca_pem` adds a private CA for vaults served over TLS.
+    pub fn new(identities: Vec<Identity>, ca_pem: Option<&[u8]>) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).connect_timeout(Duration::from_secs(5));
+        if let Some(pem) = ca_pem {
+            for certificate in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("vault CA file: {e}"))? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().map_err(|e| format!("cannot build the vault HTTP client: {e}"))?;
+        let identities = identities.into_iter().map(|i| (i.id.to_lowercase(), Arc::new(i))).collect();
+        Ok(Self { http, identities })
+    }
+
+    /// The configured identities (for `GET /identities`), system first.
+    pub fn identities(&self) -> Vec<(&str, &'static str)> {
+        let mut list: Vec<(&str, &'static str)> =
+            self.identities.values().map(|i| (i.id.as_str(), i.method.name())).collect();
+        list.sort_by_key(|(id, _)| (*id != Identity::SYSTEM, id.to_lowercase()));
+        list
+    }
+
+    pub fn has_identity(&self, id: Option<&str>) -> bool {
+        self.identities.contains_key(&id.unwrap_or(Identity::SYSTEM).to_lowercase())
+    }
+
+    /// Reads and validates the certificate `reference` points at, as `identity` (absent = system).
+    pub async fn read(
+        &self,
+        identity: Option<&str>,
+        reference: &SecretReference,
+    ) -> Result<SecretMaterial, ReadFailure> {
+        let name = identity.unwrap_or(Identity::SYSTEM);
+        let identity = self.identities.get(&name.to_lowercase()).ok_or_else(|| {
+            ReadFailure::new(LastStatusCode::Forbidden, format!("identity '{name}' is not configured on this node"))
+        })?;
+        match self.read_once(identity, reference).await {
+            // An AppRole token can be revoked or expire early: log in again once.
+            Err(failure)
+                if failure.code == LastStatusCode::Forbidden
+                    && matches!(identity.method, AuthMethod::AppRole { .. }) =>
+            {
+                *identity.session.lock().await = None;
+                self.read_once(identity, reference).await
+            }
+            other => other,
+        }
+    }
+
+    async fn read_once(&self, identity: &Identity, reference: &SecretReference) -> Result<SecretMaterial, ReadFailure> {
+        let token = self.token(identity, &reference.server).await?;
+        let response =
+            self.http.get(reference.read_url()).header("X-Vault-Token", token.as_str()).send().await.map_err(|e| {
+                ReadFailure::new(
+                    LastStatusCode::VaultUnreachable,
+                    format!("cannot reach {}: {}", reference.server, error_chain(&e)),
+                )
+            })?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        match status.as_u16() {
+            200 => parse_secret(&body),
+            401 | 403 => Err(ReadFailure::new(
+                LastStatusCode::Forbidden,
+                format!(
+                    "identity '{}' may not read {reference}: {}",
+                    identity.id,
+                    vault_errors(&body, "permission denied")
+                ),
+            )),
+            404 => Err(ReadFailure::new(LastStatusCode::SecretNotFound, format!("no secret at {reference}"))),
+            code => Err(ReadFailure::new(
+                LastStatusCode::VaultUnreachable,
+                format!("the vault answered {code}: {}", vault_errors(&body, "no details")),
+            )),
+        }
+    }
+
+    async fn token(&self, identity: &Identity, server: &str) -> Result<Zeroizing<String>, ReadFailure> {
+        let (mount, role_id, secret_id) = match &identity.method {
+            AuthMethod::Token(token) => return Ok(token.clone()),
+            AuthMethod::AppRole { mount, role_id, secret_id } => (mount, role_id, secret_id),
+        };
+        let mut session = identity.session.lock().await;
+        if let Some((token, renew_at)) = session.as_ref()
+            && Instant::now() < *renew_at
+        {
+            return Ok(token.clone());
+        }
+        let response = self
+            .http
+            .post(format!("{server}/v1/auth/{mount}/login"))
+            .json(&serde_json::json!({"role_id": role_id, "secret_id": secret_id.as_str()}))
+            .send()
+            .await
+            .map_err(|e| {
+                ReadFailure::new(
+                    LastStatusCode::VaultUnreachable,
+                    format!("cannot reach {server}: {}", error_chain(&e)),
+                )
+            })?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(ReadFailure::new(
+                LastStatusCode::Forbidden,
+                format!(
+                    "AppRole login of identity '{}' failed ({status}): {}",
+                    identity.id,
+                    vault_errors(&body, "no details")
+                ),
+            ));
+        }
+        let token = body["auth"]["client_token"]
+            .as_str()
+            .map(|t| Zeroizing::new(t.to_owned()))
+            .ok_or_else(|| ReadFailure::new(LastStatusCode::Forbidden, "AppRole login returned no token"))?;
+        let ttl = Duration::from_secs(body["auth"]["lease_duration"].as_u64().unwrap_or(60).max(1));
+        *session = Some((token.clone(), relogin_at(ttl)));
+        Ok(token)
+    }
+}
+
+/// `{"data": {"data": {...}, "metadata": {"version": N}}}` with either `pfx` (+ `password`) or
+/// `certificate` + `private_key` (+ `ca_chain`).
+fn parse_secret(body: &Value) -> Result<SecretMaterial, ReadFailure> {
+    let invalid = |message: String| ReadFailure::new(LastStatusCode::InvalidSecret, message);
+    let data = &body["data"]["data"];
+    let version = body["data"]["metadata"]["version"].as_u64();
+    let certificate = if let Some(pfx) = data["pfx"].as_str() {
+        let der = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(pfx.split_whitespace().collect::<String>())
+                .map_err(|_| invalid("'pfx' is not base64".into()))?,
+        );
+        let password = data["password"].as_str().unwrap_or("");
+        import_pkcs12(&der, password).map_err(|e| invalid(format!("'pfx': {e}")))?
+    } else if let (Some(certificate), Some(key)) = (data["certificate"].as_str(), data["private_key"].as_str()) {
+        let mut chain = certificate.to_owned();
+        match &data["ca_chain"] {
+            Value::String(pem) => chain.push_str(&format!("\n{pem}")),
+            Value::Array(pems) => {
+                pems.iter().filter_map(Value::as_str).for_each(|pem| chain.push_str(&format!("\n{pem}")))
+            }
+            _ => {}
+        }
+        import_pem(&chain, key).map_err(|e| invalid(format!("'certificate'/'private_key': {e}")))?
+    } else {
+        return Err(invalid("the secret holds neither 'pfx' nor 'certificate' + 'private_key'".into()));
+    };
+    Ok(SecretMaterial { version, certificate })
+}
+
+fn vault_errors(body: &Value, default: &str) -> String {
+    let errors: Vec<&str> =
+        body["errors"].as_array().map(|e| e.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    if errors.is_empty() { default.to_owned() } else { errors.join("; ") }
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(e) = current {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        current = e.source();
+    }
+    text
+}

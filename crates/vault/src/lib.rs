@@ -1,0 +1,16 @@
+//! Certificates held in OpenBao / HashiCorp Vault (same HTTP API).
+//!
+//! A [`SecretReference`] is APIM's `secretIdentifier`, pointing at a KV v2 secret; a
+//! [`VaultClient`] reads it with one of the configured [`Identity`]s and returns validated
+//! certificate material, or a [`ReadFailure`] whose code is what `lastStatus` reports.
+//! [`schedule`] holds the pure timing rules of the refresher.
+
+mod client;
+mod identity;
+mod reference;
+pub mod refresh;
+pub mod schedule;
+
+pub use client::{ReadFailure, SecretMaterial, VaultClient};
+pub use identity::{AuthMethod, Identity, IdentityError};
+pub use reference::{ReferenceError, SecretReference};
