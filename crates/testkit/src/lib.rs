@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a failure here is a broken test
 
 mod http_backend;
+mod openbao;
 mod tls_peer;
 
 pub use http_backend::{HttpsBackend, https_echo_backend};
+pub use openbao::OpenBao;
 pub use tls_peer::{ClientAuth, sha1_hex, tls_echo_peer};
 
 use std::path::{Path, PathBuf};
