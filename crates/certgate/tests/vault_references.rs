@@ -241,3 +241,82 @@ async fn an_approle_identity_keeps_working_across_token_lifetimes() {
     assert!(rotations >= 3, "{rotations} rotations over 8 s of 2 s tokens");
     assert_eq!(last_status(&api, "robot").await["code"], "Success");
 }
+
+/// Rotation under continuous load: 1 s refresh interval, requests flowing without pause while
+/// the secret is rewritten; no request fails and each new certificate arrives within
+/// interval + 1 s of its write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_under_continuous_load_drops_nothing() {
+    let bao = OpenBao::start().await;
+    let token = bao.token_with_policy("gw-read", READ_GW).await;
+    let (v1, mut expected) = pfx_secret("load-v1");
+    bao.write_secret("gw/load", v1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(dir.path(), &["--vault-refresh-interval", "1s"], &[("CERTGATE_VAULT_TOKEN", &token)]);
+    let api = node.client();
+    assert_eq!(api.put("/certificates/load", &reference(&bao.identifier("gw/load"), None)).await.status, 201);
+    let backend =
+        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    expose(&api, "load", &backend.url("localhost"), json!({"validateCertificateChain": false}), "load").await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>> = Default::default();
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (stop, seen, failures) = (stop.clone(), seen.clone(), failures.clone());
+        let url = format!("{}/load/x", node.gateway);
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut count = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match http.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        let body = r.text().await.unwrap_or_default();
+                        seen.lock().unwrap().push((Instant::now(), seen_fingerprint(&body)));
+                    }
+                    _ => {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                count += 1;
+            }
+            count
+        }));
+    }
+    let mut pickups = Vec::new();
+    for round in 2..=4 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (next, fingerprint) = pfx_secret(&format!("load-v{round}"));
+        let written = Instant::now();
+        bao.write_secret("gw/load", next).await;
+        expected = fingerprint;
+        let deadline = written + Duration::from_secs(10);
+        let arrived = loop {
+            let arrived =
+                seen.lock().unwrap().iter().find(|(at, fp)| *at >= written && *fp == expected).map(|(at, _)| *at);
+            if let Some(at) = arrived {
+                break at;
+            }
+            assert!(Instant::now() < deadline, "rotation {round} never reached the backend");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        pickups.push(arrived - written);
+    }
+    // Keep the load on until at least 20 000 requests have gone through.
+    while seen.lock().unwrap().len() < 20_000 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.unwrap();
+    }
+    eprintln!("{total} requests during 3 rotations; pickup times: {pickups:?}");
+    assert_eq!(failures.load(std::sync::atomic::Ordering::Relaxed), 0, "failed requests");
+    assert!(total >= 20_000);
+    for pickup in &pickups {
+        assert!(*pickup <= Duration::from_secs(2), "pickup within interval + 1 s: {pickups:?}");
+    }
+    assert_eq!(seen.lock().unwrap().last().unwrap().1, expected);
+}
