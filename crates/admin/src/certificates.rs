@@ -200,7 +200,7 @@ async fn import_reference(state: &AdminState, reference: KeyVaultProperties) -> 
         .await
         .map_err(|f| ApiError::validation(identifier_target, format!("{:?}: {}", f.code, f.message)))?;
     let mut warnings = Vec::new();
-    if let Some(version) = parsed.version {
+    if let certgate_vault::ReferenceKind::Kv { version: Some(version) } = parsed.kind {
         warnings.push(format!(
             "the reference is pinned to version {version} and will not rotate; remove ?version= to follow new versions"
         ));

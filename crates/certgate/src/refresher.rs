@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use certgate_model::{Certificate, CertificateSource, EntityId, EntityKind};
 use certgate_store::Store;
 use certgate_vault::refresh::{Outcome, refresh};
-use certgate_vault::schedule::next_delay;
+use certgate_vault::schedule::{next_delay, renewal_delay};
 use certgate_vault::{SecretReference, VaultClient};
 use tokio::task::JoinSet;
 
@@ -19,6 +19,15 @@ const CONCURRENT_READS: usize = 4;
 struct Due {
     at: Instant,
     failures: u32,
+}
+
+/// A reference the refresher watches.
+struct Watched {
+    id: EntityId,
+    /// Unix seconds of the last read (successful or not).
+    last_read: i64,
+    /// For PKI references: when the certificate in use expires (renewed at ~2/3 of its life).
+    expires: Option<i64>,
 }
 
 pub async fn run(
@@ -43,13 +52,14 @@ pub async fn run(
             }
         };
         let now = Instant::now();
-        schedule.retain(|key, _| references.iter().any(|(id, _)| id.key() == *key));
+        schedule.retain(|key, _| references.iter().any(|r| r.id.key() == *key));
         let mut due = Vec::new();
-        for (id, last_read) in references {
-            let entry =
-                schedule.entry(id.key()).or_insert_with(|| Due { at: first_due(last_read, interval), failures: 0 });
+        for watched in references {
+            let entry = schedule
+                .entry(watched.id.key())
+                .or_insert_with(|| Due { at: Instant::now() + first_delay(&watched, interval), failures: 0 });
             if entry.at <= now {
-                due.push(id);
+                due.push(watched.id);
             }
         }
         let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS));
@@ -64,47 +74,74 @@ pub async fn run(
         }
         while let Some(Ok((id, result))) = reads.join_next().await {
             let Some(entry) = schedule.get_mut(&id.key()) else { continue };
+            let mut expires = None;
             match result {
-                Ok((_, Outcome::Rotated { from, to })) => {
-                    tracing::info!(certificate = %id, %from, %to, "vault certificate rotated");
-                    entry.failures = 0;
-                }
-                Ok((_, Outcome::Unchanged)) => entry.failures = 0,
-                Ok((_, Outcome::Failed(failure))) => {
-                    entry.failures += 1;
-                    tracing::warn!(certificate = %id, code = ?failure.code, reason = %failure.message,
-                        failures = entry.failures, "vault refresh failed; the last good certificate keeps serving");
+                Ok((certificate, outcome)) => {
+                    expires = is_pki(&certificate).then_some(certificate.not_after);
+                    match outcome {
+                        Outcome::Rotated { from, to } => {
+                            tracing::info!(certificate = %id, %from, %to, "vault certificate rotated");
+                            entry.failures = 0;
+                        }
+                        Outcome::Unchanged => entry.failures = 0,
+                        Outcome::Failed(failure) => {
+                            entry.failures += 1;
+                            tracing::warn!(certificate = %id, code = ?failure.code, reason = %failure.message,
+                                failures = entry.failures, "vault refresh failed; the last good certificate keeps serving");
+                        }
+                    }
                 }
                 Err(error) => {
                     entry.failures += 1;
                     tracing::warn!(certificate = %id, %error, "vault refresh failed");
                 }
             }
-            entry.at = Instant::now() + next_delay(interval, entry.failures, jitter());
+            let delay = match expires {
+                Some(not_after) => renewal_delay(now_unix(), not_after, now_unix(), entry.failures, jitter()),
+                None => next_delay(interval, entry.failures, jitter()),
+            };
+            entry.at = Instant::now() + delay;
         }
     }
 }
 
-/// Version-less references and when each was last read (Unix seconds).
-async fn references(store: &dyn Store) -> Result<Vec<(EntityId, i64)>, certgate_store::StoreError> {
+/// Every reference that can change: version-less KV secrets and PKI issue endpoints.
+async fn references(store: &dyn Store) -> Result<Vec<Watched>, certgate_store::StoreError> {
     let mut references = Vec::new();
     for record in store.list(EntityKind::Certificate).await? {
         let certificate: Certificate = record.decode()?;
         if let CertificateSource::KeyVault { secret_identifier, last_status, .. } = &certificate.source {
             let pinned = SecretReference::parse(secret_identifier).map(|r| r.is_pinned()).unwrap_or(false);
             if !pinned {
-                references.push((record.id, last_status.time));
+                let expires = is_pki(&certificate).then_some(certificate.not_after);
+                references.push(Watched { id: record.id, last_read: last_status.time, expires });
             }
         }
     }
     Ok(references)
 }
 
-/// A reference read `interval` ago (or never, before this node started) is due now.
-fn first_due(last_read_unix: i64, interval: Duration) -> Instant {
-    let now_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let age = Duration::from_secs(now_unix.saturating_sub(u64::try_from(last_read_unix).unwrap_or(0)));
-    Instant::now() + interval.saturating_sub(age)
+fn is_pki(certificate: &Certificate) -> bool {
+    matches!(&certificate.source, CertificateSource::KeyVault { secret_identifier, .. }
+        if SecretReference::parse(secret_identifier).is_ok_and(|r| r.is_pki()))
+}
+
+/// When a reference first seen by this node is due: PKI at ~2/3 of its certificate's life,
+/// KV an interval after its last read (now, if that was longer ago).
+fn first_delay(watched: &Watched, interval: Duration) -> Duration {
+    let now = now_unix();
+    match watched.expires {
+        Some(not_after) => renewal_delay(watched.last_read, not_after, now, 0, jitter()),
+        None => interval
+            .saturating_sub(Duration::from_secs(u64::try_from(now.saturating_sub(watched.last_read)).unwrap_or(0))),
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Uniform in [-1, 1].

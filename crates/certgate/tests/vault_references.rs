@@ -320,3 +320,62 @@ async fn rotation_under_continuous_load_drops_nothing() {
     }
     assert_eq!(seen.lock().unwrap().last().unwrap().1, expected);
 }
+
+/// Vault PKI: a 30 s certificate is renewed at about two thirds of its life, so a backend that
+/// only trusts the PKI's root (and checks validity) sees a valid, changing certificate for three
+/// lifetimes with no failed request; during an issuer outage the current one keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_pki_certificates_are_renewed_before_they_expire() {
+    let bao = OpenBao::start().await;
+    bao.api("POST", "sys/mounts/pki", Some(json!({"type": "pki", "config": {"max_lease_ttl": "24h"}}))).await;
+    let root = bao
+        .api("POST", "pki/root/generate/internal", Some(json!({"common_name": "certgate test PKI", "ttl": "24h"})))
+        .await;
+    let root_pem = root["data"]["certificate"].as_str().unwrap().to_owned();
+    bao.api(
+        "POST",
+        "pki/roles/gateway",
+        Some(json!({"allowed_domains": ["contoso.test"], "allow_subdomains": true,
+        "max_ttl": "1h", "client_flag": true, "server_flag": false})),
+    )
+    .await;
+    let token =
+        bao.token_with_policy("pki-issue", r#"path "pki/issue/gateway" { capabilities = ["create", "update"] }"#).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(dir.path(), &["--vault-refresh-interval", "1s"], &[("CERTGATE_VAULT_TOKEN", &token)]);
+    let api = node.client();
+    let identifier = format!("{}/v1/pki/issue/gateway?common_name=gw.contoso.test&ttl=30s", bao.address);
+    let created = api.put("/certificates/short", &reference(&identifier, None)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.body["properties"]["subject"], "CN=gw.contoso.test");
+
+    use rustls_pki_types::pem::PemObject;
+    let root_der = rustls_pki_types::CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap().to_vec();
+    let backend =
+        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::IssuedByDer(&root_der), false).await;
+    expose(&api, "pki", &backend.url("localhost"), json!({"validateCertificateChain": false}), "short").await;
+
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut fingerprints: Vec<String> = Vec::new();
+    let mut requests = 0;
+    while started.elapsed() < Duration::from_secs(95) {
+        let (status, body) = via_gateway(&http, &node, "/pki/x").await;
+        assert_eq!(status, 200, "after {:?}: {body}", started.elapsed());
+        requests += 1;
+        let fingerprint = seen_fingerprint(&body);
+        if fingerprints.last() != Some(&fingerprint) {
+            fingerprints.push(fingerprint);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("{requests} requests over 95 s, {} certificates used", fingerprints.len());
+    assert!(fingerprints.len() >= 4, "renewed at least three times: {}", fingerprints.len());
+
+    bao.disconnect().await;
+    let status = wait_status(&api, "short", "VaultUnreachable").await;
+    assert!(status["message"].as_str().unwrap().contains("cannot reach"));
+    assert_eq!(via_gateway(&http, &node, "/pki/x").await.0, 200, "the current certificate serves until it expires");
+    bao.reconnect().await;
+    wait_status(&api, "short", "Success").await;
+}

@@ -20,6 +20,8 @@ pub enum ClientAuth<'a> {
     AnyCertificate,
     /// Only certificates issued by this CA.
     IssuedBy(&'a Identity),
+    /// Only certificates issued by the CA with this DER (e.g. a vault PKI root).
+    IssuedByDer(&'a [u8]),
 }
 
 /// Starts the peer on a free loopback port; it serves until the runtime stops.
@@ -50,11 +52,16 @@ pub async fn tls_echo_peer(server: &Identity, client_auth: ClientAuth<'_>) -> So
 /// `client_auth`, and offers `alpn`.
 pub(crate) fn server_config(server: &Identity, client_auth: ClientAuth<'_>, alpn: &[&[u8]]) -> ServerConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier: Arc<dyn ClientCertVerifier> = match client_auth {
-        ClientAuth::AnyCertificate => Arc::new(AnyClientCertificate(provider.clone())),
-        ClientAuth::IssuedBy(ca) => {
+    let trusted_ca = match client_auth {
+        ClientAuth::AnyCertificate => None,
+        ClientAuth::IssuedBy(ca) => Some(ca.cert_der.clone()),
+        ClientAuth::IssuedByDer(der) => Some(der.to_vec()),
+    };
+    let verifier: Arc<dyn ClientCertVerifier> = match trusted_ca {
+        None => Arc::new(AnyClientCertificate(provider.clone())),
+        Some(der) => {
             let mut roots = RootCertStore::empty();
-            roots.add(CertificateDer::from(ca.cert_der.clone())).unwrap();
+            roots.add(CertificateDer::from(der)).unwrap();
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap()
         }
     };

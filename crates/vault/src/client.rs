@@ -9,6 +9,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::identity::relogin_at;
+use crate::reference::ReferenceKind;
 use crate::{AuthMethod, Identity, SecretReference};
 
 /// A certificate read from the vault, validated (parses, key matches) before anyone uses it.
@@ -92,17 +93,30 @@ impl VaultClient {
 
     async fn read_once(&self, identity: &Identity, reference: &SecretReference) -> Result<SecretMaterial, ReadFailure> {
         let token = self.token(identity, &reference.server).await?;
-        let response =
-            self.http.get(reference.read_url()).header("X-Vault-Token", token.as_str()).send().await.map_err(|e| {
-                ReadFailure::new(
-                    LastStatusCode::VaultUnreachable,
-                    format!("cannot reach {}: {}", reference.server, error_chain(&e)),
-                )
-            })?;
+        let request = match &reference.kind {
+            ReferenceKind::Kv { .. } => self.http.get(reference.read_url()),
+            ReferenceKind::PkiIssue { params } => {
+                let mut body: serde_json::Map<String, Value> =
+                    params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+                body.insert("private_key_format".into(), Value::String("pkcs8".into()));
+                self.http.post(reference.read_url()).json(&body)
+            }
+        };
+        let response = request.header("X-Vault-Token", token.as_str()).send().await.map_err(|e| {
+            ReadFailure::new(
+                LastStatusCode::VaultUnreachable,
+                format!("cannot reach {}: {}", reference.server, error_chain(&e)),
+            )
+        })?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         match status.as_u16() {
+            200 if reference.is_pki() => parse_issued(&body),
             200 => parse_secret(&body),
+            400 if reference.is_pki() => Err(ReadFailure::new(
+                LastStatusCode::InvalidSecret,
+                format!("the PKI role refused to issue: {}", vault_errors(&body, "no details")),
+            )),
             401 | 403 => Err(ReadFailure::new(
                 LastStatusCode::Forbidden,
                 format!(
@@ -192,6 +206,22 @@ fn parse_secret(body: &Value) -> Result<SecretMaterial, ReadFailure> {
         return Err(invalid("the secret holds neither 'pfx' nor 'certificate' + 'private_key'".into()));
     };
     Ok(SecretMaterial { version, certificate })
+}
+
+/// A PKI issue response: `certificate`, `private_key` (PKCS#8, as requested), `ca_chain`.
+fn parse_issued(body: &Value) -> Result<SecretMaterial, ReadFailure> {
+    let data = &body["data"];
+    let (Some(certificate), Some(key)) = (data["certificate"].as_str(), data["private_key"].as_str()) else {
+        return Err(ReadFailure::new(LastStatusCode::InvalidSecret, "the PKI response holds no certificate and key"));
+    };
+    let mut chain = certificate.to_owned();
+    for pem in data["ca_chain"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        chain.push('\n');
+        chain.push_str(pem);
+    }
+    let certificate = import_pem(&chain, key)
+        .map_err(|e| ReadFailure::new(LastStatusCode::InvalidSecret, format!("issued certificate: {e}")))?;
+    Ok(SecretMaterial { version: None, certificate })
 }
 
 fn vault_errors(body: &Value, default: &str) -> String {

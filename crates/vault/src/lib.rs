@@ -13,4 +13,4 @@ pub mod schedule;
 
 pub use client::{ReadFailure, SecretMaterial, VaultClient};
 pub use identity::{AuthMethod, Identity, IdentityError};
-pub use reference::{ReferenceError, SecretReference};
+pub use reference::{ReferenceError, ReferenceKind, SecretReference};
