@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use certgate_model::{Certificate, CertificateSource, EntityId, EntityKind, LastStatus, LastStatusCode};
+use certgate_model::{Certificate, CertificateSource, EntityId, EntityKind, LastStatusCode};
 use certgate_pki::{ImportedCertificate, Pkcs12Error, format_utc, import_pkcs12};
 use certgate_vault::{Identity, SecretReference};
 use serde::{Deserialize, Serialize};
@@ -209,14 +209,7 @@ async fn import_reference(state: &AdminState, reference: KeyVaultProperties) -> 
         secret_identifier: reference.secret_identifier,
         identity_client_id: identity,
         version: material.version,
-        last_status: LastStatus {
-            code: LastStatusCode::Success,
-            message: match material.version {
-                Some(v) => format!("read version {v}"),
-                None => "read".into(),
-            },
-            time: now_unix(),
-        },
+        last_status: material.success_status(),
     };
     Ok(imported_with(material.certificate, source, warnings))
 }
@@ -225,13 +218,6 @@ fn imported_with(imported: ImportedCertificate, source: CertificateSource, mut w
     let ImportedCertificate { subject, thumbprint, not_after, chain, private_key, warnings: facts } = imported;
     warnings.extend(facts);
     Imported { certificate: Certificate { subject, thumbprint, not_after, chain, source }, private_key, warnings }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// List certificates.

@@ -97,7 +97,13 @@ pub async fn run(
                 }
             }
             let delay = match expires {
-                Some(not_after) => renewal_delay(now_unix(), not_after, now_unix(), entry.failures, jitter()),
+                Some(not_after) => renewal_delay(
+                    certgate_model::unix_now(),
+                    not_after,
+                    certgate_model::unix_now(),
+                    entry.failures,
+                    jitter(),
+                ),
                 None => next_delay(interval, entry.failures, jitter()),
             };
             entry.at = Instant::now() + delay;
@@ -129,19 +135,12 @@ fn is_pki(certificate: &Certificate) -> bool {
 /// When a reference first seen by this node is due: PKI at ~2/3 of its certificate's life,
 /// KV an interval after its last read (now, if that was longer ago).
 fn first_delay(watched: &Watched, interval: Duration) -> Duration {
-    let now = now_unix();
+    let now = certgate_model::unix_now();
     match watched.expires {
         Some(not_after) => renewal_delay(watched.last_read, not_after, now, 0, jitter()),
         None => interval
             .saturating_sub(Duration::from_secs(u64::try_from(now.saturating_sub(watched.last_read)).unwrap_or(0))),
     }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Uniform in [-1, 1].

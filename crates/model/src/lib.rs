@@ -4,6 +4,7 @@
 //! by validating conversions; the store persists these types; the data plane compiles them.
 
 mod certificate;
+mod clock;
 mod config_state;
 mod gateway_config;
 mod id;
@@ -13,6 +14,7 @@ mod token;
 pub use certificate::{
     CaCertificate, CaStoreName, Certificate, CertificateSource, LastStatus, LastStatusCode, Thumbprint,
 };
+pub use clock::unix_now;
 pub use config_state::{ConfigState, StoredCertificate};
 pub use gateway_config::{Api, Authorization, Backend, BackendCredentials, BackendTls, Operation, Policy, PolicyScope};
 pub use id::{EntityId, IdError};

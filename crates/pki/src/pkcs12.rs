@@ -122,7 +122,7 @@ fn assemble(key: Zeroizing<Vec<u8>>, certificates: Vec<Vec<u8>>) -> Result<Impor
     let chain = order_chain(&certs, leaf_index)?;
     let leaf = &certs[leaf_index].1;
     let mut warnings = Vec::new();
-    if leaf.not_after < now_unix() {
+    if leaf.not_after < certgate_model::unix_now() {
         warnings.push(format!("the certificate expired on {}", format_utc(leaf.not_after)));
     }
     Ok(ImportedCertificate {
@@ -182,11 +182,4 @@ fn order_chain(certs: &[(Vec<u8>, CertificateFacts)], leaf_index: usize) -> Resu
         }
     }
     Ok(order.into_iter().map(|i| certs[i].0.clone()).collect())
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -130,13 +130,6 @@ impl SqlStore {
     }
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// Takes the next revision. On PostgreSQL the row lock also serialises concurrent writers
 /// until the transaction ends, which makes check-then-write sequences atomic.
 async fn next_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64, StoreError> {
@@ -205,7 +198,7 @@ impl Store for SqlStore {
         {
             return Err(StoreError::PreconditionFailed { current: current.map(|(r, _)| r) });
         }
-        let now = now_unix();
+        let now = certgate_model::unix_now();
         let stored_id = match &current {
             Some((_, original)) => {
                 sqlx::query(

@@ -28,6 +28,17 @@ pub struct ReadFailure {
     pub message: String,
 }
 
+impl SecretMaterial {
+    /// The `lastStatus` of the read that produced this material.
+    pub fn success_status(&self) -> certgate_model::LastStatus {
+        let message = match self.version {
+            Some(version) => format!("read version {version}"),
+            None => format!("issued; valid until {}", certgate_pki::format_utc(self.certificate.not_after)),
+        };
+        certgate_model::LastStatus { code: LastStatusCode::Success, message, time: certgate_model::unix_now() }
+    }
+}
+
 impl ReadFailure {
     fn new(code: LastStatusCode, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }

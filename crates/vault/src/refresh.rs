@@ -42,13 +42,14 @@ pub async fn refresh(
     else {
         return Err(RefreshError::NotAReference(id.to_string()));
     };
-    let now = now_unix();
+    let now = certgate_model::unix_now();
     let read = match SecretReference::parse(secret_identifier) {
         Ok(reference) => client.read(identity_client_id.as_deref(), &reference).await,
         Err(e) => Err(ReadFailure { code: LastStatusCode::InvalidSecret, message: e.to_string() }),
     };
     let (outcome, secret) = match read {
         Ok(material) => {
+            let status = material.success_status();
             let imported = material.certificate;
             if imported.thumbprint == certificate.thumbprint && last_status.code == LastStatusCode::Success {
                 return Ok((certificate, Outcome::Unchanged));
@@ -56,8 +57,7 @@ pub async fn refresh(
             let from = certificate.thumbprint.to_string();
             let to = imported.thumbprint.to_string();
             *version = material.version;
-            *last_status =
-                LastStatus { code: LastStatusCode::Success, message: success_message(material.version), time: now };
+            *last_status = status;
             certificate.subject = imported.subject;
             certificate.thumbprint = imported.thumbprint;
             certificate.not_after = imported.not_after;
@@ -82,18 +82,4 @@ pub async fn refresh(
         Ok(_) | Err(StoreError::PreconditionFailed { .. }) => Ok((certificate, outcome)),
         Err(other) => Err(other.into()),
     }
-}
-
-pub(crate) fn success_message(version: Option<u64>) -> String {
-    match version {
-        Some(version) => format!("read version {version}"),
-        None => "read".to_owned(),
-    }
-}
-
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
