@@ -32,8 +32,10 @@ pub async fn run(
     let mut changes = store.changes();
     tokio::pin!(shutdown);
     loop {
+        let expiry = until_expiry(snapshots.load().next_expiry);
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(expiry) => tracing::info!("a client certificate in use expired; recompiling"),
             () = &mut shutdown => return,
         }
         let started = Instant::now();
@@ -65,4 +67,13 @@ pub async fn run(
             }
         }
     }
+}
+
+/// How long until the first certificate in use expires (a day when none does).
+fn until_expiry(next_expiry: Option<i64>) -> std::time::Duration {
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(86_400);
+    next_expiry.map_or(IDLE, |at| {
+        let seconds = u64::try_from(at.saturating_sub(certgate_model::unix_now())).unwrap_or(0);
+        std::time::Duration::from_secs(seconds + 1).min(IDLE)
+    })
 }

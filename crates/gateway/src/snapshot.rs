@@ -26,6 +26,9 @@ pub struct Snapshot {
     pub(crate) upstreams: HashMap<UpstreamKey, Arc<Upstream>>,
     /// The HTTPS listener's server configuration; `None` while its certificate is missing.
     pub(crate) https: Option<Arc<rustls::ServerConfig>>,
+    /// When the first client certificate in use expires (Unix seconds): the control plane
+    /// recompiles then, so no pooled connection is used past its certificate's notAfter.
+    pub next_expiry: Option<i64>,
 }
 
 impl Snapshot {
@@ -104,7 +107,13 @@ impl Compiler {
             });
         }
         apis.sort_by_key(|api| std::cmp::Reverse(api.prefix.len()));
-        Snapshot { revision: state.revision, apis, upstreams: context.used, https: self.https_config(state) }
+        Snapshot {
+            revision: state.revision,
+            apis,
+            next_expiry: context.next_expiry,
+            upstreams: context.used,
+            https: self.https_config(state),
+        }
     }
 }
 
@@ -115,6 +124,8 @@ struct Context<'a> {
     trust_hash: u64,
     used: HashMap<UpstreamKey, Arc<Upstream>>,
     parsed: HashMap<PolicyScope, Option<Arc<PolicyDocument>>>,
+    /// The earliest notAfter among the client certificates in use that have not expired yet.
+    next_expiry: Option<i64>,
 }
 
 impl<'a> Context<'a> {
@@ -138,6 +149,7 @@ impl<'a> Context<'a> {
             trust_hash: hasher.finish(),
             used: HashMap::new(),
             parsed: HashMap::new(),
+            next_expiry: None,
         }
     }
 
@@ -273,6 +285,7 @@ impl<'a> Context<'a> {
                 let imported = import_pkcs12(&pfx, password.as_deref().unwrap_or(""))
                     .map_err(|e| format!("inline authentication-certificate: {e}"))?;
                 return Ok(Identity {
+                    not_after: imported.not_after,
                     thumbprint: imported.thumbprint,
                     client: ClientIdentity::from_der(&imported.chain, &imported.private_key),
                 });
@@ -280,14 +293,24 @@ impl<'a> Context<'a> {
         };
         let stored = stored.ok_or_else(|| format!("certificate {reference:?} does not exist"))?;
         Ok(Identity {
+            not_after: stored.certificate.not_after,
             thumbprint: stored.certificate.thumbprint.clone(),
             client: ClientIdentity::from_der(&stored.certificate.chain, &stored.private_key),
         })
     }
 
     fn upstream(&mut self, identity: Option<Identity>, switches: TlsSwitches) -> Result<Arc<Upstream>, String> {
-        let key =
-            UpstreamKey { identity: identity.as_ref().map(|i| i.thumbprint.clone()), switches, trust: self.trust_hash };
+        let now = certgate_model::unix_now();
+        let expired = identity.as_ref().is_some_and(|i| i.not_after <= now);
+        if let Some(i) = identity.as_ref().filter(|i| i.not_after > now) {
+            self.next_expiry = Some(self.next_expiry.map_or(i.not_after, |e| e.min(i.not_after)));
+        }
+        let key = UpstreamKey {
+            identity: identity.as_ref().map(|i| i.thumbprint.clone()),
+            expired,
+            switches,
+            trust: self.trust_hash,
+        };
         if let Some(upstream) = self.used.get(&key) {
             return Ok(upstream.clone());
         }
@@ -305,6 +328,7 @@ impl<'a> Context<'a> {
 }
 
 struct Identity {
+    not_after: i64,
     thumbprint: certgate_model::Thumbprint,
     client: ClientIdentity,
 }

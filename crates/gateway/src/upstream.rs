@@ -22,6 +22,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 pub(crate) struct UpstreamKey {
     /// The client certificate presented, by thumbprint; `None` = no client certificate.
     pub identity: Option<Thumbprint>,
+    /// Set once the certificate has expired: the connections made before its notAfter are then
+    /// left behind with the old pool, and new handshakes show the backend's verdict.
+    pub expired: bool,
     pub switches: TlsSwitches,
     /// Hash of the trusted CA set, so uploading a CA certificate yields fresh connections.
     pub trust: u64,

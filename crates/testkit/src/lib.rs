@@ -100,6 +100,17 @@ impl Identity {
         Self::from_parts(cert, key, params)
     }
 
+    /// A self-signed client certificate that expires `seconds` from now.
+    pub fn expiring_client(common_name: &str, seconds: i64) -> Self {
+        let mut params = params(common_name);
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(1);
+        params.not_after = now + time::Duration::seconds(seconds);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Self::from_parts(cert, key, params)
+    }
+
     /// A self-signed client certificate whose validity ended in the past.
     pub fn expired_client(common_name: &str) -> Self {
         let mut params = params(common_name);
