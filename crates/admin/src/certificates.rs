@@ -333,8 +333,9 @@ async fn refresh_secret(State(state): State<AdminState>, IdPath(id): IdPath) -> 
     let Some(vault) = &state.vault else {
         return Err(ApiError::validation("id", "this node has no vault identity configured"));
     };
-    let (certificate, _) =
-        certgate_vault::refresh::refresh(state.store.as_ref(), vault, &current.id).await.map_err(|e| match e {
+    let (certificate, _) = certgate_vault::refresh::refresh(state.store.as_ref(), vault.as_ref(), &current.id)
+        .await
+        .map_err(|e| match e {
             certgate_vault::refresh::RefreshError::Store(store) => ApiError::from(store),
             other => ApiError::validation("id", other.to_string()),
         })?;

@@ -68,7 +68,7 @@ pub async fn run(
             let (store, vault, permits) = (store.clone(), vault.clone(), permits.clone());
             reads.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let result = refresh(store.as_ref(), &vault, &id).await;
+                let result = refresh(store.as_ref(), vault.as_ref(), &id).await;
                 (id, result)
             });
         }

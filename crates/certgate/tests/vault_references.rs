@@ -379,3 +379,27 @@ async fn short_lived_pki_certificates_are_renewed_before_they_expire() {
     bao.reconnect().await;
     wait_status(&api, "short", "Success").await;
 }
+
+/// A token that would expire after 3 s keeps working because the node renews it while using it.
+#[tokio::test]
+async fn a_short_lived_token_is_renewed_while_in_use() {
+    let bao = OpenBao::start().await;
+    let token = bao.short_lived_token("gw-read", READ_GW, "3s").await;
+    let (v1, _) = pfx_secret("renewed-v1");
+    bao.write_secret("gw/renewed", v1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(dir.path(), &["--vault-refresh-interval", "1s"], &[("CERTGATE_VAULT_TOKEN", &token)]);
+    let api = node.client();
+    assert_eq!(api.put("/certificates/renewed", &reference(&bao.identifier("gw/renewed"), None)).await.status, 201);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (v2, fp2) = pfx_secret("renewed-v2");
+    bao.write_secret("gw/renewed", v2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let current = api.get("/certificates/renewed").await;
+    assert_eq!(current.body["properties"]["keyVault"]["lastStatus"]["code"], "Success", "{}", current.text);
+    assert_eq!(
+        current.body["properties"]["thumbprint"].as_str().unwrap().to_lowercase(),
+        fp2,
+        "still reading after 11 s"
+    );
+}

@@ -80,8 +80,15 @@ impl OpenBao {
 
     /// Creates policy `name` with `rules` (HCL) and a token carrying only it.
     pub async fn token_with_policy(&self, name: &str, rules: &str) -> String {
+        self.short_lived_token(name, rules, "1h").await
+    }
+
+    /// Like [`OpenBao::token_with_policy`], with a renewable token that expires after `ttl`
+    /// unless renewed.
+    pub async fn short_lived_token(&self, name: &str, rules: &str, ttl: &str) -> String {
         self.put_policy(name, rules).await;
-        let reply = self.api("POST", "auth/token/create", Some(json!({"policies": [name], "ttl": "1h"}))).await;
+        let body = json!({"policies": [name], "ttl": ttl, "renewable": true, "explicit_max_ttl": "1h"});
+        let reply = self.api("POST", "auth/token/create", Some(body)).await;
         reply["auth"]["client_token"].as_str().unwrap().to_owned()
     }
 

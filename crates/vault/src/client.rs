@@ -8,7 +8,7 @@ use certgate_pki::{ImportedCertificate, import_pem, import_pkcs12};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::identity::relogin_at;
+use crate::identity::{RENEWAL_RETRY, relogin_at};
 use crate::reference::ReferenceKind;
 use crate::{AuthMethod, Identity, SecretReference};
 
@@ -42,6 +42,21 @@ impl SecretMaterial {
 impl ReadFailure {
     fn new(code: LastStatusCode, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
+    }
+}
+
+/// Where certificate material is read from: the seam between the refresh logic and a secret
+/// manager. [`VaultClient`] serves OpenBao / HashiCorp Vault (KV v2 and PKI).
+#[async_trait::async_trait]
+pub trait SecretSource: Send + Sync {
+    /// Reads and validates the certificate `reference` points at, as `identity` (absent = system).
+    async fn read(&self, identity: Option<&str>, reference: &SecretReference) -> Result<SecretMaterial, ReadFailure>;
+}
+
+#[async_trait::async_trait]
+impl SecretSource for VaultClient {
+    async fn read(&self, identity: Option<&str>, reference: &SecretReference) -> Result<SecretMaterial, ReadFailure> {
+        VaultClient::read(self, identity, reference).await
     }
 }
 
@@ -121,6 +136,9 @@ impl VaultClient {
         })?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            self.renew_token(identity, &reference.server, &token).await;
+        }
         match status.as_u16() {
             200 if reference.is_pki() => parse_issued(&body),
             200 => parse_secret(&body),
@@ -142,6 +160,41 @@ impl VaultClient {
                 format!("the vault answered {code}: {}", vault_errors(&body, "no details")),
             )),
         }
+    }
+
+    /// Keeps a token alive while it is used: `renew-self` on first use and then at two thirds of
+    /// the lease it returns. Tokens that cannot be renewed (root, non-renewable) are retried hourly.
+    async fn renew_token(&self, identity: &Identity, server: &str, token: &str) {
+        if !matches!(identity.method, AuthMethod::Token(_)) {
+            return;
+        }
+        let mut renew_at = identity.renew_at.lock().await;
+        if renew_at.get(server).is_some_and(|at| Instant::now() < *at) {
+            return;
+        }
+        let url = format!("{server}/v1/auth/token/renew-self");
+        let reply = self.http.post(url).header("X-Vault-Token", token).json(&serde_json::json!({})).send().await;
+        let next = match reply {
+            Ok(r) if r.status().is_success() => {
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                match body["auth"]["lease_duration"].as_u64().filter(|s| *s > 0) {
+                    Some(ttl) => {
+                        tracing::debug!(identity = %identity.id, ttl, "vault token renewed");
+                        relogin_at(Duration::from_secs(ttl))
+                    }
+                    None => Instant::now() + RENEWAL_RETRY,
+                }
+            }
+            Ok(r) => {
+                tracing::debug!(identity = %identity.id, status = %r.status(), "vault token not renewable");
+                Instant::now() + RENEWAL_RETRY
+            }
+            Err(e) => {
+                tracing::debug!(identity = %identity.id, error = %e, "vault token renewal failed");
+                Instant::now() + Duration::from_secs(5)
+            }
+        };
+        renew_at.insert(server.to_owned(), next);
     }
 
     async fn token(&self, identity: &Identity, server: &str) -> Result<Zeroizing<String>, ReadFailure> {

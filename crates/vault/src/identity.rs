@@ -26,6 +26,8 @@ pub struct Identity {
     pub method: AuthMethod,
     /// The current token of an AppRole identity and when to log in again.
     pub(crate) session: Mutex<Option<(Zeroizing<String>, Instant)>>,
+    /// When a token identity renews its token next, per vault server.
+    pub(crate) renew_at: Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -44,7 +46,7 @@ impl Identity {
     pub const SYSTEM: &'static str = "system";
 
     pub fn new(id: impl Into<String>, method: AuthMethod) -> Self {
-        Self { id: id.into(), method, session: Mutex::new(None) }
+        Self { id: id.into(), method, session: Mutex::new(None), renew_at: Mutex::new(Default::default()) }
     }
 }
 
@@ -52,3 +54,6 @@ impl Identity {
 pub(crate) fn relogin_at(ttl: Duration) -> Instant {
     Instant::now() + ttl.mul_f64(2.0 / 3.0)
 }
+
+/// How long to wait before trying again to renew a token that could not be renewed.
+pub(crate) const RENEWAL_RETRY: Duration = Duration::from_secs(3600);

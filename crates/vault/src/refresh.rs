@@ -4,7 +4,7 @@
 use certgate_model::{Certificate, CertificateSource, EntityId, EntityKind, LastStatus, LastStatusCode};
 use certgate_store::{Store, StoreError};
 
-use crate::{ReadFailure, SecretReference, VaultClient};
+use crate::{ReadFailure, SecretReference, SecretSource};
 
 /// What a refresh did.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ pub enum RefreshError {
 /// refresh is then skipped (it will run again).
 pub async fn refresh(
     store: &dyn Store,
-    client: &VaultClient,
+    source: &dyn SecretSource,
     id: &EntityId,
 ) -> Result<(Certificate, Outcome), RefreshError> {
     let record = store.get(EntityKind::Certificate, id).await?.ok_or_else(|| RefreshError::NotFound(id.to_string()))?;
@@ -44,7 +44,7 @@ pub async fn refresh(
     };
     let now = certgate_model::unix_now();
     let read = match SecretReference::parse(secret_identifier) {
-        Ok(reference) => client.read(identity_client_id.as_deref(), &reference).await,
+        Ok(reference) => source.read(identity_client_id.as_deref(), &reference).await,
         Err(e) => Err(ReadFailure { code: LastStatusCode::InvalidSecret, message: e.to_string() }),
     };
     let (outcome, secret) = match read {
