@@ -145,7 +145,7 @@ impl ListQuery {
         let mut link = format!("/{collection}?$top={top}&$skip={skip}");
         if let Some(filter) = &self.filter {
             link.push_str("&$filter=");
-            link.push_str(&percent_encode(filter));
+            link.push_str(&certgate_model::percent_encode(filter));
         }
         link
     }
@@ -158,18 +158,6 @@ fn parse_bound(raw: Option<&str>, name: &str, min: usize, max: usize) -> Result<
         _ if max == usize::MAX => Err(ApiError::validation(name, format!("{name} must be an integer ≥ {min}"))),
         _ => Err(ApiError::validation(name, format!("{name} must be an integer from {min} to {max}"))),
     }
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn filter_error(message: String) -> ApiError {

@@ -96,7 +96,7 @@ pub(crate) fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
         }
         current = e.source();
     }
-    Failure::BackendUnreachable(chain_text(error))
+    Failure::BackendUnreachable(certgate_model::error_chain(error))
 }
 
 /// io::Error hides its payload from `source()`, and the connectors nest them (hyper-rustls
@@ -144,17 +144,6 @@ fn alert_name(alert: &rustls::AlertDescription) -> String {
         name.push(c.to_ascii_lowercase());
     }
     name
-}
-
-fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut current = error.source();
-    while let Some(e) = current {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        current = e.source();
-    }
-    text
 }
 
 fn activity_id() -> String {

@@ -79,7 +79,8 @@ async fn send(
         }
         for (name, values) in &credentials.query {
             for value in values {
-                let pair = format!("{}={}", encode_query(name), encode_query(value));
+                let pair =
+                    format!("{}={}", certgate_model::percent_encode(name), certgate_model::percent_encode(value));
                 query = Some(match query {
                     Some(q) if !q.is_empty() => format!("{q}&{pair}"),
                     _ => pair,
@@ -201,16 +202,4 @@ fn generated(spec: &ReturnResponse) -> Response<GatewayBody> {
         set_header(response.headers_mut(), set);
     }
     response
-}
-
-fn encode_query(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -9,6 +9,7 @@ mod config_state;
 mod gateway_config;
 mod id;
 mod kind;
+mod text;
 mod token;
 
 pub use certificate::{
@@ -19,4 +20,5 @@ pub use config_state::{ConfigState, StoredCertificate};
 pub use gateway_config::{Api, Authorization, Backend, BackendCredentials, BackendTls, Operation, Policy, PolicyScope};
 pub use id::{EntityId, IdError};
 pub use kind::EntityKind;
+pub use text::{error_chain, percent_encode};
 pub use token::{Role, Token};

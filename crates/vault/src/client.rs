@@ -131,7 +131,7 @@ impl VaultClient {
         let response = request.header("X-Vault-Token", token.as_str()).send().await.map_err(|e| {
             ReadFailure::new(
                 LastStatusCode::VaultUnreachable,
-                format!("cannot reach {}: {}", reference.server, error_chain(&e)),
+                format!("cannot reach {}: {}", reference.server, certgate_model::error_chain(&e)),
             )
         })?;
         let status = response.status();
@@ -217,7 +217,7 @@ impl VaultClient {
             .map_err(|e| {
                 ReadFailure::new(
                     LastStatusCode::VaultUnreachable,
-                    format!("cannot reach {server}: {}", error_chain(&e)),
+                    format!("cannot reach {server}: {}", certgate_model::error_chain(&e)),
                 )
             })?;
         let status = response.status();
@@ -292,15 +292,4 @@ fn vault_errors(body: &Value, default: &str) -> String {
     let errors: Vec<&str> =
         body["errors"].as_array().map(|e| e.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     if errors.is_empty() { default.to_owned() } else { errors.join("; ") }
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut current = error.source();
-    while let Some(e) = current {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        current = e.source();
-    }
-    text
 }
