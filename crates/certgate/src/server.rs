@@ -31,9 +31,7 @@ enum StartError {
 
 pub fn main(args: ServerArgs) -> ExitCode {
     init_logging();
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let result = runtime()
         .map_err(StartError::Runtime)
         .and_then(|runtime| runtime.block_on(run(args)));
     match result {
@@ -42,6 +40,18 @@ pub fn main(args: ServerArgs) -> ExitCode {
             tracing::error!("{error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One worker per CPU this process may run on (its affinity mask, so `taskset` is respected);
+/// on a single CPU a current-thread runtime, which saves the cross-thread wake-ups and queue
+/// synchronisation a one-worker pool would pay for on every request.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(cpus).enable_all().build()
     }
 }
 
