@@ -31,9 +31,7 @@ enum StartError {
 
 pub fn main(args: ServerArgs) -> ExitCode {
     init_logging();
-    let result = runtime()
-        .map_err(StartError::Runtime)
-        .and_then(|runtime| runtime.block_on(run(args)));
+    let result = runtime().map_err(StartError::Runtime).and_then(|runtime| runtime.block_on(run(args)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
