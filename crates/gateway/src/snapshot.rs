@@ -73,6 +73,10 @@ impl Compiler {
     /// compiled becomes a `Broken` route (500 + log line) instead of failing the snapshot.
     pub fn compile(&self, state: &ConfigState, previous: Option<&Snapshot>) -> Snapshot {
         let mut context = Context::new(self, state, previous);
+        let mut operations_by_api: HashMap<String, Vec<&(EntityId, certgate_model::Operation)>> = HashMap::new();
+        for operation in &state.operations {
+            operations_by_api.entry(operation.1.api_id.key()).or_default().push(operation);
+        }
         let global = context.policy(&PolicyScope::Global);
         let mut apis = Vec::with_capacity(state.apis.len());
         for (api_id, api) in &state.apis {
@@ -82,10 +86,10 @@ impl Compiler {
                 api.service_url.as_deref(),
                 &compose(&[global.as_deref(), api_policy.as_deref()]),
             ));
-            let mut operations: Vec<CompiledOperation> = state
-                .operations
-                .iter()
-                .filter(|(_, op)| op.api_id.key() == api_id.key())
+            let mut operations: Vec<CompiledOperation> = operations_by_api
+                .get(&api_id.key())
+                .into_iter()
+                .flatten()
                 .map(|(op_id, op)| {
                     let op_policy = context.policy(&PolicyScope::Operation(api_id.clone(), op_id.clone()));
                     let effective = compose(&[global.as_deref(), api_policy.as_deref(), op_policy.as_deref()]);
@@ -118,7 +122,6 @@ impl Compiler {
 }
 
 struct Context<'a> {
-    state: &'a ConfigState,
     previous: Option<&'a Snapshot>,
     trust: BackendTrust,
     trust_hash: u64,
@@ -126,6 +129,12 @@ struct Context<'a> {
     parsed: HashMap<PolicyScope, Option<Arc<PolicyDocument>>>,
     /// The earliest notAfter among the client certificates in use that have not expired yet.
     next_expiry: Option<i64>,
+    /// Lookups by case-folded id (and certificates by upper-case thumbprint), built once per
+    /// compilation so that resolving references stays linear in the size of the configuration.
+    certificates_by_id: HashMap<String, &'a StoredCertificate>,
+    certificates_by_thumbprint: HashMap<String, &'a StoredCertificate>,
+    backends_by_id: HashMap<String, (&'a EntityId, &'a Backend)>,
+    policies_by_scope: HashMap<String, &'a str>,
 }
 
 impl<'a> Context<'a> {
@@ -143,13 +152,24 @@ impl<'a> Context<'a> {
             }
         }
         Self {
-            state,
             previous,
             trust: BackendTrust::new(roots, intermediates),
             trust_hash: hasher.finish(),
             used: HashMap::new(),
             parsed: HashMap::new(),
             next_expiry: None,
+            certificates_by_id: state.certificates.iter().map(|c| (c.id.key(), c)).collect(),
+            certificates_by_thumbprint: state
+                .certificates
+                .iter()
+                .map(|c| (c.certificate.thumbprint.as_str().to_owned(), c))
+                .collect(),
+            backends_by_id: state.backends.iter().map(|(id, b)| (id.key(), (id, b))).collect(),
+            policies_by_scope: state
+                .policies
+                .iter()
+                .map(|(scope, text)| (scope.record_id().key(), text.as_str()))
+                .collect(),
         }
     }
 
@@ -158,7 +178,7 @@ impl<'a> Context<'a> {
         if let Some(parsed) = self.parsed.get(scope) {
             return parsed.clone();
         }
-        let parsed = self.state.policies.iter().find(|(s, _)| scope_eq(s, scope)).and_then(|(_, text)| {
+        let parsed = self.policies_by_scope.get(&scope.record_id().key()).and_then(|text| {
             certgate_policy::parse(text)
                 .map_err(
                     |e| tracing::error!(scope = %scope.path(), error = %e, "stored policy no longer parses; ignored"),
@@ -250,11 +270,9 @@ impl<'a> Context<'a> {
     }
 
     fn backend(&self, id: &str) -> Result<(EntityId, &'a Backend), String> {
-        self.state
-            .backends
-            .iter()
-            .find(|(b, _)| b.as_str().eq_ignore_ascii_case(id))
-            .map(|(b, backend)| (b.clone(), backend))
+        self.backends_by_id
+            .get(&id.to_lowercase())
+            .map(|(b, backend)| ((*b).clone(), *backend))
             .ok_or_else(|| format!("backend '{id}' does not exist"))
     }
 
@@ -271,10 +289,8 @@ impl<'a> Context<'a> {
 
     fn certificate(&self, reference: &CertificateRef) -> Result<Identity, String> {
         let stored: Option<&StoredCertificate> = match reference {
-            CertificateRef::Id(id) => self.state.certificates.iter().find(|c| c.id.as_str().eq_ignore_ascii_case(id)),
-            CertificateRef::Thumbprint(t) => {
-                self.state.certificates.iter().find(|c| c.certificate.thumbprint.as_str().eq_ignore_ascii_case(t))
-            }
+            CertificateRef::Id(id) => self.certificates_by_id.get(&id.to_lowercase()).copied(),
+            CertificateRef::Thumbprint(t) => self.certificates_by_thumbprint.get(&t.to_ascii_uppercase()).copied(),
             CertificateRef::Inline { body_base64, password } => {
                 use base64::Engine as _;
                 let pfx = zeroize::Zeroizing::new(
@@ -342,15 +358,4 @@ fn response_steps(statements: &[Statement]) -> Vec<ResponseStep> {
             _ => None,
         })
         .collect()
-}
-
-fn scope_eq(a: &PolicyScope, b: &PolicyScope) -> bool {
-    match (a, b) {
-        (PolicyScope::Global, PolicyScope::Global) => true,
-        (PolicyScope::Api(x), PolicyScope::Api(y)) => x.key() == y.key(),
-        (PolicyScope::Operation(x1, x2), PolicyScope::Operation(y1, y2)) => {
-            x1.key() == y1.key() && x2.key() == y2.key()
-        }
-        _ => false,
-    }
 }
