@@ -4,6 +4,7 @@
 //! the control plane compiles a [`Snapshot`] with a [`Compiler`] and swaps it into the handle.
 
 mod failure;
+mod headers;
 mod listener;
 mod proxy;
 mod route;

@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-use certgate_policy::{ExistsAction, ReturnResponse, SetHeader};
+use std::borrow::Cow;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::{Either, Full};
+use http::{Request, Response, Uri, Version};
+use http_body_util::Either;
 use hyper::body::Incoming;
 
 use crate::failure::{self, Failure, GatewayBody};
@@ -26,17 +26,17 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
     downstream: Downstream,
 ) -> Response<GatewayBody> {
-    let path = request.uri().path().to_owned();
-    let Some(matched) = route::find(&snapshot.apis, &path, request.method(), downstream.https) else {
+    // A Uri clone shares its bytes: routing borrows from it while the request moves on.
+    let uri = request.uri().clone();
+    let Some(matched) = route::find(&snapshot.apis, uri.path(), request.method(), downstream.https) else {
         return failure::not_found();
     };
     match matched.route.as_ref() {
         Route::Broken(reason) => Failure::Configuration(reason.clone()).respond(Some(matched.api.as_str()), None),
-        Route::Respond(response) => generated(response),
+        Route::Respond(response) => response.respond(),
         Route::Forward(forward) => {
-            let params: Vec<(&str, &str)> = matched.params.iter().map(|(k, v)| (*k, *v)).collect();
-            let remainder = matched.remainder.to_owned();
-            match send(forward, request, &remainder, &params, downstream).await {
+            let target = Target { remainder: matched.remainder, query: uri.query(), params: &matched.params };
+            match send(forward, request, target, downstream).await {
                 Ok(response) => apply_response_steps(response, &forward.outbound),
                 Err(failure) => {
                     let response =
@@ -48,57 +48,50 @@ pub(crate) async fn handle(
     }
 }
 
+/// The parts of the downstream URI the backend URI is built from.
+struct Target<'a> {
+    /// The path below the API prefix.
+    remainder: &'a str,
+    query: Option<&'a str>,
+    /// Operation template parameters, for `rewrite-uri`.
+    params: &'a [(&'a str, &'a str)],
+}
+
 async fn send(
     forward: &Forward,
     request: Request<Incoming>,
-    remainder: &str,
-    params: &[(&str, &str)],
+    target: Target<'_>,
     downstream: Downstream,
 ) -> Result<Response<GatewayBody>, Failure> {
     let (mut parts, body) = request.into_parts();
     let original_host = parts.headers.get(header::HOST).cloned();
-    let mut path = remainder.to_owned();
-    let mut query = parts.uri.query().map(str::to_owned);
+    let mut path = Cow::Borrowed(target.remainder);
+    let mut query = target.query;
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
     for step in &forward.request_steps {
         match step {
-            RequestStep::SetHeader(set) => set_header(&mut parts.headers, set),
+            RequestStep::SetHeader(set) => set.apply(&mut parts.headers),
             RequestStep::RewriteUri { template, copy_unmatched_params } => {
-                path = crate::template::fill(template, params);
+                path = Cow::Owned(crate::template::fill(template, target.params));
                 if !copy_unmatched_params {
                     query = None;
                 }
             }
         }
     }
-    if let Some(credentials) = &forward.credentials {
-        for (name, values) in &credentials.header {
-            let set = SetHeader { name: name.clone(), action: ExistsAction::Override, values: values.clone() };
-            set_header(&mut parts.headers, &set);
-        }
-        for (name, values) in &credentials.query {
-            for value in values {
-                let pair =
-                    format!("{}={}", certgate_model::percent_encode(name), certgate_model::percent_encode(value));
-                query = Some(match query {
-                    Some(q) if !q.is_empty() => format!("{q}&{pair}"),
-                    _ => pair,
-                });
-            }
-        }
-        if let Some(authorization) = &credentials.authorization
-            && let Ok(value) = HeaderValue::from_str(&format!("{} {}", authorization.scheme, authorization.parameter))
-        {
-            parts.headers.insert(header::AUTHORIZATION, value);
-        }
+    for step in &forward.credentials.headers {
+        step.apply(&mut parts.headers);
     }
     add_forwarded(&mut parts.headers, downstream, original_host);
 
-    let mut path_and_query = format!("{}{}", forward.base_path, if path.is_empty() { "/" } else { &path });
-    if let Some(query) = query.filter(|q| !q.is_empty()) {
-        path_and_query.push('?');
-        path_and_query.push_str(&query);
+    let mut path_and_query = String::with_capacity(forward.base_path.len() + path.len() + 64);
+    path_and_query.push_str(&forward.base_path);
+    path_and_query.push_str(if path.is_empty() { "/" } else { &path });
+    let extra = forward.credentials.query.as_deref();
+    for (i, part) in [query.filter(|q| !q.is_empty()), extra].into_iter().flatten().enumerate() {
+        path_and_query.push(if i == 0 { '?' } else { '&' });
+        path_and_query.push_str(part);
     }
     parts.uri = Uri::builder()
         .scheme(forward.scheme.clone())
@@ -161,45 +154,12 @@ fn add_forwarded(headers: &mut HeaderMap, downstream: Downstream, original_host:
     }
 }
 
-fn set_header(headers: &mut HeaderMap, set: &SetHeader) {
-    let Ok(name) = HeaderName::from_bytes(set.name.as_bytes()) else { return };
-    let values = set.values.iter().filter_map(|v| HeaderValue::from_str(v).ok());
-    match set.action {
-        ExistsAction::Delete => {
-            headers.remove(&name);
-        }
-        ExistsAction::Skip if headers.contains_key(&name) => {}
-        ExistsAction::Override | ExistsAction::Skip => {
-            headers.remove(&name);
-            for value in values {
-                headers.append(name.clone(), value);
-            }
-        }
-        ExistsAction::Append => {
-            for value in values {
-                headers.append(name.clone(), value);
-            }
-        }
-    }
-}
-
 fn apply_response_steps(mut response: Response<GatewayBody>, steps: &[ResponseStep]) -> Response<GatewayBody> {
     for step in steps {
         match step {
-            ResponseStep::SetHeader(set) => set_header(response.headers_mut(), set),
-            ResponseStep::Replace(replacement) => response = generated(replacement),
+            ResponseStep::SetHeader(set) => set.apply(response.headers_mut()),
+            ResponseStep::Replace(replacement) => response = replacement.respond(),
         }
-    }
-    response
-}
-
-/// A `<return-response>`.
-fn generated(spec: &ReturnResponse) -> Response<GatewayBody> {
-    let body = spec.body.clone().unwrap_or_default();
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    *response.status_mut() = StatusCode::from_u16(spec.status).unwrap_or(StatusCode::OK);
-    for set in &spec.headers {
-        set_header(response.headers_mut(), set);
     }
     response
 }

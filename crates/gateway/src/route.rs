@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use certgate_model::{BackendCredentials, EntityId};
-use certgate_policy::{ReturnResponse, SetHeader};
+use certgate_model::EntityId;
 use http::Method;
+
+use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
 
 use crate::template::UrlTemplate;
 use crate::upstream::Upstream;
@@ -38,7 +39,7 @@ pub(crate) struct CompiledOperation {
 pub(crate) enum Route {
     Forward(Box<Forward>),
     /// `<return-response>` in inbound: answered by the gateway.
-    Respond(ReturnResponse),
+    Respond(CannedResponse),
     /// The configuration cannot be served (e.g. no backend URL). 500, and the log says why.
     Broken(String),
 }
@@ -55,7 +56,7 @@ pub(crate) struct Forward {
     /// Path of the backend URL without a trailing `/`.
     pub base_path: String,
     pub upstream: Arc<Upstream>,
-    pub credentials: Option<Arc<BackendCredentials>>,
+    pub credentials: CredentialSteps,
     pub timeout: Duration,
     /// `<set-header>` on the response, or a `<return-response>` that replaces it.
     pub outbound: Vec<ResponseStep>,
@@ -64,14 +65,14 @@ pub(crate) struct Forward {
 
 #[derive(Debug, Clone)]
 pub(crate) enum RequestStep {
-    SetHeader(SetHeader),
+    SetHeader(HeaderStep),
     RewriteUri { template: String, copy_unmatched_params: bool },
 }
 
 #[derive(Debug, Clone)]
 pub(crate) enum ResponseStep {
-    SetHeader(SetHeader),
-    Replace(ReturnResponse),
+    SetHeader(HeaderStep),
+    Replace(CannedResponse),
 }
 
 /// A matched request: the route and the template parameters.

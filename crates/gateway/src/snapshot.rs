@@ -11,6 +11,7 @@ use certgate_pki::{BackendTrust, ClientIdentity, TlsSwitches, backend_client_con
 use certgate_policy::{BackendRef, CertificateRef, EffectivePolicy, PolicyDocument, SectionKind, Statement, compose};
 use rustls_pki_types::CertificateDer;
 
+use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
 use crate::route::{CompiledApi, CompiledOperation, Forward, RequestStep, ResponseStep, Route};
 use crate::template::UrlTemplate;
 use crate::upstream::{Upstream, UpstreamKey};
@@ -211,7 +212,7 @@ impl<'a> Context<'a> {
         let mut certificate: Option<&CertificateRef> = None;
         for statement in policy.section(SectionKind::Inbound) {
             match statement {
-                Statement::SetHeader(h) => request_steps.push(RequestStep::SetHeader(h.clone())),
+                Statement::SetHeader(h) => request_steps.extend(HeaderStep::compile(h).map(RequestStep::SetHeader)),
                 Statement::RewriteUri { template, copy_unmatched_params } => {
                     request_steps.push(RequestStep::RewriteUri {
                         template: template.clone(),
@@ -220,7 +221,7 @@ impl<'a> Context<'a> {
                 }
                 Statement::SetBackendService(r) => target = Some(r),
                 Statement::AuthenticationCertificate(c) => certificate = Some(c),
-                Statement::ReturnResponse(r) => return Ok(Route::Respond(r.clone())),
+                Statement::ReturnResponse(r) => return Ok(Route::Respond(CannedResponse::compile(r))),
                 Statement::Base | Statement::ForwardRequest { .. } => {}
             }
         }
@@ -262,7 +263,7 @@ impl<'a> Context<'a> {
             authority,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             upstream,
-            credentials: backend.map(|(_, b)| Arc::new(b.credentials.clone())),
+            credentials: backend.map(|(_, b)| CredentialSteps::compile(&b.credentials)).unwrap_or_default(),
             timeout,
             outbound: response_steps(policy.section(SectionKind::Outbound)),
             on_error: response_steps(policy.section(SectionKind::OnError)),
@@ -353,8 +354,8 @@ fn response_steps(statements: &[Statement]) -> Vec<ResponseStep> {
     statements
         .iter()
         .filter_map(|s| match s {
-            Statement::SetHeader(h) => Some(ResponseStep::SetHeader(h.clone())),
-            Statement::ReturnResponse(r) => Some(ResponseStep::Replace(r.clone())),
+            Statement::SetHeader(h) => HeaderStep::compile(h).map(ResponseStep::SetHeader),
+            Statement::ReturnResponse(r) => Some(ResponseStep::Replace(CannedResponse::compile(r))),
             _ => None,
         })
         .collect()
