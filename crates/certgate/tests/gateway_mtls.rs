@@ -4,18 +4,14 @@
 
 mod support;
 
-use certgate_testkit::{ClientAuth, Identity, KeyKind, https_echo_backend};
+use certgate_testkit::{Identity, KeyKind, self_signed_echo_backend};
 use serde_json::json;
-use support::{Node, must_put, policy, seen_fingerprint, upload_certificate, via_gateway};
+use support::{Stage, must_put, policy, seen_fingerprint, upload_certificate, via_gateway};
 
 #[tokio::test]
 async fn the_seed_flow_certificate_id_thumbprint_backend_credentials_and_global_policy() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let api = node.client();
-    let http = reqwest::Client::new();
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let Stage { node, api, http, dir: _dir } = Stage::start();
+    let backend = self_signed_echo_backend().await;
     let a = upload_certificate(&api, "client-a", &Identity::self_signed_client("client-a", KeyKind::Rsa2048)).await;
     let b = upload_certificate(&api, "client-b", &Identity::self_signed_client("client-b", KeyKind::EcdsaP256)).await;
     let c = upload_certificate(&api, "client-c", &Identity::self_signed_client("client-c", KeyKind::EcdsaP384)).await;
@@ -98,12 +94,8 @@ async fn the_seed_flow_certificate_id_thumbprint_backend_credentials_and_global_
 
 #[tokio::test]
 async fn operation_policy_overrides_the_api_policy() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let api = node.client();
-    let http = reqwest::Client::new();
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let Stage { node, api, http, dir: _dir } = Stage::start();
+    let backend = self_signed_echo_backend().await;
     let a = upload_certificate(&api, "api-cert", &Identity::self_signed_client("api-cert", KeyKind::EcdsaP256)).await;
     let o = upload_certificate(&api, "op-cert", &Identity::self_signed_client("op-cert", KeyKind::EcdsaP256)).await;
     must_put(
@@ -141,12 +133,8 @@ async fn operation_policy_overrides_the_api_policy() {
 
 #[tokio::test]
 async fn backend_credentials_headers_and_response_policies_apply() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let api = node.client();
-    let http = reqwest::Client::new();
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let Stage { node, api, http, dir: _dir } = Stage::start();
+    let backend = self_signed_echo_backend().await;
     let by_thumbprint =
         upload_certificate(&api, "by-thumbprint", &Identity::self_signed_client("t", KeyKind::EcdsaP256)).await;
     must_put(&api, "/backends/be", json!({"properties": {"url": format!("{}/base/", backend.url("localhost")),

@@ -4,9 +4,9 @@
 
 mod support;
 
-use certgate_testkit::{ClientAuth, Identity, KeyKind, https_echo_backend};
+use certgate_testkit::{ClientAuth, Identity, KeyKind, https_echo_backend, self_signed_echo_backend};
 use serde_json::{Value, json};
-use support::{Client, Node, must_put, upload_certificate, via_gateway};
+use support::{Client, Node, Stage, must_put, upload_certificate, via_gateway};
 
 /// Sets up API `api` → backend `api` at `url` presenting `client-cert`.
 async fn route_to(api: &Client, url: &str, tls: Value) {
@@ -30,12 +30,8 @@ fn failure_log(node: &Node, status: u16, body: &str, expected_status: u16) -> St
 
 #[tokio::test]
 async fn untrusted_chain_then_chain_validation_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let api = node.client();
-    let http = reqwest::Client::new();
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let Stage { node, api, http, dir: _dir } = Stage::start();
+    let backend = self_signed_echo_backend().await;
     upload_certificate(&api, "client-cert", &Identity::self_signed_client("client", KeyKind::EcdsaP256)).await;
     route_to(&api, &backend.url("localhost"), json!({})).await;
     let (status, body) = via_gateway(&http, &node, "/api/x").await;
@@ -55,10 +51,7 @@ async fn untrusted_chain_then_chain_validation_off() {
 
 #[tokio::test]
 async fn name_mismatch_then_name_validation_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let api = node.client();
-    let http = reqwest::Client::new();
+    let Stage { node, api, http, dir: _dir } = Stage::start();
     let ca = Identity::ca("Private Backend CA");
     let backend = https_echo_backend(&ca.server_named("api.contoso.test"), ClientAuth::AnyCertificate, false).await;
     must_put(&api, "/caCertificates/private-root", json!({"properties": {"data": ca.cert_pem, "storeName": "Root"}}))
@@ -94,10 +87,7 @@ async fn name_mismatch_then_name_validation_off() {
 
 #[tokio::test]
 async fn uploading_the_private_ca_makes_the_backend_trusted() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let api = node.client();
-    let http = reqwest::Client::new();
+    let Stage { node, api, http, dir: _dir } = Stage::start();
     let root = Identity::ca("Private Root");
     let intermediate = root.intermediate("Private Intermediate");
     let backend = https_echo_backend(&intermediate.server("localhost"), ClientAuth::AnyCertificate, false).await;
@@ -122,10 +112,7 @@ async fn uploading_the_private_ca_makes_the_backend_trusted() {
 
 #[tokio::test]
 async fn a_backend_that_rejects_our_certificate_is_named_with_its_alert() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let api = node.client();
-    let http = reqwest::Client::new();
+    let Stage { node, api, http, dir: _dir } = Stage::start();
     let trusted_by_backend = Identity::ca("Backend's Client CA");
     let backend = https_echo_backend(
         &Identity::self_signed_server("localhost"),
@@ -148,18 +135,14 @@ async fn a_backend_that_rejects_our_certificate_is_named_with_its_alert() {
 
 #[tokio::test]
 async fn unreachable_is_502_and_slow_is_504() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let api = node.client();
-    let http = reqwest::Client::new();
+    let Stage { node, api, http, dir: _dir } = Stage::start();
     upload_certificate(&api, "client-cert", &Identity::self_signed_client("client", KeyKind::EcdsaP256)).await;
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     route_to(&api, &format!("https://localhost:{closed_port}"), json!({})).await;
     let (status, body) = via_gateway(&http, &node, "/api/x").await;
     assert!(failure_log(&node, status, &body, 502).contains("BackendConnectionFailure"));
 
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let backend = self_signed_echo_backend().await;
     must_put(
         &api,
         "/backends/api",

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use certgate_testkit::{ClientAuth, Identity, KeyKind, https_echo_backend};
+use certgate_testkit::{ClientAuth, Identity, KeyKind, https_echo_backend, self_signed_echo_backend};
 use serde_json::json;
 use support::{Node, expose, must_put, policy, seen_fingerprint, upload_certificate, via_gateway};
 
@@ -16,8 +16,7 @@ async fn ten_thousand_interleaved_requests_never_cross_identities() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
     let api = node.client();
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let backend = self_signed_echo_backend().await;
     let a = upload_certificate(&api, "cert-a", &Identity::self_signed_client("a", KeyKind::EcdsaP256)).await;
     let b = upload_certificate(&api, "cert-b", &Identity::self_signed_client("b", KeyKind::EcdsaP256)).await;
     must_put(
@@ -82,8 +81,7 @@ async fn a_change_is_effective_on_the_next_request_and_in_flight_requests_comple
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
     let api = node.client();
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let backend = self_signed_echo_backend().await;
     let old = upload_certificate(&api, "old", &Identity::self_signed_client("old", KeyKind::EcdsaP256)).await;
     let new = upload_certificate(&api, "new", &Identity::self_signed_client("new", KeyKind::EcdsaP256)).await;
     expose(&api, "live", &backend.url("localhost"), json!({"validateCertificateChain": false}), "old").await;
@@ -187,8 +185,7 @@ async fn the_https_listener_serves_a_certificate_from_the_store() {
     let https = node.wait_for_log("gateway HTTPS listening on https://");
     let address = https.split("https://").nth(1).unwrap().split_whitespace().next().unwrap();
     let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let backend = self_signed_echo_backend().await;
     let ca = Identity::ca("Gateway CA");
     let served = ca.server("localhost");
     let file = certgate_testkit::pfx(&served, &[], "p", certgate_testkit::PfxFlavor::Modern);
@@ -232,8 +229,7 @@ async fn pooled_connections_are_not_used_past_the_certificate_expiry() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
     let api = node.client();
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let backend = self_signed_echo_backend().await;
     upload_certificate(&api, "soon", &Identity::expiring_client("soon", 3)).await;
     expose(&api, "expiry", &backend.url("localhost"), json!({"validateCertificateChain": false}), "soon").await;
     let http = reqwest::Client::new();

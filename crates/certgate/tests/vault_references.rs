@@ -6,7 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use certgate_testkit::{ClientAuth, Identity, KeyKind, OpenBao, PfxFlavor, https_echo_backend, pfx, sha1_hex};
+use certgate_testkit::{
+    ClientAuth, Identity, KeyKind, OpenBao, PfxFlavor, https_echo_backend, pfx, self_signed_echo_backend, sha1_hex,
+};
 use serde_json::{Value, json};
 use support::{Client, Node, b64, expose, seen_fingerprint, via_gateway};
 
@@ -76,8 +78,7 @@ async fn references_rotate_pin_and_survive_invalid_secrets() {
     assert_eq!(pinned.status, 201);
     assert!(pinned.body["warnings"][0].as_str().unwrap().contains("will not rotate"));
 
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let backend = self_signed_echo_backend().await;
     expose(&api, "orders", &backend.url("localhost"), json!({"validateCertificateChain": false}), "orders").await;
     assert_eq!(seen_fingerprint(&via_gateway(&http, &node, "/orders/x").await.1), fp1);
 
@@ -157,8 +158,7 @@ async fn forbidden_and_unreachable_keep_the_last_good_certificate() {
     assert!(!identities.text.contains(&team_token));
 
     assert_eq!(api.put("/certificates/team", &reference(&bao.identifier("gw/team"), Some("team-a"))).await.status, 201);
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let backend = self_signed_echo_backend().await;
     expose(&api, "team", &backend.url("localhost"), json!({"validateCertificateChain": false}), "team").await;
 
     // The policy loses `read`: the next refresh reports Forbidden with the vault's reason.
@@ -255,8 +255,7 @@ async fn rotation_under_continuous_load_drops_nothing() {
     let node = Node::start_with(dir.path(), &["--vault-refresh-interval", "1s"], &[("CERTGATE_VAULT_TOKEN", &token)]);
     let api = node.client();
     assert_eq!(api.put("/certificates/load", &reference(&bao.identifier("gw/load"), None)).await.status, 201);
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let backend = self_signed_echo_backend().await;
     expose(&api, "load", &backend.url("localhost"), json!({"validateCertificateChain": false}), "load").await;
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

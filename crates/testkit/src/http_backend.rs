@@ -37,6 +37,12 @@ impl HttpsBackend {
     }
 }
 
+/// The common case: a self-signed `localhost` backend that requires some client certificate
+/// (any) and speaks HTTP/1.1.
+pub async fn self_signed_echo_backend() -> HttpsBackend {
+    https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await
+}
+
 /// Starts the backend on a free loopback port with `server` as its certificate. With `h2`, it
 /// offers HTTP/2 by ALPN as well as HTTP/1.1.
 pub async fn https_echo_backend(server: &Identity, client_auth: ClientAuth<'_>, h2: bool) -> HttpsBackend {

@@ -6,7 +6,7 @@ mod http_backend;
 mod openbao;
 mod tls_peer;
 
-pub use http_backend::{HttpsBackend, https_echo_backend};
+pub use http_backend::{HttpsBackend, https_echo_backend, self_signed_echo_backend};
 pub use openbao::OpenBao;
 pub use tls_peer::{ClientAuth, sha1_hex, tls_echo_peer};
 

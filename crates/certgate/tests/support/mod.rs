@@ -270,3 +270,22 @@ pub async fn expose(api: &Client, name: &str, url: &str, tls: Value, certificate
     )))
     .await;
 }
+
+/// What most gateway tests start from: a node on a temporary data directory, a client for its
+/// management API, and an HTTP client for its gateway.
+pub struct Stage {
+    pub node: Node,
+    pub api: Client,
+    pub http: reqwest::Client,
+    /// Kept so the data directory outlives the node.
+    pub dir: tempfile::TempDir,
+}
+
+impl Stage {
+    pub fn start() -> Stage {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path());
+        let api = node.client();
+        Stage { node, api, http: reqwest::Client::new(), dir }
+    }
+}
