@@ -34,14 +34,14 @@ pub struct Resource<P> {
 }
 
 impl<P> Resource<P> {
+    /// An entity of a top-level collection: `id` is `/{collection}/{name}`.
     pub fn new(collection: &str, name: &str, properties: P) -> Self {
-        Self {
-            id: format!("/{collection}/{name}"),
-            kind: collection.to_owned(),
-            name: name.to_owned(),
-            properties,
-            warnings: Vec::new(),
-        }
+        Self::at(format!("/{collection}/{name}"), collection, name, properties)
+    }
+
+    /// An entity below another one (operations, policies), whose path is not `/{type}/{name}`.
+    pub fn at(id: String, kind: &str, name: &str, properties: P) -> Self {
+        Self { id, kind: kind.to_owned(), name: name.to_owned(), properties, warnings: Vec::new() }
     }
 
     pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {

@@ -61,17 +61,16 @@ impl Filterable for Loaded<Operation> {
 }
 
 fn resource(operation: &Operation, id: &str) -> Resource<OperationContract> {
-    let mut resource = Resource::new(
-        &format!("apis/{}/operations", operation.api_id),
+    Resource::at(
+        format!("/apis/{}/operations/{id}", operation.api_id),
+        "operations",
         id,
         OperationContract {
             display_name: operation.display_name.clone(),
             method: operation.method.clone(),
             url_template: operation.url_template.clone(),
         },
-    );
-    resource.kind = "operations".into();
-    resource
+    )
 }
 
 fn build(

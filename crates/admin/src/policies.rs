@@ -47,9 +47,7 @@ pub struct PolicyContract {
 }
 
 fn resource(scope: &PolicyScope, format: &str, value: String) -> Resource<PolicyContract> {
-    let mut resource = Resource::new("policies", "policy", PolicyContract { format: format.to_owned(), value });
-    resource.id = scope.path();
-    resource
+    Resource::at(scope.path(), "policies", "policy", PolicyContract { format: format.to_owned(), value })
 }
 
 async fn get(state: &AdminState, scope: PolicyScope) -> Result<Response, ApiError> {

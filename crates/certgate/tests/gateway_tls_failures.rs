@@ -13,6 +13,14 @@ async fn route_to(api: &Client, url: &str, tls: Value) {
     support::expose(api, "api", url, tls, "client-cert").await;
 }
 
+/// Changes the backend's TLS switches.
+async fn switch_tls(api: &Client, tls: Value) {
+    let reply = api
+        .send("PATCH", "/backends/api", Some(json!({"properties": {"tls": tls}}).to_string().into_bytes()), &[])
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
 /// Asserts APIM's anonymous 500 and returns the log line carrying its activity id.
 fn failure_log(node: &Node, status: u16, body: &str, expected_status: u16) -> String {
     assert_eq!(
@@ -39,13 +47,7 @@ async fn untrusted_chain_then_chain_validation_off() {
     assert!(line.contains("BackendConnectionFailure") && line.contains("certificate chain not trusted"), "{line}");
     assert!(line.contains("api=\"api\"") && line.contains("backend=\"api\""), "{line}");
 
-    api.send(
-        "PATCH",
-        "/backends/api",
-        Some(br#"{"properties":{"tls":{"validateCertificateChain":false}}}"#.to_vec()),
-        &[],
-    )
-    .await;
+    switch_tls(&api, json!({"validateCertificateChain":false})).await;
     assert_eq!(via_gateway(&http, &node, "/api/x").await.0, 200);
 }
 
@@ -66,22 +68,10 @@ async fn name_mismatch_then_name_validation_off() {
     );
 
     // Chain validation off does not turn name validation off.
-    api.send(
-        "PATCH",
-        "/backends/api",
-        Some(br#"{"properties":{"tls":{"validateCertificateChain":false}}}"#.to_vec()),
-        &[],
-    )
-    .await;
+    switch_tls(&api, json!({"validateCertificateChain":false})).await;
     let (status, body) = via_gateway(&http, &node, "/api/x").await;
     assert!(failure_log(&node, status, &body, 500).contains("name mismatch"));
-    api.send(
-        "PATCH",
-        "/backends/api",
-        Some(br#"{"properties":{"tls":{"validateCertificateChain":true,"validateCertificateName":false}}}"#.to_vec()),
-        &[],
-    )
-    .await;
+    switch_tls(&api, json!({"validateCertificateChain":true,"validateCertificateName":false})).await;
     assert_eq!(via_gateway(&http, &node, "/api/x").await.0, 200, "chain still validated against the uploaded root");
 }
 
