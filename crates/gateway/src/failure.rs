@@ -4,11 +4,9 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
-/// Body of every gateway response: streamed from the backend, or generated here.
-pub type GatewayBody = Either<Incoming, Full<Bytes>>;
+use crate::body::GatewayBody;
+use crate::upstream::UpstreamError;
 
 /// A failed request, classified by what the caller should see.
 #[derive(Debug)]
@@ -81,14 +79,14 @@ pub(crate) fn not_found() -> Response<GatewayBody> {
 }
 
 pub(crate) fn json(status: StatusCode, body: String) -> Response<GatewayBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    let mut response = Response::new(GatewayBody::complete(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
-/// Names the TLS cause precisely, from the error chain hyper-util and hyper-rustls produce.
-pub(crate) fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
+/// Names the TLS cause precisely, wherever in the error chain rustls reported it.
+pub(crate) fn classify(error: &UpstreamError) -> Failure {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
         if let Some(tls) = tls_error(e) {
@@ -99,8 +97,8 @@ pub(crate) fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
     Failure::BackendUnreachable(certgate_model::error_chain(error))
 }
 
-/// io::Error hides its payload from `source()`, and the connectors nest them (hyper-rustls
-/// wraps tokio-rustls' io::Error in another): look inside explicitly, level by level.
+/// io::Error hides its payload from `source()`, and IO layers may nest them: look inside
+/// explicitly, level by level.
 fn tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
     let mut current = error;
     loop {

@@ -6,9 +6,8 @@ use certgate_model::BackendCredentials;
 use certgate_policy::{ExistsAction, ReturnResponse, SetHeader};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{Either, Full};
 
-use crate::failure::GatewayBody;
+use crate::body::GatewayBody;
 
 /// A `<set-header>` with its name and values already parsed.
 #[derive(Debug, Clone)]
@@ -115,7 +114,7 @@ impl CannedResponse {
     }
 
     pub(crate) fn respond(&self) -> Response<GatewayBody> {
-        let mut response = Response::new(Either::Right(Full::new(self.body.clone())));
+        let mut response = Response::new(GatewayBody::complete(self.body.clone()));
         *response.status_mut() = self.status;
         for step in &self.headers {
             step.apply(response.headers_mut());

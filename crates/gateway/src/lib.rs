@@ -3,6 +3,7 @@
 //! TLS identity. It reads no files and no environment, and never calls the store or the vault:
 //! the control plane compiles a [`Snapshot`] with a [`Compiler`] and swaps it into the handle.
 
+mod body;
 mod failure;
 mod headers;
 mod listener;
@@ -12,6 +13,6 @@ mod snapshot;
 mod template;
 mod upstream;
 
-pub use failure::GatewayBody;
+pub use body::GatewayBody;
 pub use listener::{SnapshotHandle, serve_http, serve_https};
 pub use snapshot::{Compiler, Snapshot};

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::borrow::Cow;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, Uri, Version};
-use http_body_util::Either;
+use http::{Request, Response};
 use hyper::body::Incoming;
 
-use crate::failure::{self, Failure, GatewayBody};
+use crate::body::GatewayBody;
+use crate::failure::{self, Failure};
 use crate::route::{self, Forward, RequestStep, ResponseStep, Route};
 use crate::snapshot::Snapshot;
 
@@ -93,23 +93,20 @@ async fn send(
         path_and_query.push(if i == 0 { '?' } else { '&' });
         path_and_query.push_str(part);
     }
-    parts.uri = Uri::builder()
-        .scheme(forward.scheme.clone())
-        .authority(forward.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|e| Failure::Configuration(format!("cannot build the backend URL: {e}")))?;
-    parts.version = Version::HTTP_11;
-    let request = Request::from_parts(parts, body);
-
-    let response = match tokio::time::timeout(forward.timeout, forward.upstream.client.request(request)).await {
+    // The path comes from a parsed URI or a template filled with parts of one; still, nothing
+    // that could break the request line goes out.
+    if path_and_query.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(Failure::Configuration(format!("cannot build the backend URL from {path_and_query:?}")));
+    }
+    let send = forward.upstream.send(&forward.origin, parts, body, &path_and_query);
+    let response = match tokio::time::timeout(forward.timeout, send).await {
         Err(_) => return Err(Failure::BackendTimeout(forward.timeout)),
         Ok(Err(error)) => return Err(failure::classify(&error)),
         Ok(Ok(response)) => response,
     };
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, Either::Left(body)))
+    Ok(Response::from_parts(parts, body))
 }
 
 /// Connection-level headers must not cross a proxy (RFC 9110 §7.6.1).

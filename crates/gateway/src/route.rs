@@ -9,7 +9,7 @@ use http::Method;
 use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
 
 use crate::template::UrlTemplate;
-use crate::upstream::Upstream;
+use crate::upstream::{Origin, Upstream};
 
 /// An API as the router sees it.
 #[derive(Debug)]
@@ -51,8 +51,7 @@ pub(crate) struct Forward {
     pub backend: Option<EntityId>,
     /// Request changes in policy order.
     pub request_steps: Vec<RequestStep>,
-    pub scheme: http::uri::Scheme,
-    pub authority: http::uri::Authority,
+    pub origin: Origin,
     /// Path of the backend URL without a trailing `/`.
     pub base_path: String,
     pub upstream: Arc<Upstream>,

@@ -14,7 +14,7 @@ use rustls_pki_types::CertificateDer;
 use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
 use crate::route::{CompiledApi, CompiledOperation, Forward, RequestStep, ResponseStep, Route};
 use crate::template::UrlTemplate;
-use crate::upstream::{Upstream, UpstreamKey};
+use crate::upstream::{Origin, Upstream, UpstreamKey};
 
 /// The compiled configuration the data plane serves from.
 #[derive(Debug, Default)]
@@ -259,8 +259,7 @@ impl<'a> Context<'a> {
             api: api.clone(),
             backend: backend.as_ref().map(|(id, _)| id.clone()),
             request_steps,
-            scheme,
-            authority,
+            origin: Origin::new(scheme, authority)?,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             upstream,
             credentials: backend.map(|(_, b)| CredentialSteps::compile(&b.credentials)).unwrap_or_default(),

@@ -1,0 +1,405 @@
+//! HTTP/1.1 to a backend, driven by the task serving the downstream request: no connection task,
+//! no channel between the two sides; a response body is read straight from the backend
+//! connection, which goes back to its pool when the body ends.
+
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::UpstreamError;
+use super::decoder::{BodyDecoder, Chunk, Decoded};
+use super::pool::{Pool, PoolKey};
+use super::transport::Transport;
+
+/// Most response header fields accepted, and the most bytes a response head may take.
+const MAX_HEADERS: usize = 128;
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Read size; also the request body bytes gathered before a write.
+const IO_CHUNK: usize = 16 * 1024;
+
+pub(crate) struct H1Conn {
+    io: Transport,
+    /// Bytes read from the backend and not yet consumed.
+    buf: BytesMut,
+}
+
+/// A response whose head has been read; its body is still on the connection, or already in
+/// hand when it was small enough to arrive with the head.
+pub(crate) struct Exchange {
+    pub response: Response<()>,
+    pub body: ResponseBody,
+}
+
+pub(crate) enum ResponseBody {
+    /// The whole body arrived with the head; the connection is already back in its pool.
+    Complete(Bytes),
+    Streaming(H1Body),
+}
+
+impl H1Conn {
+    pub(crate) fn new(io: Transport) -> Self {
+        Self { io, buf: BytesMut::with_capacity(IO_CHUNK) }
+    }
+
+    /// Writes the request and reads the response head. `Err((error, response_started))`: the
+    /// caller may retry on a fresh connection only when nothing of a response was seen.
+    pub(crate) async fn exchange(
+        mut self,
+        head: &[u8],
+        body: Option<(Incoming, bool)>,
+        method: &Method,
+        release: (Arc<Pool>, PoolKey),
+    ) -> Result<Exchange, (UpstreamError, bool)> {
+        self.write_request(head, body).await.map_err(|e| (UpstreamError::Io(e), false))?;
+        let (response, mut decoder, reusable) = self.read_head(method).await?;
+        // Small bodies usually arrive with the head: hand them over whole and free the
+        // connection before the response is even written downstream.
+        if let Some(remaining) = decoder.remaining()
+            && remaining <= self.buf.len() as u64
+        {
+            let body = match decoder.decode(&mut self.buf) {
+                Ok(Decoded::Data(data)) => data,
+                _ => Bytes::new(),
+            };
+            if reusable && self.buf.is_empty() {
+                release.0.put_h1(release.1, self);
+            }
+            return Ok(Exchange { response, body: ResponseBody::Complete(body) });
+        }
+        let body = H1Body { conn: Some(self), decoder, release: reusable.then_some(release) };
+        Ok(Exchange { response, body: ResponseBody::Streaming(body) })
+    }
+
+    /// `body`: the request body and whether it goes out chunked (no content-length given).
+    async fn write_request(&mut self, head: &[u8], body: Option<(Incoming, bool)>) -> io::Result<()> {
+        let Some((mut body, chunked)) = body else {
+            self.io.write_all(head).await?;
+            return self.io.flush().await;
+        };
+        let mut out = Vec::with_capacity(IO_CHUNK + head.len());
+        out.extend_from_slice(head);
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            let frame = frame.map_err(io::Error::other)?;
+            let Ok(data) = frame.into_data() else { continue };
+            if data.is_empty() {
+                continue;
+            }
+            if chunked {
+                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            }
+            out.extend_from_slice(&data);
+            if chunked {
+                out.extend_from_slice(b"\r\n");
+            }
+            if out.len() >= IO_CHUNK {
+                self.io.write_all(&out).await?;
+                out.clear();
+            }
+        }
+        if chunked {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        self.io.write_all(&out).await?;
+        self.io.flush().await
+    }
+
+    /// Reads until a final (non-1xx) response head is complete.
+    async fn read_head(&mut self, method: &Method) -> Result<(Response<()>, BodyDecoder, bool), (UpstreamError, bool)> {
+        let mut seen_any = false;
+        loop {
+            if !self.buf.is_empty() {
+                seen_any = true;
+                match parse_head(&mut self.buf, method) {
+                    Ok(Some(Head::Informational)) => continue,
+                    Ok(Some(Head::Final(response, decoder, reusable))) => return Ok((response, decoder, reusable)),
+                    Ok(None) if self.buf.len() > MAX_HEAD_BYTES => {
+                        return Err((UpstreamError::InvalidResponse("response head too large".into()), true));
+                    }
+                    Ok(None) => {}
+                    Err(error) => return Err((error, true)),
+                }
+            }
+            self.buf.reserve(IO_CHUNK);
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) => return Err((UpstreamError::ClosedBeforeResponse, seen_any)),
+                Ok(_) => {}
+                Err(error) => return Err((UpstreamError::Io(error), seen_any)),
+            }
+        }
+    }
+
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < IO_CHUNK / 4 {
+            self.buf.reserve(IO_CHUNK);
+        }
+        let read = self.io.read_buf(&mut self.buf);
+        tokio::pin!(read);
+        std::future::Future::poll(read, cx)
+    }
+}
+
+enum Head {
+    Informational,
+    Final(Response<()>, BodyDecoder, bool),
+}
+
+/// Parses one response head off the front of `buf`; `None` until it is complete.
+fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, UpstreamError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let length = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => return Err(UpstreamError::InvalidResponse(format!("malformed response head: {error}"))),
+    };
+    let code = parsed.code.unwrap_or_default();
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| UpstreamError::InvalidResponse(format!("invalid status code {code}")))?;
+    if status.is_informational() {
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(UpstreamError::InvalidResponse("unexpected protocol switch".into()));
+        }
+        let _ = buf.split_to(length);
+        return Ok(Some(Head::Informational));
+    }
+    let http11 = parsed.version == Some(1);
+    // Names and values become slices of the frozen head: no copy per header.
+    let count = parsed.headers.len();
+    let mut spans: [(Range<usize>, Range<usize>); MAX_HEADERS] = std::array::from_fn(|_| (0..0, 0..0));
+    for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
+        *span = (offsets(buf, field.name.as_bytes()), offsets(buf, field.value));
+    }
+    let head = buf.split_to(length).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    let mut framing = Framing::default();
+    for (name, value) in spans[..count].iter().cloned() {
+        let name = HeaderName::from_bytes(&head[name])
+            .map_err(|_| UpstreamError::InvalidResponse("invalid header name".into()))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value))
+            .map_err(|_| UpstreamError::InvalidResponse(format!("invalid value of header {name}")))?;
+        framing.observe(&name, &value)?;
+        headers.append(name, value);
+    }
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = if http11 { Version::HTTP_11 } else { Version::HTTP_10 };
+    *response.headers_mut() = headers;
+    let decoder = framing.decoder(status, method);
+    let reusable = http11 && !framing.close && decoder != BodyDecoder::UntilClose;
+    Ok(Some(Head::Final(response, decoder, reusable)))
+}
+
+/// Where `part` (a slice httparse returned) lies within `buf`.
+fn offsets(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    if part.is_empty() || start.checked_add(part.len()).is_none_or(|end| end > buf.len()) {
+        return 0..0;
+    }
+    start..start + part.len()
+}
+
+/// What the response's own headers say about its body and connection.
+#[derive(Default)]
+struct Framing {
+    length: Option<u64>,
+    chunked: bool,
+    other_coding: bool,
+    close: bool,
+}
+
+impl Framing {
+    fn observe(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), UpstreamError> {
+        if name == header::CONTENT_LENGTH {
+            let length = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| UpstreamError::InvalidResponse("invalid content-length".into()))?;
+            if self.length.is_some_and(|l| l != length) {
+                return Err(UpstreamError::InvalidResponse("conflicting content-length values".into()));
+            }
+            self.length = Some(length);
+        } else if name == header::TRANSFER_ENCODING {
+            let last = value.as_bytes().rsplit(|&b| b == b',').next().unwrap_or_default().trim_ascii();
+            self.chunked = last.eq_ignore_ascii_case(b"chunked");
+            self.other_coding |= !self.chunked;
+        } else if name == header::CONNECTION {
+            self.close |= value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+        Ok(())
+    }
+
+    /// RFC 9112 §6.3, in order.
+    fn decoder(&self, status: StatusCode, method: &Method) -> BodyDecoder {
+        if method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            BodyDecoder::Done
+        } else if self.chunked && !self.other_coding {
+            BodyDecoder::Chunked(Chunk::Size)
+        } else if self.chunked || self.other_coding {
+            BodyDecoder::UntilClose
+        } else if let Some(length) = self.length {
+            BodyDecoder::Length(length)
+        } else {
+            BodyDecoder::UntilClose
+        }
+    }
+}
+
+/// A response body read from the backend connection as the downstream side asks for it.
+pub(crate) struct H1Body {
+    conn: Option<H1Conn>,
+    decoder: BodyDecoder,
+    /// Where the connection goes when the body ends; `None` when it must close instead.
+    release: Option<(Arc<Pool>, PoolKey)>,
+}
+
+impl H1Body {
+    fn finish(&mut self) {
+        let conn = self.conn.take();
+        if let (Some(conn), Some((pool, key))) = (conn, self.release.take())
+            && conn.buf.is_empty()
+        {
+            pool.put_h1(key, conn);
+        }
+    }
+}
+
+impl Body for H1Body {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else { return Poll::Ready(None) };
+            match this.decoder.decode(&mut conn.buf)? {
+                Decoded::Data(data) => {
+                    if this.decoder.is_done() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Decoded::Done => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Decoded::NeedMore => {}
+            }
+            if ready!(conn.poll_fill(cx))? == 0 {
+                this.decoder.at_eof()?;
+                this.conn = None;
+                return Poll::Ready(None);
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.conn.is_none() || self.decoder.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.decoder.remaining().map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+/// Serialises a request head in origin form. `path_and_query` must already be a valid request
+/// target (checked by the caller).
+pub(crate) fn encode_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    path_and_query: &str,
+    authority: &str,
+    headers: &HeaderMap,
+    chunked: bool,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path_and_query.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str, method: Method) -> (Response<()>, BodyDecoder, bool, usize) {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        loop {
+            match parse_head(&mut buf, &method).expect("valid head").expect("complete head") {
+                Head::Informational => continue,
+                Head::Final(response, decoder, reusable) => return (response, decoder, reusable, buf.len()),
+            }
+        }
+    }
+
+    #[test]
+    fn response_heads_choose_the_framing_and_whether_the_connection_is_reused() {
+        let (response, decoder, reusable, rest) =
+            parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello", Method::GET);
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers().get_all("x-a").iter().count(), 2);
+        assert_eq!((decoder, reusable, rest), (BodyDecoder::Length(5), true, 5));
+
+        let (_, decoder, reusable, _) = parse(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            Method::POST,
+        );
+        assert_eq!((decoder, reusable), (BodyDecoder::Chunked(Chunk::Size), true));
+
+        let (_, decoder, reusable, _) =
+            parse("HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n", Method::GET);
+        assert_eq!((decoder, reusable), (BodyDecoder::Length(0), false));
+
+        let (_, decoder, reusable, _) = parse("HTTP/1.0 200 OK\r\n\r\n", Method::GET);
+        assert_eq!((decoder, reusable), (BodyDecoder::UntilClose, false));
+
+        let (_, decoder, _, _) = parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", Method::HEAD);
+        assert_eq!(decoder, BodyDecoder::Done);
+    }
+
+    #[test]
+    fn malformed_heads_are_errors_not_guesses() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            "NOT HTTP\r\n\r\n",
+        ] {
+            let mut buf = BytesMut::from(raw.as_bytes());
+            assert!(parse_head(&mut buf, &Method::GET).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn request_heads_are_written_in_origin_form() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-one", HeaderValue::from_static("1"));
+        let mut out = Vec::new();
+        encode_head(&mut out, &Method::POST, "/a?b=c", "backend:8443", &headers, true);
+        assert_eq!(
+            String::from_utf8(out).expect("ascii"),
+            "POST /a?b=c HTTP/1.1\r\nhost: backend:8443\r\nx-one: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+    }
+}

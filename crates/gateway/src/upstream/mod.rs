@@ -1,0 +1,200 @@
+//! Backend connections, pooled per TLS identity.
+//!
+//! Every [`Upstream`] owns the connections made with one client certificate (and one set of TLS
+//! switches and trusted CAs), so a connection authenticated with one certificate can never carry
+//! a request configured for another. HTTP/1.1 exchanges run in the task serving the downstream
+//! request (see [`h1`]); a backend that chooses HTTP/2 by ALPN gets one multiplexed connection.
+
+mod decoder;
+mod h1;
+mod pool;
+mod transport;
+
+use std::sync::Arc;
+
+use certgate_model::Thumbprint;
+use certgate_pki::TlsSwitches;
+use http::header::CONTENT_LENGTH;
+use http::{Request, Response, Uri, request};
+use hyper::body::{Body, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
+
+pub(crate) use h1::H1Body;
+
+use crate::body::GatewayBody;
+use h1::{H1Conn, ResponseBody};
+use pool::{Pool, PoolKey};
+use transport::Transport;
+
+/// Everything that decides how a backend connection is authenticated and validated; with the
+/// origin it is the full pool key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct UpstreamKey {
+    /// The client certificate presented, by thumbprint; `None` = no client certificate.
+    pub identity: Option<Thumbprint>,
+    /// Set once the certificate has expired: the connections made before its notAfter are then
+    /// left behind with the old pool, and new handshakes show the backend's verdict.
+    pub expired: bool,
+    pub switches: TlsSwitches,
+    /// Hash of the trusted CA set, so uploading a CA certificate yields fresh connections.
+    pub trust: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    #[error("cannot connect to {authority}: {source}")]
+    Connect { authority: String, source: std::io::Error },
+    #[error("TLS handshake with {authority} failed: {source}")]
+    Handshake { authority: String, source: std::io::Error },
+    #[error("backend connection failed: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("the backend closed the connection without responding")]
+    ClosedBeforeResponse,
+    #[error("invalid response from the backend: {0}")]
+    InvalidResponse(String),
+    #[error("HTTP/2 exchange with the backend failed: {0}")]
+    Http2(#[source] hyper::Error),
+    #[error("invalid backend URL: {0}")]
+    Url(String),
+}
+
+/// Where a route's requests go: scheme, authority and the TLS server name, resolved once at
+/// compile time.
+#[derive(Debug)]
+pub(crate) struct Origin {
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    host: String,
+    port: u16,
+    /// `None` for plain HTTP.
+    server_name: Option<ServerName<'static>>,
+    pool_key: PoolKey,
+}
+
+impl Origin {
+    pub(crate) fn new(scheme: http::uri::Scheme, authority: http::uri::Authority) -> Result<Self, String> {
+        let tls = scheme == http::uri::Scheme::HTTPS;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let server_name = match tls {
+            true => Some(ServerName::try_from(host.clone()).map_err(|e| format!("invalid host {host:?}: {e}"))?),
+            false => None,
+        };
+        let pool_key = format!("{scheme}://{authority}").to_ascii_lowercase().into();
+        Ok(Self { scheme, authority, host, port, server_name, pool_key })
+    }
+}
+
+/// The connections made with one TLS identity.
+pub(crate) struct Upstream {
+    pub key: UpstreamKey,
+    tls: tokio_rustls::TlsConnector,
+    pool: Arc<Pool>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    pub(crate) fn new(key: UpstreamKey, tls: Arc<rustls::ClientConfig>) -> Arc<Self> {
+        let mut tls = (*tls).clone();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Arc::new(Self { key, tls: tokio_rustls::TlsConnector::from(Arc::new(tls)), pool: Arc::default() })
+    }
+
+    /// Sends `parts` + `body` to `path_and_query` at `origin` (which the caller has checked is a
+    /// valid request target) and returns the response head with its body still streaming.
+    pub(crate) async fn send(
+        &self,
+        origin: &Origin,
+        parts: request::Parts,
+        body: Incoming,
+        path_and_query: &str,
+    ) -> Result<Response<GatewayBody>, UpstreamError> {
+        if let Some(sender) = self.pool.h2(&origin.pool_key) {
+            return send_h2(sender, origin, parts, body, path_and_query).await;
+        }
+        let (conn, reused) = match self.pool.take_h1(&origin.pool_key) {
+            Some(conn) => (conn, true),
+            None => match self.connect(origin).await? {
+                Connected::Http1(conn) => (conn, false),
+                Connected::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
+            },
+        };
+        let has_body = !body.is_end_stream();
+        let chunked = has_body && !parts.headers.contains_key(CONTENT_LENGTH);
+        let mut head = Vec::with_capacity(256 + parts.headers.len() * 48);
+        h1::encode_head(&mut head, &parts.method, path_and_query, origin.authority.as_str(), &parts.headers, chunked);
+        let release = || (self.pool.clone(), origin.pool_key.clone());
+        let (request_body, unsent_body) = if has_body { (Some((body, chunked)), None) } else { (None, Some(body)) };
+        let exchange = match conn.exchange(&head, request_body, &parts.method, release()).await {
+            Ok(exchange) => exchange,
+            // A pooled connection the backend closed while it sat idle: the request never
+            // reached it, so it is safe to send again (only without a body, which is consumed).
+            Err((_, false)) if reused && !has_body => match (self.connect(origin).await?, unsent_body) {
+                (Connected::Http2(sender), Some(body)) => {
+                    return send_h2(sender, origin, parts, body, path_and_query).await;
+                }
+                (Connected::Http2(_), None) => return Err(UpstreamError::ClosedBeforeResponse),
+                (Connected::Http1(conn), _) => {
+                    conn.exchange(&head, None, &parts.method, release()).await.map_err(|e| e.0)?
+                }
+            },
+            Err((error, _)) => return Err(error),
+        };
+        let (response, ()) = exchange.response.into_parts();
+        let body = match exchange.body {
+            ResponseBody::Complete(bytes) => GatewayBody::complete(bytes),
+            ResponseBody::Streaming(body) => GatewayBody::http1(body),
+        };
+        Ok(Response::from_parts(response, body))
+    }
+
+    async fn connect(&self, origin: &Origin) -> Result<Connected, UpstreamError> {
+        let transport = Transport::connect(origin, &self.tls).await?;
+        if !transport.is_http2() {
+            return Ok(Connected::Http1(H1Conn::new(transport)));
+        }
+        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(TokioIo::new(transport))
+            .await
+            .map_err(UpstreamError::Http2)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "HTTP/2 backend connection ended with an error");
+            }
+        });
+        self.pool.put_h2(origin.pool_key.clone(), sender.clone());
+        Ok(Connected::Http2(sender))
+    }
+}
+
+enum Connected {
+    Http1(H1Conn),
+    Http2(hyper::client::conn::http2::SendRequest<Incoming>),
+}
+
+async fn send_h2(
+    mut sender: hyper::client::conn::http2::SendRequest<Incoming>,
+    origin: &Origin,
+    mut parts: request::Parts,
+    body: Incoming,
+    path_and_query: &str,
+) -> Result<Response<GatewayBody>, UpstreamError> {
+    parts.uri = Uri::builder()
+        .scheme(origin.scheme.clone())
+        .authority(origin.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| UpstreamError::Url(e.to_string()))?;
+    parts.version = http::Version::HTTP_2;
+    sender.ready().await.map_err(UpstreamError::Http2)?;
+    let response = sender.send_request(Request::from_parts(parts, body)).await.map_err(UpstreamError::Http2)?;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, GatewayBody::http2(body)))
+}
