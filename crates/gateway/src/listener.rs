@@ -49,13 +49,14 @@ async fn serve(listener: TcpListener, snapshots: SnapshotHandle, shutdown: impl 
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let downstream = Downstream { peer, https };
+        let downstream = Arc::new(Downstream::new(peer, https));
         let service = {
             let snapshots = snapshots.clone();
             service_fn(move |request| {
                 // One load per request: the whole request sees one configuration.
                 let snapshot = snapshots.load_full();
-                async move { Ok::<_, std::convert::Infallible>(proxy::handle(&snapshot, request, downstream).await) }
+                let downstream = downstream.clone();
+                async move { Ok::<_, std::convert::Infallible>(proxy::handle(&snapshot, request, &downstream).await) }
             })
         };
         if !https {

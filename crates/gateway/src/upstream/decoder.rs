@@ -4,7 +4,7 @@
 
 use std::io;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Longest chunk-size or trailer line accepted; anything longer is not a well-formed backend.
 const MAX_LINE: usize = 4096;
@@ -111,15 +111,19 @@ fn take(buf: &mut BytesMut, at_most: u64) -> Option<Bytes> {
         return None;
     }
     let n = usize::try_from(at_most).map_or(buf.len(), |m| m.min(buf.len()));
-    Some(buf.split_to(n).freeze())
+    // A copy, so the connection's read buffer is never shared and is reused in place: slicing
+    // it would make every later read allocate a fresh buffer while the slice is alive.
+    let data = Bytes::copy_from_slice(&buf[..n]);
+    buf.advance(n);
+    Some(data)
 }
 
 /// One CRLF-terminated line without its terminator, or `None` until it is complete.
 fn line(buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
     match buf.windows(2).position(|w| w == b"\r\n") {
         Some(end) => {
-            let line = buf.split_to(end);
-            let _ = buf.split_to(2);
+            let line = BytesMut::from(&buf[..end]);
+            buf.advance(end + 2);
             Ok(Some(line))
         }
         None if buf.len() > MAX_LINE => Err(invalid("chunk line too long")),

@@ -8,9 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Response, StatusCode, Version};
+use http::{Method, Response, StatusCode, Version, request};
 use hyper::body::Incoming;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,6 +30,18 @@ pub(crate) struct H1Conn {
     io: Transport,
     /// Bytes read from the backend and not yet consumed.
     buf: BytesMut,
+    /// The request being written; kept to reuse its allocation.
+    out: Vec<u8>,
+}
+
+/// What goes on the request line and in the head, besides the downstream request's headers.
+pub(crate) struct RequestHead<'a> {
+    pub parts: &'a request::Parts,
+    /// Already checked to be a valid request target.
+    pub path_and_query: &'a str,
+    pub authority: &'a str,
+    /// The body goes out with chunked framing (it has no content-length).
+    pub chunked: bool,
 }
 
 /// A response whose head has been read; its body is still on the connection, or already in
@@ -47,20 +59,19 @@ pub(crate) enum ResponseBody {
 
 impl H1Conn {
     pub(crate) fn new(io: Transport) -> Self {
-        Self { io, buf: BytesMut::with_capacity(IO_CHUNK) }
+        Self { io, buf: BytesMut::with_capacity(IO_CHUNK), out: Vec::with_capacity(1024) }
     }
 
     /// Writes the request and reads the response head. `Err((error, response_started))`: the
     /// caller may retry on a fresh connection only when nothing of a response was seen.
     pub(crate) async fn exchange(
         mut self,
-        head: &[u8],
-        body: Option<(Incoming, bool)>,
-        method: &Method,
+        head: &RequestHead<'_>,
+        body: Option<Incoming>,
         release: (Arc<Pool>, PoolKey),
     ) -> Result<Exchange, (UpstreamError, bool)> {
         self.write_request(head, body).await.map_err(|e| (UpstreamError::Io(e), false))?;
-        let (response, mut decoder, reusable) = self.read_head(method).await?;
+        let (response, mut decoder, reusable) = self.read_head(&head.parts.method).await?;
         // Small bodies usually arrive with the head: hand them over whole and free the
         // connection before the response is even written downstream.
         if let Some(remaining) = decoder.remaining()
@@ -79,14 +90,21 @@ impl H1Conn {
         Ok(Exchange { response, body: ResponseBody::Streaming(body) })
     }
 
-    /// `body`: the request body and whether it goes out chunked (no content-length given).
-    async fn write_request(&mut self, head: &[u8], body: Option<(Incoming, bool)>) -> io::Result<()> {
-        let Some((mut body, chunked)) = body else {
-            self.io.write_all(head).await?;
+    async fn write_request(&mut self, head: &RequestHead<'_>, body: Option<Incoming>) -> io::Result<()> {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        encode_head(&mut out, head);
+        let result = self.write_body(&mut out, body, head.chunked).await;
+        self.out = out;
+        result
+    }
+
+    /// Writes `out` (the head) followed by `body`, gathering small frames into one write.
+    async fn write_body(&mut self, out: &mut Vec<u8>, body: Option<Incoming>, chunked: bool) -> io::Result<()> {
+        let Some(mut body) = body else {
+            self.io.write_all(out).await?;
             return self.io.flush().await;
         };
-        let mut out = Vec::with_capacity(IO_CHUNK + head.len());
-        out.extend_from_slice(head);
         while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
             let frame = frame.map_err(io::Error::other)?;
             let Ok(data) = frame.into_data() else { continue };
@@ -101,14 +119,14 @@ impl H1Conn {
                 out.extend_from_slice(b"\r\n");
             }
             if out.len() >= IO_CHUNK {
-                self.io.write_all(&out).await?;
+                self.io.write_all(out).await?;
                 out.clear();
             }
         }
         if chunked {
             out.extend_from_slice(b"0\r\n\r\n");
         }
-        self.io.write_all(&out).await?;
+        self.io.write_all(out).await?;
         self.io.flush().await
     }
 
@@ -128,7 +146,7 @@ impl H1Conn {
                     Err(error) => return Err((error, true)),
                 }
             }
-            self.buf.reserve(IO_CHUNK);
+            self.make_room();
             match self.io.read_buf(&mut self.buf).await {
                 Ok(0) => return Err((UpstreamError::ClosedBeforeResponse, seen_any)),
                 Ok(_) => {}
@@ -137,10 +155,15 @@ impl H1Conn {
         }
     }
 
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    /// The buffer is never shared, so this reclaims consumed space instead of allocating.
+    fn make_room(&mut self) {
         if self.buf.capacity() - self.buf.len() < IO_CHUNK / 4 {
             self.buf.reserve(IO_CHUNK);
         }
+    }
+
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.make_room();
         let read = self.io.read_buf(&mut self.buf);
         tokio::pin!(read);
         std::future::Future::poll(read, cx)
@@ -172,19 +195,21 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Upstr
         return Ok(Some(Head::Informational));
     }
     let http11 = parsed.version == Some(1);
-    // Names and values become slices of the frozen head: no copy per header.
+    // Values become slices of one copy of the head (one allocation, not one per header); the
+    // read buffer itself is never shared, so later reads reuse it in place.
     let count = parsed.headers.len();
-    let mut spans: [(Range<usize>, Range<usize>); MAX_HEADERS] = std::array::from_fn(|_| (0..0, 0..0));
+    let mut spans = [const { (0..0, 0..0) }; MAX_HEADERS];
     for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
         *span = (offsets(buf, field.name.as_bytes()), offsets(buf, field.value));
     }
-    let head = buf.split_to(length).freeze();
+    let head = Bytes::copy_from_slice(&buf[..length]);
+    buf.advance(length);
     let mut headers = HeaderMap::with_capacity(count);
     let mut framing = Framing::default();
-    for (name, value) in spans[..count].iter().cloned() {
-        let name = HeaderName::from_bytes(&head[name])
+    for (name, value) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[name.start as usize..name.end as usize])
             .map_err(|_| UpstreamError::InvalidResponse("invalid header name".into()))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value))
+        let value = HeaderValue::from_maybe_shared(head.slice(value.start as usize..value.end as usize))
             .map_err(|_| UpstreamError::InvalidResponse(format!("invalid value of header {name}")))?;
         framing.observe(&name, &value)?;
         headers.append(name, value);
@@ -199,12 +224,13 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Upstr
 }
 
 /// Where `part` (a slice httparse returned) lies within `buf`.
-fn offsets(buf: &[u8], part: &[u8]) -> Range<usize> {
+fn offsets(buf: &[u8], part: &[u8]) -> Range<u32> {
     let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-    if part.is_empty() || start.checked_add(part.len()).is_none_or(|end| end > buf.len()) {
-        return 0..0;
+    match start.checked_add(part.len()) {
+        // The head is at most MAX_HEAD_BYTES long, so offsets fit in u32.
+        Some(end) if !part.is_empty() && end <= buf.len() => start as u32..end as u32,
+        _ => 0..0,
     }
-    start..start + part.len()
 }
 
 /// What the response's own headers say about its body and connection.
@@ -313,27 +339,20 @@ impl Body for H1Body {
 
 /// Serialises a request head in origin form. `path_and_query` must already be a valid request
 /// target (checked by the caller).
-pub(crate) fn encode_head(
-    out: &mut Vec<u8>,
-    method: &Method,
-    path_and_query: &str,
-    authority: &str,
-    headers: &HeaderMap,
-    chunked: bool,
-) {
-    out.extend_from_slice(method.as_str().as_bytes());
+fn encode_head(out: &mut Vec<u8>, head: &RequestHead<'_>) {
+    out.extend_from_slice(head.parts.method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(path_and_query.as_bytes());
+    out.extend_from_slice(head.path_and_query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(head.authority.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
+    for (name, value) in &head.parts.headers {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if chunked {
+    if head.chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -393,10 +412,11 @@ mod tests {
 
     #[test]
     fn request_heads_are_written_in_origin_form() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-one", HeaderValue::from_static("1"));
+        let (mut parts, ()) = http::Request::post("/ignored").body(()).expect("valid").into_parts();
+        parts.headers.insert("x-one", HeaderValue::from_static("1"));
         let mut out = Vec::new();
-        encode_head(&mut out, &Method::POST, "/a?b=c", "backend:8443", &headers, true);
+        let head = RequestHead { parts: &parts, path_and_query: "/a?b=c", authority: "backend:8443", chunked: true };
+        encode_head(&mut out, &head);
         assert_eq!(
             String::from_utf8(out).expect("ascii"),
             "POST /a?b=c HTTP/1.1\r\nhost: backend:8443\r\nx-one: 1\r\ntransfer-encoding: chunked\r\n\r\n"

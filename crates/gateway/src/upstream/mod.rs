@@ -23,7 +23,7 @@ use rustls_pki_types::ServerName;
 pub(crate) use h1::H1Body;
 
 use crate::body::GatewayBody;
-use h1::{H1Conn, ResponseBody};
+use h1::{H1Conn, RequestHead, ResponseBody};
 use pool::{Pool, PoolKey};
 use transport::Transport;
 
@@ -126,12 +126,15 @@ impl Upstream {
             },
         };
         let has_body = !body.is_end_stream();
-        let chunked = has_body && !parts.headers.contains_key(CONTENT_LENGTH);
-        let mut head = Vec::with_capacity(256 + parts.headers.len() * 48);
-        h1::encode_head(&mut head, &parts.method, path_and_query, origin.authority.as_str(), &parts.headers, chunked);
+        let head = RequestHead {
+            parts: &parts,
+            path_and_query,
+            authority: origin.authority.as_str(),
+            chunked: has_body && !parts.headers.contains_key(CONTENT_LENGTH),
+        };
         let release = || (self.pool.clone(), origin.pool_key.clone());
-        let (request_body, unsent_body) = if has_body { (Some((body, chunked)), None) } else { (None, Some(body)) };
-        let exchange = match conn.exchange(&head, request_body, &parts.method, release()).await {
+        let (request_body, unsent_body) = if has_body { (Some(body), None) } else { (None, Some(body)) };
+        let exchange = match conn.exchange(&head, request_body, release()).await {
             Ok(exchange) => exchange,
             // A pooled connection the backend closed while it sat idle: the request never
             // reached it, so it is safe to send again (only without a body, which is consumed).
@@ -140,9 +143,7 @@ impl Upstream {
                     return send_h2(sender, origin, parts, body, path_and_query).await;
                 }
                 (Connected::Http2(_), None) => return Err(UpstreamError::ClosedBeforeResponse),
-                (Connected::Http1(conn), _) => {
-                    conn.exchange(&head, None, &parts.method, release()).await.map_err(|e| e.0)?
-                }
+                (Connected::Http1(conn), _) => conn.exchange(&head, None, release()).await.map_err(|e| e.0)?,
             },
             Err((error, _)) => return Err(error),
         };
