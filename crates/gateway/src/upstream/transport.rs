@@ -35,7 +35,16 @@ impl Transport {
         tcp.set_nodelay(true).map_err(|source| UpstreamError::Connect { authority: authority.to_owned(), source })?;
         let Some(server_name) = &origin.server_name else { return Ok(Transport::Plain(tcp)) };
         match tls.connect(server_name.clone(), tcp).await {
-            Ok(stream) => Ok(Transport::Tls(Box::new(stream))),
+            Ok(stream) => {
+                let session = stream.get_ref().1;
+                tracing::debug!(
+                    backend = authority,
+                    version = ?session.protocol_version(),
+                    handshake = ?session.handshake_kind(),
+                    "backend TLS session established"
+                );
+                Ok(Transport::Tls(Box::new(stream)))
+            }
             Err(source) => Err(UpstreamError::Handshake { authority: authority.to_owned(), source }),
         }
     }
