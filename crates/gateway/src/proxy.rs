@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 
 use crate::body::GatewayBody;
 use crate::failure::{self, Failure};
-use crate::route::{self, Forward, RequestStep, ResponseStep, Route};
+use crate::route::{Forward, RequestStep, ResponseStep, Route};
 use crate::snapshot::Snapshot;
 
 /// Facts about the downstream connection, worked out once per connection.
@@ -40,7 +40,7 @@ pub(crate) async fn handle(
 ) -> Response<GatewayBody> {
     // A Uri clone shares its bytes: routing borrows from it while the request moves on.
     let uri = request.uri().clone();
-    let Some(matched) = route::find(&snapshot.apis, uri.path(), request.method(), downstream.https) else {
+    let Some(matched) = snapshot.router.find(uri.path(), request.method(), downstream.https) else {
         return failure::not_found();
     };
     match matched.route.as_ref() {

@@ -1,5 +1,6 @@
 //! What a request resolves to: compiled, immutable, shared by every request of a snapshot.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,28 +84,84 @@ pub(crate) struct Matched<'s, 'p> {
     pub remainder: &'p str,
 }
 
-/// Longest API prefix first, then the most specific operation for the method.
-pub(crate) fn find<'s, 'p>(
-    apis: &'s [CompiledApi],
-    path: &'p str,
-    method: &Method,
-    https: bool,
-) -> Option<Matched<'s, 'p>> {
-    let api = apis.iter().find(|api| {
-        path.get(..api.prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(&api.prefix))
-            && matches!(path.as_bytes().get(api.prefix.len()), None | Some(b'/'))
-    })?;
-    if !(if https { api.https } else { api.http }) {
-        return None;
-    }
-    let remainder = &path[api.prefix.len()..];
-    for operation in &api.operations {
-        if operation.method.as_ref().is_some_and(|m| m != method) {
-            continue;
+/// The compiled APIs, indexed by path prefix: matching costs one hash lookup per segment of
+/// the request path, not a scan of every API.
+#[derive(Debug, Default)]
+pub(crate) struct Router {
+    /// Longest prefix first.
+    apis: Vec<CompiledApi>,
+    /// Case-insensitive hash of a prefix → the APIs with a prefix of that hash, in `apis` order.
+    by_prefix: HashMap<u64, Vec<usize>>,
+}
+
+impl Router {
+    pub(crate) fn new(mut apis: Vec<CompiledApi>) -> Self {
+        apis.sort_by_key(|api| std::cmp::Reverse(api.prefix.len()));
+        let mut by_prefix: HashMap<u64, Vec<usize>> = HashMap::with_capacity(apis.len());
+        for (index, api) in apis.iter().enumerate() {
+            by_prefix.entry(caseless_hash(&api.prefix)).or_default().push(index);
         }
-        if let Some(params) = operation.template.matches(remainder) {
-            return Some(Matched { api: &api.id, route: &operation.route, params, remainder });
+        Self { apis, by_prefix }
+    }
+
+    /// The API with the longest prefix that ends at a segment boundary of `path`, then the most
+    /// specific operation for the method.
+    pub(crate) fn find<'s, 'p>(&'s self, path: &'p str, method: &Method, https: bool) -> Option<Matched<'s, 'p>> {
+        let boundaries = std::iter::once(path.len()).chain(path.rmatch_indices('/').map(|(at, _)| at));
+        let api = boundaries.filter_map(|end| self.api_at(&path[..end])).next()?;
+        if !(if https { api.https } else { api.http }) {
+            return None;
+        }
+        let remainder = &path[api.prefix.len()..];
+        for operation in &api.operations {
+            if operation.method.as_ref().is_some_and(|m| m != method) {
+                continue;
+            }
+            if let Some(params) = operation.template.matches(remainder) {
+                return Some(Matched { api: &api.id, route: &operation.route, params, remainder });
+            }
+        }
+        Some(Matched { api: &api.id, route: &api.fallback, params: Vec::new(), remainder })
+    }
+
+    fn api_at(&self, head: &str) -> Option<&CompiledApi> {
+        let candidates = self.by_prefix.get(&caseless_hash(head))?;
+        candidates.iter().map(|&i| &self.apis[i]).find(|api| api.prefix.eq_ignore_ascii_case(head))
+    }
+}
+
+/// FNV-1a over ASCII-lower-cased bytes: API paths match case-insensitively.
+fn caseless_hash(text: &str) -> u64 {
+    text.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(id: &str, prefix: &str) -> CompiledApi {
+        CompiledApi {
+            id: EntityId::parse(id).expect("valid id"),
+            prefix: prefix.to_owned(),
+            http: true,
+            https: false,
+            operations: Vec::new(),
+            fallback: Arc::new(Route::Broken(String::new())),
         }
     }
-    Some(Matched { api: &api.id, route: &api.fallback, params: Vec::new(), remainder })
+
+    #[test]
+    fn the_longest_prefix_ending_at_a_segment_boundary_wins_case_insensitively() {
+        let router = Router::new(vec![api("root", ""), api("orders", "/orders"), api("v2", "/Orders/V2")]);
+        let found =
+            |path: &'static str| router.find(path, &Method::GET, false).map(|m| (m.api.to_string(), m.remainder));
+        assert_eq!(found("/orders/v2/x"), Some(("v2".into(), "/x")));
+        assert_eq!(found("/ORDERS/v2"), Some(("v2".into(), "")));
+        assert_eq!(found("/orders/v20"), Some(("orders".into(), "/v20")));
+        assert_eq!(found("/orders/"), Some(("orders".into(), "/")));
+        assert_eq!(found("/ordersx"), Some(("root".into(), "/ordersx")));
+        assert!(router.find("/orders", &Method::GET, true).is_none(), "the API is not on HTTPS");
+        assert!(Router::new(vec![api("orders", "/orders")]).find("/other", &Method::GET, false).is_none());
+    }
 }

@@ -12,7 +12,7 @@ use certgate_policy::{BackendRef, CertificateRef, EffectivePolicy, PolicyDocumen
 use rustls_pki_types::CertificateDer;
 
 use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
-use crate::route::{CompiledApi, CompiledOperation, Forward, RequestStep, ResponseStep, Route};
+use crate::route::{CompiledApi, CompiledOperation, Forward, RequestStep, ResponseStep, Route, Router};
 use crate::template::UrlTemplate;
 use crate::upstream::{Origin, Upstream, UpstreamKey};
 
@@ -21,8 +21,7 @@ use crate::upstream::{Origin, Upstream, UpstreamKey};
 pub struct Snapshot {
     /// The store revision it was compiled from.
     pub revision: i64,
-    /// Longest prefix first.
-    pub(crate) apis: Vec<CompiledApi>,
+    pub(crate) router: Router,
     /// Every backend connection pool in use, kept so the next compilation can reuse them.
     pub(crate) upstreams: HashMap<UpstreamKey, Arc<Upstream>>,
     /// The HTTPS listener's server configuration; `None` while its certificate is missing.
@@ -111,10 +110,9 @@ impl Compiler {
                 fallback,
             });
         }
-        apis.sort_by_key(|api| std::cmp::Reverse(api.prefix.len()));
         Snapshot {
             revision: state.revision,
-            apis,
+            router: Router::new(apis),
             next_expiry: context.next_expiry,
             upstreams: context.used,
             https: self.https_config(state),
