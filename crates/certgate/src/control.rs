@@ -6,30 +6,35 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use certgate_gateway::{Compiler, SnapshotHandle};
-use certgate_store::{Store, StoreError, load_config};
+use certgate_model::ConfigState;
+use certgate_store::{Store, StoreError, apply_changes, load_config};
 use tokio::sync::watch;
 
-/// Compiles the first snapshot; the node serves nothing until it exists.
+/// Compiles the first snapshot; the node serves nothing until it exists. Returns the
+/// configuration state too: the control loop keeps it and applies each change to it.
 pub async fn first_snapshot(
     store: &dyn Store,
     compiler: &Compiler,
-) -> Result<(SnapshotHandle, watch::Sender<i64>), StoreError> {
+) -> Result<(SnapshotHandle, watch::Sender<i64>, ConfigState), StoreError> {
     let state = load_config(store).await?;
     let snapshot = compiler.compile(&state, None);
     let (published, _) = watch::channel(snapshot.revision);
-    Ok((Arc::new(ArcSwap::from_pointee(snapshot)), published))
+    Ok((Arc::new(ArcSwap::from_pointee(snapshot)), published, state))
 }
 
-/// Recompiles on every change until `shutdown` resolves. On a failed read the last good
-/// snapshot keeps serving; the next change (or the retry) tries again.
+/// Recompiles on every change until `shutdown` resolves. Changes are read incrementally into
+/// the kept state; after a failure the state is read whole again. On a failed read the last
+/// good snapshot keeps serving; the next change (or the retry) tries again.
 pub async fn run(
     store: Arc<dyn Store>,
     compiler: Arc<Compiler>,
     snapshots: SnapshotHandle,
     published: watch::Sender<i64>,
+    state: ConfigState,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut changes = store.changes();
+    let mut kept = Some(state);
     tokio::pin!(shutdown);
     loop {
         let expiry = until_expiry(snapshots.load().next_expiry);
@@ -39,32 +44,40 @@ pub async fn run(
             () = &mut shutdown => return,
         }
         let started = Instant::now();
-        match load_config(store.as_ref()).await {
-            Ok(state) => {
-                // Compiling builds TLS configurations: CPU work that must not stall the runtime,
-                // and a bug in it must not end the loop (the old snapshot keeps serving).
-                let previous = snapshots.load_full();
-                let compiler = compiler.clone();
-                let compiled = tokio::task::spawn_blocking(move || compiler.compile(&state, Some(&previous))).await;
-                match compiled {
-                    Ok(next) => {
-                        let revision = next.revision;
-                        let pools = next.upstream_count();
-                        snapshots.store(Arc::new(next));
-                        published.send_replace(revision);
-                        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                        tracing::debug!(revision, pools, elapsed_ms, "snapshot published");
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "compiling the snapshot failed; the previous one keeps serving")
-                    }
-                }
-            }
+        let refreshed = match kept.take() {
+            Some(mut state) => apply_changes(store.as_ref(), &mut state).await.map(|()| state),
+            None => load_config(store.as_ref()).await,
+        };
+        let state = match refreshed {
+            Ok(state) => state,
             Err(error) => {
                 tracing::error!(%error, "cannot read the configuration; the previous snapshot keeps serving");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 changes.mark_changed();
+                continue;
             }
+        };
+        let read_us = started.elapsed().as_micros();
+        // Compiling builds TLS configurations: CPU work that must not stall the runtime, and a
+        // bug in it must not end the loop (the old snapshot keeps serving).
+        let previous = snapshots.load_full();
+        let compiler = compiler.clone();
+        let compiled = tokio::task::spawn_blocking(move || {
+            let next = compiler.compile(&state, Some(&previous));
+            (state, next)
+        })
+        .await;
+        match compiled {
+            Ok((state, next)) => {
+                kept = Some(state);
+                let revision = next.revision;
+                let pools = next.upstream_count();
+                snapshots.store(Arc::new(next));
+                published.send_replace(revision);
+                let elapsed_us = started.elapsed().as_micros();
+                tracing::debug!(revision, pools, read_us, elapsed_us, "snapshot published");
+            }
+            Err(error) => tracing::error!(%error, "compiling the snapshot failed; the previous one keeps serving"),
         }
     }
 }

@@ -79,7 +79,7 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         compiler = compiler.with_https_certificate(certificate.clone());
     }
     let compiler = Arc::new(compiler);
-    let (snapshots, published) = crate::control::first_snapshot(store.as_ref(), &compiler).await?;
+    let (snapshots, published, state) = crate::control::first_snapshot(store.as_ref(), &compiler).await?;
 
     let admin_listener = bind("admin API", config.admin_listen).await?;
     let http_listener = bind("gateway HTTP", config.http_listen).await?;
@@ -114,6 +114,7 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         compiler,
         snapshots.clone(),
         published,
+        state,
         wait_for(shutdown_rx.clone()),
     ));
     let admin_task = tokio::spawn({

@@ -13,6 +13,21 @@ pub enum EntityKind {
 }
 
 impl EntityKind {
+    pub const ALL: [EntityKind; 7] = [
+        EntityKind::Certificate,
+        EntityKind::CaCertificate,
+        EntityKind::Token,
+        EntityKind::Backend,
+        EntityKind::Api,
+        EntityKind::Operation,
+        EntityKind::Policy,
+    ];
+
+    /// The inverse of [`EntityKind::collection`].
+    pub fn from_collection(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.collection() == name)
+    }
+
     /// The collection name: the first path segment of the management API and the `type` field.
     pub const fn collection(self) -> &'static str {
         match self {

@@ -1,7 +1,17 @@
-use certgate_model::{ConfigState, EntityKind, Operation, PolicyScope, StoredCertificate};
+use certgate_model::{ConfigState, EntityId, EntityKind, Operation, PolicyScope, StoredCertificate};
 use zeroize::Zeroizing;
 
 use crate::{Record, Store, StoreError};
+
+/// The collections the data plane is compiled from.
+const CONFIG_KINDS: [EntityKind; 6] = [
+    EntityKind::Certificate,
+    EntityKind::CaCertificate,
+    EntityKind::Backend,
+    EntityKind::Api,
+    EntityKind::Operation,
+    EntityKind::Policy,
+];
 
 /// Reads everything the data plane is compiled from. Collections are read one after the other,
 /// not in one transaction: a change landing in between raises the revision again, and the
@@ -9,32 +19,70 @@ use crate::{Record, Store, StoreError};
 pub async fn load_config(store: &dyn Store) -> Result<ConfigState, StoreError> {
     let revision = *store.changes().borrow();
     let mut state = ConfigState { revision, ..ConfigState::default() };
-    for record in store.list(EntityKind::Certificate).await? {
-        let private_key = secret(&record)?;
-        state.certificates.push(StoredCertificate { certificate: record.decode()?, id: record.id, private_key });
-    }
-    state.ca_certificates = decode_all(store, EntityKind::CaCertificate).await?;
-    state.backends = decode_all(store, EntityKind::Backend).await?;
-    state.apis = decode_all(store, EntityKind::Api).await?;
-    state.operations = decode_all::<Operation>(store, EntityKind::Operation)
-        .await?
-        .into_iter()
-        .map(|(id, op)| (certgate_model::EntityId::parse(id.child()).unwrap_or(id), op))
-        .collect();
-    for record in store.list(EntityKind::Policy).await? {
-        let scope = PolicyScope::from_record_id(&record.id).ok_or_else(|| corrupt(&record, "unknown policy scope"))?;
-        let text =
-            String::from_utf8(secret(&record)?.to_vec()).map_err(|_| corrupt(&record, "policy text is not UTF-8"))?;
-        state.policies.push((scope, text));
+    for kind in CONFIG_KINDS {
+        for record in store.list(kind).await? {
+            insert(&mut state, record)?;
+        }
     }
     Ok(state)
 }
 
-async fn decode_all<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
-    kind: EntityKind,
-) -> Result<Vec<(certgate_model::EntityId, T)>, StoreError> {
-    store.list(kind).await?.into_iter().map(|r| Ok((r.id.clone(), r.decode()?))).collect()
+/// Brings `state` up to date with what changed in the store since `state.revision`: work in
+/// proportion to the change, not to the size of the configuration.
+pub async fn apply_changes(store: &dyn Store, state: &mut ConfigState) -> Result<(), StoreError> {
+    let changes = store.changed_since(state.revision).await?;
+    for (kind, key) in &changes.deleted {
+        remove(state, *kind, key);
+    }
+    for record in changes.written {
+        if CONFIG_KINDS.contains(&record.kind) {
+            remove(state, record.kind, &record.id.key());
+            insert(state, record)?;
+        }
+    }
+    state.revision = state.revision.max(changes.revision);
+    Ok(())
+}
+
+fn insert(state: &mut ConfigState, record: Record) -> Result<(), StoreError> {
+    match record.kind {
+        EntityKind::Certificate => {
+            let private_key = secret(&record)?;
+            state.certificates.push(StoredCertificate { certificate: record.decode()?, id: record.id, private_key });
+        }
+        EntityKind::CaCertificate => state.ca_certificates.push((record.id.clone(), record.decode()?)),
+        EntityKind::Backend => state.backends.push((record.id.clone(), record.decode()?)),
+        EntityKind::Api => state.apis.push((record.id.clone(), record.decode()?)),
+        EntityKind::Operation => {
+            let operation: Operation = record.decode()?;
+            let id = EntityId::parse(record.id.child()).unwrap_or(record.id);
+            state.operations.push((id, operation));
+        }
+        EntityKind::Policy => {
+            let scope =
+                PolicyScope::from_record_id(&record.id).ok_or_else(|| corrupt(&record, "unknown policy scope"))?;
+            let text = String::from_utf8(secret(&record)?.to_vec())
+                .map_err(|_| corrupt(&record, "policy text is not UTF-8"))?;
+            state.policies.push((scope, text));
+        }
+        EntityKind::Token => {}
+    }
+    Ok(())
+}
+
+/// Removes the entity with record key `key` (case-folded record id), if present.
+fn remove(state: &mut ConfigState, kind: EntityKind, key: &str) {
+    match kind {
+        EntityKind::Certificate => state.certificates.retain(|c| c.id.key() != key),
+        EntityKind::CaCertificate => state.ca_certificates.retain(|(id, _)| id.key() != key),
+        EntityKind::Backend => state.backends.retain(|(id, _)| id.key() != key),
+        EntityKind::Api => state.apis.retain(|(id, _)| id.key() != key),
+        EntityKind::Operation => {
+            state.operations.retain(|(id, op)| EntityId::scoped(&op.api_id, id).key() != key);
+        }
+        EntityKind::Policy => state.policies.retain(|(scope, _)| scope.record_id().key() != key),
+        EntityKind::Token => {}
+    }
 }
 
 fn secret(record: &Record) -> Result<Zeroizing<Vec<u8>>, StoreError> {

@@ -13,7 +13,7 @@ mod migrate;
 mod record;
 mod sql;
 
-pub use config::load_config;
+pub use config::{apply_changes, load_config};
 pub use crypto::{MasterKey, MasterKeyError};
 pub use error::StoreError;
 pub use record::{Record, Written};
@@ -47,6 +47,21 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a record, subject to `expected` as in [`Store::put`]; returns the new revision.
     async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<i64, StoreError>;
 
+    /// Every record written after `revision` and every record deleted after it (a record
+    /// deleted and written again appears in both).
+    async fn changed_since(&self, revision: i64) -> Result<Changes, StoreError>;
+
     /// The revision of the latest committed change; every write raises it.
     fn changes(&self) -> tokio::sync::watch::Receiver<i64>;
+}
+
+/// See [`Store::changed_since`].
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The store revision when the changes were read: they are complete up to it.
+    pub revision: i64,
+    /// Current records, in revision order.
+    pub written: Vec<Record>,
+    /// (kind, case-folded id) of deleted records.
+    pub deleted: Vec<(EntityKind, String)>,
 }

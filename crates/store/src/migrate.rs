@@ -18,11 +18,18 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: include_str!("migrations/0001_entities.sqlite.sql"),
-    postgres: include_str!("migrations/0001_entities.postgres.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: include_str!("migrations/0001_entities.sqlite.sql"),
+        postgres: include_str!("migrations/0001_entities.postgres.sql"),
+    },
+    Migration {
+        version: 2,
+        sqlite: include_str!("migrations/0002_change_feed.sqlite.sql"),
+        postgres: include_str!("migrations/0002_change_feed.postgres.sql"),
+    },
+];
 
 pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
     pool.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::crypto::{MasterKey, MasterKeyError, Sealer};
 use crate::error::{DbContext, StoreError};
 use crate::migrate::{self, Dialect};
-use crate::{Record, Store, Written};
+use crate::{Changes, Record, Store, Written};
 
 /// The store on SQLite or PostgreSQL through sqlx's `Any` driver.
 pub struct SqlStore {
@@ -156,6 +156,8 @@ async fn current_revision(
 
 const SELECT_ONE: &str =
     "SELECT id, id_key, revision, body, secret, updated_at FROM entities WHERE kind = $1 AND id_key = $2";
+const SELECT_CHANGED: &str =
+    "SELECT kind, id, id_key, revision, body, secret, updated_at FROM entities WHERE revision > $1 ORDER BY revision";
 const SELECT_KIND: &str =
     "SELECT id, id_key, revision, body, secret, updated_at FROM entities WHERE kind = $1 ORDER BY id_key";
 
@@ -257,9 +259,51 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .context("deleting a record")?;
+        sqlx::query("INSERT INTO deletions (revision, kind, id_key) VALUES ($1, $2, $3)")
+            .bind(revision)
+            .bind(kind.collection())
+            .bind(&key)
+            .execute(&mut *tx)
+            .await
+            .context("recording a deletion")?;
         tx.commit().await.context("committing a delete")?;
         self.published(revision);
         Ok(revision)
+    }
+
+    async fn changed_since(&self, revision: i64) -> Result<Changes, StoreError> {
+        // One transaction: the revision read first bounds what the two queries may miss, and
+        // anything newer they return is applied again, harmlessly, next time.
+        let mut tx = self.pool.begin().await.context("reading changes")?;
+        let (current,): (i64,) = sqlx::query_as("SELECT value FROM counters WHERE name = 'revision'")
+            .fetch_one(&mut *tx)
+            .await
+            .context("reading the revision")?;
+        let rows = sqlx::query(SELECT_CHANGED).bind(revision).fetch_all(&mut *tx).await.context("reading changes")?;
+        let deleted: Vec<(String, String)> =
+            sqlx::query_as("SELECT kind, id_key FROM deletions WHERE revision > $1 ORDER BY revision")
+                .bind(revision)
+                .fetch_all(&mut *tx)
+                .await
+                .context("reading deletions")?;
+        tx.commit().await.context("reading changes")?;
+        let kind_of = |name: &str| {
+            EntityKind::from_collection(name).ok_or_else(|| StoreError::Corrupt {
+                kind: "entities",
+                id: name.to_owned(),
+                reason: "unknown kind".into(),
+            })
+        };
+        let written = rows
+            .iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind").context("reading a record")?;
+                self.record(kind_of(&kind)?, row)
+            })
+            .collect::<Result<_, _>>()?;
+        let deleted =
+            deleted.into_iter().map(|(kind, key)| Ok((kind_of(&kind)?, key))).collect::<Result<_, StoreError>>()?;
+        Ok(Changes { revision: current, written, deleted })
     }
 
     fn changes(&self) -> watch::Receiver<i64> {

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use certgate_model::{EntityId, EntityKind};
-use certgate_store::{MasterKey, SqlStore, Store, StoreError};
+use certgate_store::{MasterKey, SqlStore, Store, StoreError, apply_changes, load_config};
 use zeroize::Zeroizing;
 
 fn id(text: &str) -> EntityId {
@@ -50,6 +50,51 @@ async fn exercise(store: &dyn Store) {
     assert!(store.get(EntityKind::CaCertificate, &id("beta")).await.unwrap().is_some());
 }
 
+/// `api:op` is an operation-scope policy's record id.
+fn record_id(text: &str) -> EntityId {
+    match text.split_once(':') {
+        Some((api, op)) => EntityId::scoped(&id(api), &id(op)),
+        None => id(text),
+    }
+}
+
+/// Policies as (record key, text), sorted: what the control loop would compile from.
+fn policies(state: &certgate_model::ConfigState) -> Vec<(String, String)> {
+    let mut all: Vec<_> = state.policies.iter().map(|(s, t)| (s.record_id().key(), t.clone())).collect();
+    all.sort();
+    all
+}
+
+/// A state kept up to date with `apply_changes` equals one read whole, after every kind of change.
+async fn changes_apply_incrementally(store: &dyn Store) {
+    let kind = EntityKind::Policy;
+    let text = |t: &str| Some(Zeroizing::new(t.as_bytes().to_vec()));
+    let mut kept = load_config(store).await.unwrap();
+    let steps = [
+        ("one", Some("<policies>1</policies>")),
+        ("two", Some("<policies>2</policies>")),
+        ("ONE", Some("<policies>1b</policies>")),
+        ("two", None),
+        ("Two", Some("<policies>2b</policies>")),
+        ("one", None),
+        ("api:op", Some("<policies>op</policies>")),
+    ];
+    for (i, &(name, body)) in steps.iter().enumerate() {
+        match body {
+            Some(body) => drop(store.put(kind, &record_id(name), "{}".into(), text(body), None).await.unwrap()),
+            None => drop(store.delete(kind, &record_id(name), None).await.unwrap()),
+        }
+        // Every other step is applied late, so one application covers several changes.
+        if i % 2 == 1 || i == steps.len() - 1 {
+            apply_changes(store, &mut kept).await.unwrap();
+            let whole = load_config(store).await.unwrap();
+            assert_eq!(policies(&kept), policies(&whole), "after step {i}");
+            assert_eq!(kept.revision, whole.revision);
+        }
+    }
+    assert_eq!(policies(&kept).len(), 2);
+}
+
 #[tokio::test]
 async fn sqlite_store_keeps_the_contract_and_refuses_a_wrong_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -57,6 +102,7 @@ async fn sqlite_store_keeps_the_contract_and_refuses_a_wrong_key() {
     let (key, key_text) = MasterKey::generate().unwrap();
     {
         let store = SqlStore::open_sqlite(&path, &key).await.unwrap();
+        changes_apply_incrementally(&store).await;
         exercise(&store).await;
     }
     let (wrong, _) = MasterKey::generate().unwrap();
@@ -71,6 +117,7 @@ async fn postgres_store_keeps_the_contract() {
     let url = certgate_store_test_db().await;
     let (key, _) = MasterKey::generate().unwrap();
     let store = SqlStore::open_postgres(&url, &key).await.unwrap();
+    changes_apply_incrementally(&store).await;
     exercise(&store).await;
 }
 
