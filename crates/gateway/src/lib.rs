@@ -3,6 +3,8 @@
 //! TLS identity. It reads no files and no environment, and never calls the store or the vault:
 //! the control plane compiles a [`Snapshot`] with a [`Compiler`] and swaps it into the handle.
 
+#[doc(hidden)]
+pub mod bench_support;
 mod body;
 mod failure;
 mod headers;

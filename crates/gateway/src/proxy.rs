@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::borrow::Cow;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response};
+use http::{Request, Response, request};
 use hyper::body::Incoming;
 
 use crate::body::GatewayBody;
@@ -61,12 +61,12 @@ pub(crate) async fn handle(
 }
 
 /// The parts of the downstream URI the backend URI is built from.
-struct Target<'a> {
+pub(crate) struct Target<'a> {
     /// The path below the API prefix.
-    remainder: &'a str,
-    query: Option<&'a str>,
+    pub remainder: &'a str,
+    pub query: Option<&'a str>,
     /// Operation template parameters, for `rewrite-uri`.
-    params: &'a [(&'a str, &'a str)],
+    pub params: &'a [(&'a str, &'a str)],
 }
 
 async fn send(
@@ -76,6 +76,25 @@ async fn send(
     downstream: &Downstream,
 ) -> Result<Response<GatewayBody>, Failure> {
     let (mut parts, body) = request.into_parts();
+    let path_and_query = prepare(forward, &mut parts, &target, downstream)?;
+    let send = forward.upstream.send(&forward.origin, parts, body, &path_and_query);
+    let response = match tokio::time::timeout(forward.timeout, send).await {
+        Err(_) => return Err(Failure::BackendTimeout(forward.timeout)),
+        Ok(Err(error)) => return Err(failure::classify(&error)),
+        Ok(Ok(response)) => response,
+    };
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, body))
+}
+
+/// Applies the inbound policy to the request head and returns the backend path and query.
+pub(crate) fn prepare(
+    forward: &Forward,
+    parts: &mut request::Parts,
+    target: &Target<'_>,
+    downstream: &Downstream,
+) -> Result<String, Failure> {
     let original_host = parts.headers.remove(header::HOST);
     let mut path = Cow::Borrowed(target.remainder);
     let mut query = target.query;
@@ -109,15 +128,7 @@ async fn send(
     if path_and_query.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(Failure::Configuration(format!("cannot build the backend URL from {path_and_query:?}")));
     }
-    let send = forward.upstream.send(&forward.origin, parts, body, &path_and_query);
-    let response = match tokio::time::timeout(forward.timeout, send).await {
-        Err(_) => return Err(Failure::BackendTimeout(forward.timeout)),
-        Ok(Err(error)) => return Err(failure::classify(&error)),
-        Ok(Ok(response)) => response,
-    };
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, body))
+    Ok(path_and_query)
 }
 
 /// Connection-level headers must not cross a proxy (RFC 9110 §7.6.1).
