@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use certgate_model::{Backend, CaStoreName, ConfigState, EntityId, PolicyScope, StoredCertificate};
@@ -43,11 +43,14 @@ pub struct Compiler {
     system_roots: Vec<CertificateDer<'static>>,
     /// The certificate entity the HTTPS listener serves (`--https-certificate-id`).
     https_certificate: Option<EntityId>,
+    /// Parsed policy documents by text, from the last compilation: at 10 000 APIs parsing is
+    /// most of a compilation, and one change leaves all the other documents as they were.
+    parsed_policies: Mutex<HashMap<String, Arc<PolicyDocument>>>,
 }
 
 impl Compiler {
     pub fn new(system_roots: Vec<CertificateDer<'static>>) -> Self {
-        Self { system_roots, https_certificate: None }
+        Self { system_roots, https_certificate: None, parsed_policies: Mutex::default() }
     }
 
     /// Serves the HTTPS listener with this certificate entity (followed across replacements).
@@ -72,7 +75,8 @@ impl Compiler {
     /// configuration change does not drop warm backend connections. A route that cannot be
     /// compiled becomes a `Broken` route (500 + log line) instead of failing the snapshot.
     pub fn compile(&self, state: &ConfigState, previous: Option<&Snapshot>) -> Snapshot {
-        let mut context = Context::new(self, state, previous);
+        let mut cache = self.parsed_policies.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut context = Context::new(self, state, previous, std::mem::take(&mut *cache));
         let mut operations_by_api: HashMap<String, Vec<&(EntityId, certgate_model::Operation)>> = HashMap::new();
         for operation in &state.operations {
             operations_by_api.entry(operation.1.api_id.key()).or_default().push(operation);
@@ -110,6 +114,8 @@ impl Compiler {
                 fallback,
             });
         }
+        // Only the documents in use stay cached.
+        *cache = context.documents_used;
         Snapshot {
             revision: state.revision,
             router: Router::new(apis),
@@ -126,6 +132,9 @@ struct Context<'a> {
     trust_hash: u64,
     used: HashMap<UpstreamKey, Arc<Upstream>>,
     parsed: HashMap<PolicyScope, Option<Arc<PolicyDocument>>>,
+    /// Documents parsed by the previous compilation, by text; and those this one uses.
+    documents_before: HashMap<String, Arc<PolicyDocument>>,
+    documents_used: HashMap<String, Arc<PolicyDocument>>,
     /// The earliest notAfter among the client certificates in use that have not expired yet.
     next_expiry: Option<i64>,
     /// Lookups by case-folded id (and certificates by upper-case thumbprint), built once per
@@ -137,7 +146,12 @@ struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    fn new(compiler: &Compiler, state: &'a ConfigState, previous: Option<&'a Snapshot>) -> Self {
+    fn new(
+        compiler: &Compiler,
+        state: &'a ConfigState,
+        previous: Option<&'a Snapshot>,
+        documents_before: HashMap<String, Arc<PolicyDocument>>,
+    ) -> Self {
         let mut roots = compiler.system_roots.clone();
         let mut intermediates = Vec::new();
         let mut hasher = DefaultHasher::new();
@@ -156,6 +170,8 @@ impl<'a> Context<'a> {
             trust_hash: hasher.finish(),
             used: HashMap::new(),
             parsed: HashMap::new(),
+            documents_before,
+            documents_used: HashMap::new(),
             next_expiry: None,
             certificates_by_id: state.certificates.iter().map(|c| (c.id.key(), c)).collect(),
             certificates_by_thumbprint: state
@@ -177,13 +193,22 @@ impl<'a> Context<'a> {
         if let Some(parsed) = self.parsed.get(scope) {
             return parsed.clone();
         }
-        let parsed = self.policies_by_scope.get(&scope.record_id().key()).and_then(|text| {
-            certgate_policy::parse(text)
+        let parsed = self.policies_by_scope.get(&scope.record_id().key()).copied().and_then(|text| {
+            if let Some(document) = self.documents_used.get(text) {
+                return Some(document.clone());
+            }
+            if let Some(document) = self.documents_before.remove(text) {
+                self.documents_used.insert(text.to_owned(), document.clone());
+                return Some(document);
+            }
+            let document = certgate_policy::parse(text)
                 .map_err(
                     |e| tracing::error!(scope = %scope.path(), error = %e, "stored policy no longer parses; ignored"),
                 )
                 .ok()
-                .map(Arc::new)
+                .map(Arc::new)?;
+            self.documents_used.insert(text.to_owned(), document.clone());
+            Some(document)
         });
         self.parsed.insert(scope.clone(), parsed.clone());
         parsed
