@@ -173,16 +173,16 @@ async fn credentials_from(state: &AdminState, contract: CredentialsContract) -> 
             format!("at most {MAX_CERTIFICATES} certificates may be given"),
         ));
     }
-    let index = CertificateIndex::load(state).await?;
+    let mut index = CertificateIndex::new(state);
     let mut certificate_ids = Vec::new();
     for (i, raw) in contract.certificate_ids.iter().enumerate() {
         let target = format!("properties.credentials.certificateIds[{i}]");
-        certificate_ids.push(index.by_id(&target, raw)?);
+        certificate_ids.push(index.by_id(&target, raw).await?);
     }
     let mut certificate = Vec::new();
     for (i, raw) in contract.certificate.iter().enumerate() {
         let target = format!("properties.credentials.certificate[{i}]");
-        certificate.push(index.by_thumbprint(&target, raw)?);
+        certificate.push(index.by_thumbprint(&target, raw).await?);
     }
     Ok(BackendCredentials {
         certificate_ids,

@@ -77,12 +77,12 @@ async fn put(
     let document = certgate_policy::parse(&properties.value)
         .map_err(|e| ApiError::validation("properties.value", e.to_string()))?;
     let references = document.references();
-    let certificates = CertificateIndex::load(state).await?;
+    let mut certificates = CertificateIndex::new(state);
     for id in &references.certificate_ids {
-        certificates.by_id("properties.value", id)?;
+        certificates.by_id("properties.value", id).await?;
     }
     for thumbprint in &references.thumbprints {
-        certificates.by_thumbprint("properties.value", thumbprint)?;
+        certificates.by_thumbprint("properties.value", thumbprint).await?;
     }
     for id in &references.backend_ids {
         let found = match EntityId::parse(id) {

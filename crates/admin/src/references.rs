@@ -7,29 +7,34 @@ use crate::error::ErrorDetail;
 use crate::resource::Loaded;
 use crate::{AdminState, ApiError};
 
-/// The stored certificates, for resolving ids and thumbprints named in a request.
-pub(crate) struct CertificateIndex {
-    certificates: Vec<Loaded<Certificate>>,
+/// Resolves certificate ids and thumbprints named in a request. Ids are one keyed read each;
+/// thumbprints have no index, so the first one reads the certificates once (then kept).
+pub(crate) struct CertificateIndex<'s> {
+    state: &'s AdminState,
+    all: Option<Vec<Loaded<Certificate>>>,
 }
 
-impl CertificateIndex {
-    pub(crate) async fn load(state: &AdminState) -> Result<Self, ApiError> {
-        Ok(Self { certificates: state.load_all(EntityKind::Certificate).await? })
+impl<'s> CertificateIndex<'s> {
+    pub(crate) fn new(state: &'s AdminState) -> Self {
+        Self { state, all: None }
     }
 
     /// The id as stored, or APIM's 400 `Certificate with id '<id>' not found.`
-    pub(crate) fn by_id(&self, target: &str, raw: &str) -> Result<EntityId, ApiError> {
-        self.certificates
-            .iter()
-            .find(|c| c.id.as_str().eq_ignore_ascii_case(raw) || c.id.key() == raw.to_lowercase())
-            .map(|c| c.id.clone())
-            .ok_or_else(|| ApiError::validation(target, format!("Certificate with id '{raw}' not found.")))
+    pub(crate) async fn by_id(&self, target: &str, raw: &str) -> Result<EntityId, ApiError> {
+        let found = match EntityId::parse(raw) {
+            Ok(id) => self.state.store.get(EntityKind::Certificate, &id).await?.map(|record| record.id),
+            Err(_) => None,
+        };
+        found.ok_or_else(|| ApiError::validation(target, format!("Certificate with id '{raw}' not found.")))
     }
 
     /// An uploaded certificate by thumbprint (any case), normalised to upper case.
-    pub(crate) fn by_thumbprint(&self, target: &str, raw: &str) -> Result<Thumbprint, ApiError> {
+    pub(crate) async fn by_thumbprint(&mut self, target: &str, raw: &str) -> Result<Thumbprint, ApiError> {
         let wanted = Thumbprint::from_hex(raw.trim());
-        match self.certificates.iter().find(|c| c.entity.thumbprint == wanted) {
+        if self.all.is_none() {
+            self.all = Some(self.state.load_all(EntityKind::Certificate).await?);
+        }
+        match self.all.iter().flatten().find(|c| c.entity.thumbprint == wanted) {
             // A vault certificate's thumbprint changes with every rotation.
             Some(c) if c.entity.source.is_vault() => Err(ApiError::validation(
                 target,
