@@ -38,17 +38,23 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let expiry = until_expiry(snapshots.load().next_expiry);
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(expiry) => tracing::info!("a client certificate in use expired; recompiling"),
+        // Expiry changes what every route using the certificate does: compile everything.
+        let expired = tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return } else { false },
+            () = tokio::time::sleep(expiry) => {
+                tracing::info!("a client certificate in use expired; recompiling");
+                true
+            }
             () = &mut shutdown => return,
-        }
+        };
         let started = Instant::now();
         let refreshed = match kept.take() {
-            Some(mut state) => apply_changes(store.as_ref(), &mut state).await.map(|()| state),
-            None => load_config(store.as_ref()).await,
+            Some(mut state) => {
+                apply_changes(store.as_ref(), &mut state).await.map(|changed| (state, (!expired).then_some(changed)))
+            }
+            None => load_config(store.as_ref()).await.map(|state| (state, None)),
         };
-        let state = match refreshed {
+        let (state, changed) = match refreshed {
             Ok(state) => state,
             Err(error) => {
                 tracing::error!(%error, "cannot read the configuration; the previous snapshot keeps serving");
@@ -63,7 +69,10 @@ pub async fn run(
         let previous = snapshots.load_full();
         let compiler = compiler.clone();
         let compiled = tokio::task::spawn_blocking(move || {
-            let next = compiler.compile(&state, Some(&previous));
+            let next = match &changed {
+                Some(changed) => compiler.compile_changes(&state, &previous, changed),
+                None => compiler.compile(&state, Some(&previous)),
+            };
             (state, next)
         })
         .await;
@@ -72,8 +81,10 @@ pub async fn run(
                 kept = Some(state);
                 let revision = next.revision;
                 let pools = next.upstream_count();
-                snapshots.store(Arc::new(next));
+                let replaced = snapshots.swap(Arc::new(next));
                 published.send_replace(revision);
+                // Freeing a large snapshot takes milliseconds: not on the runtime's threads.
+                tokio::task::spawn_blocking(move || drop(replaced));
                 let elapsed_us = started.elapsed().as_micros();
                 tracing::debug!(revision, pools, read_us, elapsed_us, "snapshot published");
             }

@@ -47,7 +47,7 @@ async fn scale() {
     load(&small.client(), &leaves, 1, &url).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
+    let node = Node::start_with(dir.path(), &[], &[("CERTGATE_LOG", "info,certgate::control=debug")]);
     let api = node.client();
     let started = Instant::now();
     let mut put_latencies = load(&api, &leaves, n, &url).await;
@@ -73,6 +73,15 @@ async fn scale() {
         change_latencies.push(put);
     }
     println!("API policy change, PUT until served (200 sequential): {}", summary(&mut change_latencies));
+    let mut rebuilds: Vec<Duration> = node
+        .logs()
+        .lines()
+        .filter(|line| line.contains("snapshot published"))
+        .filter_map(|line| line.split("elapsed_us=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_micros)
+        .collect();
+    let mut last = rebuilds.split_off(rebuilds.len().saturating_sub(200));
+    println!("snapshot rebuild (read changes + compile + swap) at {n} APIs, last 200: {}", summary(&mut last));
 
     let mut rss_idle = node.rss_kib();
     println!("RSS before restart: {} MiB", rss_idle / 1024);

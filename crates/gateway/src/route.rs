@@ -89,13 +89,13 @@ pub(crate) struct Matched<'s, 'p> {
 #[derive(Debug, Default)]
 pub(crate) struct Router {
     /// Longest prefix first.
-    apis: Vec<CompiledApi>,
+    apis: Vec<Arc<CompiledApi>>,
     /// Case-insensitive hash of a prefix → the APIs with a prefix of that hash, in `apis` order.
     by_prefix: HashMap<u64, Vec<usize>>,
 }
 
 impl Router {
-    pub(crate) fn new(mut apis: Vec<CompiledApi>) -> Self {
+    pub(crate) fn new(mut apis: Vec<Arc<CompiledApi>>) -> Self {
         apis.sort_by_key(|api| std::cmp::Reverse(api.prefix.len()));
         let mut by_prefix: HashMap<u64, Vec<usize>> = HashMap::with_capacity(apis.len());
         for (index, api) in apis.iter().enumerate() {
@@ -106,6 +106,10 @@ impl Router {
 
     /// The API with the longest prefix that ends at a segment boundary of `path`, then the most
     /// specific operation for the method.
+    pub(crate) fn apis(&self) -> &[Arc<CompiledApi>] {
+        &self.apis
+    }
+
     pub(crate) fn find<'s, 'p>(&'s self, path: &'p str, method: &Method, https: bool) -> Option<Matched<'s, 'p>> {
         let boundaries = std::iter::once(path.len()).chain(path.rmatch_indices('/').map(|(at, _)| at));
         let api = boundaries.filter_map(|end| self.api_at(&path[..end])).next()?;
@@ -126,7 +130,7 @@ impl Router {
 
     fn api_at(&self, head: &str) -> Option<&CompiledApi> {
         let candidates = self.by_prefix.get(&caseless_hash(head))?;
-        candidates.iter().map(|&i| &self.apis[i]).find(|api| api.prefix.eq_ignore_ascii_case(head))
+        candidates.iter().map(|&i| self.apis[i].as_ref()).find(|api| api.prefix.eq_ignore_ascii_case(head))
     }
 }
 
@@ -153,7 +157,12 @@ mod tests {
 
     #[test]
     fn the_longest_prefix_ending_at_a_segment_boundary_wins_case_insensitively() {
-        let router = Router::new(vec![api("root", ""), api("orders", "/orders"), api("v2", "/Orders/V2")]);
+        let router = Router::new(
+            vec![api("root", ""), api("orders", "/orders"), api("v2", "/Orders/V2")]
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+        );
         let found =
             |path: &'static str| router.find(path, &Method::GET, false).map(|m| (m.api.to_string(), m.remainder));
         assert_eq!(found("/orders/v2/x"), Some(("v2".into(), "/x")));
@@ -162,6 +171,6 @@ mod tests {
         assert_eq!(found("/orders/"), Some(("orders".into(), "/")));
         assert_eq!(found("/ordersx"), Some(("root".into(), "/ordersx")));
         assert!(router.find("/orders", &Method::GET, true).is_none(), "the API is not on HTTPS");
-        assert!(Router::new(vec![api("orders", "/orders")]).find("/other", &Method::GET, false).is_none());
+        assert!(Router::new(vec![Arc::new(api("orders", "/orders"))]).find("/other", &Method::GET, false).is_none());
     }
 }

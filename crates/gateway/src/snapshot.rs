@@ -1,12 +1,12 @@
 //! The one bridge between the planes: an immutable snapshot compiled from the configuration
 //! state, swapped atomically; a request loads it once and uses that copy to the end.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use certgate_model::{Backend, CaStoreName, ConfigState, EntityId, PolicyScope, StoredCertificate};
+use certgate_model::{Api, Backend, CaStoreName, ConfigState, EntityId, EntityKind, PolicyScope, StoredCertificate};
 use certgate_pki::{BackendTrust, ClientIdentity, TlsSwitches, backend_client_config, import_pkcs12};
 use certgate_policy::{BackendRef, CertificateRef, EffectivePolicy, PolicyDocument, SectionKind, Statement, compose};
 use rustls_pki_types::CertificateDer;
@@ -77,43 +77,10 @@ impl Compiler {
     pub fn compile(&self, state: &ConfigState, previous: Option<&Snapshot>) -> Snapshot {
         let mut cache = self.parsed_policies.lock().unwrap_or_else(PoisonError::into_inner);
         let mut context = Context::new(self, state, previous, std::mem::take(&mut *cache));
-        let mut operations_by_api: HashMap<String, Vec<&(EntityId, certgate_model::Operation)>> = HashMap::new();
-        for operation in &state.operations {
-            operations_by_api.entry(operation.1.api_id.key()).or_default().push(operation);
-        }
+        let operations = operations_by_api(state, |_| true);
         let global = context.policy(&PolicyScope::Global);
-        let mut apis = Vec::with_capacity(state.apis.len());
-        for (api_id, api) in &state.apis {
-            let api_policy = context.policy(&PolicyScope::Api(api_id.clone()));
-            let fallback = Arc::new(context.route(
-                api_id,
-                api.service_url.as_deref(),
-                &compose(&[global.as_deref(), api_policy.as_deref()]),
-            ));
-            let mut operations: Vec<CompiledOperation> = operations_by_api
-                .get(&api_id.key())
-                .into_iter()
-                .flatten()
-                .map(|(op_id, op)| {
-                    let op_policy = context.policy(&PolicyScope::Operation(api_id.clone(), op_id.clone()));
-                    let effective = compose(&[global.as_deref(), api_policy.as_deref(), op_policy.as_deref()]);
-                    CompiledOperation {
-                        method: (op.method != "*").then(|| op.method.parse().ok()).flatten(),
-                        template: UrlTemplate::parse(&op.url_template),
-                        route: Arc::new(context.route(api_id, api.service_url.as_deref(), &effective)),
-                    }
-                })
-                .collect();
-            operations.sort_by_key(|op| std::cmp::Reverse(op.template.specificity()));
-            apis.push(CompiledApi {
-                id: api_id.clone(),
-                prefix: if api.path.is_empty() { String::new() } else { format!("/{}", api.path) },
-                http: api.protocols.iter().any(|p| p == "http"),
-                https: api.protocols.iter().any(|p| p == "https"),
-                operations,
-                fallback,
-            });
-        }
+        let apis =
+            state.apis.iter().map(|(id, api)| Arc::new(context.api(id, api, global.as_deref(), &operations))).collect();
         // Only the documents in use stay cached.
         *cache = context.documents_used;
         Snapshot {
@@ -124,6 +91,72 @@ impl Compiler {
             https: self.https_config(state),
         }
     }
+
+    /// Compiles `state` after the entities `changed` (kind, case-folded record id) changed since
+    /// `previous`. When all of them belong to APIs (an API, its operations, their policies), only
+    /// those APIs are compiled again and every other compiled API is shared with `previous`;
+    /// anything wider (a certificate, backend, CA certificate or the global policy) compiles all.
+    pub fn compile_changes(
+        &self,
+        state: &ConfigState,
+        previous: &Snapshot,
+        changed: &[(EntityKind, String)],
+    ) -> Snapshot {
+        let Some(affected) = affected_apis(changed) else { return self.compile(state, Some(previous)) };
+        let mut cache = self.parsed_policies.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut context = Context::new(self, state, Some(previous), std::mem::take(&mut *cache));
+        // Pools stay as they were (one no longer used is released by the next full compile).
+        context.used = previous.upstreams.clone();
+        context.next_expiry = previous.next_expiry;
+        let operations = operations_by_api(state, |api| affected.contains(api));
+        let global = context.policy(&PolicyScope::Global);
+        let mut apis: Vec<Arc<CompiledApi>> =
+            previous.router.apis().iter().filter(|api| !affected.contains(&api.id.key())).cloned().collect();
+        for (id, api) in state.apis.iter().filter(|(id, _)| affected.contains(&id.key())) {
+            apis.push(Arc::new(context.api(id, api, global.as_deref(), &operations)));
+        }
+        // The documents of the APIs not compiled again stay cached as well.
+        cache.extend(context.documents_before);
+        cache.extend(context.documents_used);
+        Snapshot {
+            revision: state.revision,
+            router: Router::new(apis),
+            next_expiry: context.next_expiry,
+            upstreams: context.used,
+            https: previous.https.clone(),
+        }
+    }
+}
+
+/// The APIs (by key) that `changed` touches, or `None` when a change reaches beyond APIs.
+fn affected_apis(changed: &[(EntityKind, String)]) -> Option<HashSet<String>> {
+    changed
+        .iter()
+        .map(|(kind, key)| match kind {
+            EntityKind::Api => Some(key.clone()),
+            EntityKind::Operation => Some(key.split_once(':').map_or(key.as_str(), |(api, _)| api).to_owned()),
+            // `:` is the global policy; `api` and `api:op` belong to one API.
+            EntityKind::Policy if key != ":" => {
+                Some(key.split_once(':').map_or(key.as_str(), |(api, _)| api).to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The operations of the APIs `wanted` accepts, by API key.
+fn operations_by_api(
+    state: &ConfigState,
+    wanted: impl Fn(&String) -> bool,
+) -> HashMap<String, Vec<&(EntityId, certgate_model::Operation)>> {
+    let mut by_api: HashMap<String, Vec<_>> = HashMap::new();
+    for operation in &state.operations {
+        let api = operation.1.api_id.key();
+        if wanted(&api) {
+            by_api.entry(api).or_default().push(operation);
+        }
+    }
+    by_api
 }
 
 struct Context<'a> {
@@ -185,6 +218,42 @@ impl<'a> Context<'a> {
                 .iter()
                 .map(|(scope, text)| (scope.record_id().key(), text.as_str()))
                 .collect(),
+        }
+    }
+
+    /// One API with its operations, each resolved to its route.
+    fn api(
+        &mut self,
+        api_id: &EntityId,
+        api: &Api,
+        global: Option<&PolicyDocument>,
+        operations: &HashMap<String, Vec<&(EntityId, certgate_model::Operation)>>,
+    ) -> CompiledApi {
+        let api_policy = self.policy(&PolicyScope::Api(api_id.clone()));
+        let fallback =
+            Arc::new(self.route(api_id, api.service_url.as_deref(), &compose(&[global, api_policy.as_deref()])));
+        let mut operations: Vec<CompiledOperation> = operations
+            .get(&api_id.key())
+            .into_iter()
+            .flatten()
+            .map(|(op_id, op)| {
+                let op_policy = self.policy(&PolicyScope::Operation(api_id.clone(), op_id.clone()));
+                let effective = compose(&[global, api_policy.as_deref(), op_policy.as_deref()]);
+                CompiledOperation {
+                    method: (op.method != "*").then(|| op.method.parse().ok()).flatten(),
+                    template: UrlTemplate::parse(&op.url_template),
+                    route: Arc::new(self.route(api_id, api.service_url.as_deref(), &effective)),
+                }
+            })
+            .collect();
+        operations.sort_by_key(|op| std::cmp::Reverse(op.template.specificity()));
+        CompiledApi {
+            id: api_id.clone(),
+            prefix: if api.path.is_empty() { String::new() } else { format!("/{}", api.path) },
+            http: api.protocols.iter().any(|p| p == "http"),
+            https: api.protocols.iter().any(|p| p == "https"),
+            operations,
+            fallback,
         }
     }
 
@@ -381,4 +450,76 @@ fn response_steps(statements: &[Statement]) -> Vec<ResponseStep> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(text: &str) -> EntityId {
+        EntityId::parse(text).expect("valid id")
+    }
+
+    /// APIs `api0..count`, each forwarding to its own service URL.
+    fn state(count: usize) -> ConfigState {
+        let mut state = ConfigState::default();
+        for i in 0..count {
+            let api = Api {
+                display_name: format!("API {i}"),
+                path: format!("api{i}"),
+                service_url: Some(format!("http://127.0.0.1:9/{i}")),
+                protocols: vec!["http".into()],
+                subscription_required: false,
+            };
+            state.apis.push((id(&format!("api{i}")), api));
+        }
+        state
+    }
+
+    fn respond_policy(status: u16) -> String {
+        format!(
+            r#"<policies><inbound><return-response><set-status code="{status}" /></return-response></inbound></policies>"#
+        )
+    }
+
+    /// What `path` resolves to: the backend base path, or the status of a canned response.
+    fn outcome(snapshot: &Snapshot, path: &str) -> Option<String> {
+        let matched = snapshot.router.find(path, &http::Method::GET, false)?;
+        Some(match matched.route.as_ref() {
+            Route::Forward(forward) => forward.base_path.clone(),
+            Route::Respond(response) => response.respond().status().to_string(),
+            Route::Broken(reason) => reason.clone(),
+        })
+    }
+
+    fn shared(a: &Snapshot, b: &Snapshot, api: &str) -> bool {
+        let find = |s: &Snapshot| s.router.apis().iter().find(|c| c.id.as_str() == api).cloned();
+        matches!((find(a), find(b)), (Some(x), Some(y)) if Arc::ptr_eq(&x, &y))
+    }
+
+    #[test]
+    fn api_local_changes_compile_only_their_api_and_match_a_full_compilation() {
+        let compiler = Compiler::new(Vec::new());
+        let mut state = state(4);
+        let before = compiler.compile(&state, None);
+
+        state.policies.push((PolicyScope::Api(id("api1")), respond_policy(418)));
+        state.apis.retain(|(api, _)| api.as_str() != "api2");
+        let changed = [(EntityKind::Policy, "api1".to_owned()), (EntityKind::Api, "api2".to_owned())];
+        let after = compiler.compile_changes(&state, &before, &changed);
+        let full = compiler.compile(&state, Some(&before));
+        for path in ["/api0/x", "/api1/x", "/api2/x", "/api3/x"] {
+            assert_eq!(outcome(&after, path), outcome(&full, path), "{path}");
+        }
+        assert_eq!(outcome(&after, "/api1/x").as_deref(), Some("418 I'm a teapot"));
+        assert_eq!(outcome(&after, "/api2/x"), None, "a deleted API is gone");
+        assert!(shared(&before, &after, "api0") && shared(&before, &after, "api3"), "untouched APIs are shared");
+        assert!(!shared(&before, &after, "api1"));
+
+        // The global policy reaches every API: everything is compiled again.
+        state.policies.push((PolicyScope::Global, respond_policy(503)));
+        let global = compiler.compile_changes(&state, &after, &[(EntityKind::Policy, ":".to_owned())]);
+        assert_eq!(outcome(&global, "/api0/x").as_deref(), Some("503 Service Unavailable"));
+        assert!(!shared(&after, &global, "api0"));
+    }
 }

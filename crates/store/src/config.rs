@@ -28,20 +28,30 @@ pub async fn load_config(store: &dyn Store) -> Result<ConfigState, StoreError> {
 }
 
 /// Brings `state` up to date with what changed in the store since `state.revision`: work in
-/// proportion to the change, not to the size of the configuration.
-pub async fn apply_changes(store: &dyn Store, state: &mut ConfigState) -> Result<(), StoreError> {
+/// proportion to the change, not to the size of the configuration. Returns the (kind,
+/// case-folded record id) of every entity that changed.
+pub async fn apply_changes(
+    store: &dyn Store,
+    state: &mut ConfigState,
+) -> Result<Vec<(EntityKind, String)>, StoreError> {
     let changes = store.changed_since(state.revision).await?;
-    for (kind, key) in &changes.deleted {
-        remove(state, *kind, key);
+    let mut changed = Vec::with_capacity(changes.deleted.len() + changes.written.len());
+    for (kind, key) in changes.deleted {
+        if CONFIG_KINDS.contains(&kind) {
+            remove(state, kind, &key);
+            changed.push((kind, key));
+        }
     }
     for record in changes.written {
         if CONFIG_KINDS.contains(&record.kind) {
-            remove(state, record.kind, &record.id.key());
+            let key = record.id.key();
+            remove(state, record.kind, &key);
+            changed.push((record.kind, key));
             insert(state, record)?;
         }
     }
     state.revision = state.revision.max(changes.revision);
-    Ok(())
+    Ok(changed)
 }
 
 fn insert(state: &mut ConfigState, record: Record) -> Result<(), StoreError> {
