@@ -150,6 +150,57 @@ async fn a_one_gib_upload_streams_with_flat_memory_and_http2_is_used_when_offere
     assert!(grown < 64 * 1024, "memory stays flat while streaming: grew {grown} KiB");
 }
 
+/// To an HTTP/1.1 backend, a request body streamed slowly is forwarded as it comes (not held
+/// until it ends), and a chunked upload arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_stream_to_http1_backends_as_they_come() {
+    let stage = support::Stage::start();
+    let backend =
+        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    upload_certificate(&stage.api, "c", &Identity::self_signed_client("c", KeyKind::EcdsaP256)).await;
+    expose(&stage.api, "up", &backend.url("localhost"), json!({"validateCertificateChain": false}), "c").await;
+
+    // Two small chunks 800 ms apart: the first must reach the backend long before the second.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        tx.send(Ok(bytes::Bytes::from_static(b"first"))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        tx.send(Ok(bytes::Bytes::from_static(b"second"))).await.unwrap();
+    });
+    let response = stage
+        .http
+        .post(format!("{}/up/arrivals", stage.node.gateway))
+        .body(reqwest::Body::wrap_stream(ChannelStream(rx)))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let (first, last) = text.split_once(' ').unwrap_or_else(|| panic!("backend answered {text:?}"));
+    let (first, last): (u64, u64) = (first.parse().unwrap(), last.parse().unwrap());
+    assert!(last >= first + 600, "the first chunk was forwarded at once: first {first} ms, last {last} ms");
+
+    let response = stage
+        .http
+        .post(format!("{}/up/count", stage.node.gateway))
+        .body(reqwest::Body::wrap_stream(futures_stream(64, 100_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "6400000", "a chunked upload arrives whole");
+}
+
+struct ChannelStream(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+
+impl futures_core::Stream for ChannelStream {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
 fn futures_stream(
     chunks: usize,
     size: usize,

@@ -1,6 +1,7 @@
 //! A real HTTPS backend that *requires* a client certificate and answers every request with a
 //! JSON description of what it saw: the client certificate's SHA-1 and subject, the path, the
-//! protocol version and the headers. `/slow` streams its answer over ~2 s; `/sleep/<ms>` waits
+//! protocol version and the headers. `/slow` streams its answer over ~2 s; `/arrivals` reports when
+//! the first and last body bytes arrived; `/sleep/<ms>` waits
 //! before answering; `/count` answers with the number of request body bytes it read.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -128,6 +129,21 @@ async fn answer(seen: Arc<Seen>, request: Request<Incoming>) -> Result<Response<
     }
     if let Some(ms) = path.strip_prefix("/sleep/").and_then(|ms| ms.parse::<u64>().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if path.starts_with("/arrivals") {
+        // Milliseconds from the request head to the first and to the last body byte.
+        let started = std::time::Instant::now();
+        let mut body = request.into_body();
+        let (mut first, mut last) = (None, 0u128);
+        while let Some(Ok(frame)) = body.frame().await {
+            if frame.data_ref().is_some_and(|d| !d.is_empty()) {
+                let at = started.elapsed().as_millis();
+                first.get_or_insert(at);
+                last = at;
+            }
+        }
+        let text = format!("{} {last}", first.unwrap_or_default());
+        return Ok(Response::new(BoxBody::new(Full::new(Bytes::from(text)))));
     }
     if path.starts_with("/count") {
         let mut body = request.into_body();

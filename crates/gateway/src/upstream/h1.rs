@@ -99,18 +99,35 @@ impl H1Conn {
         result
     }
 
-    /// Writes `out` (the head) followed by `body`, gathering small frames into one write.
+    /// Writes `out` (the head) followed by `body`. Frames that are ready together go out in one
+    /// write (up to 16 KiB); whatever is gathered is written as soon as the body has nothing
+    /// more ready, so a slowly streamed body is never held back.
     async fn write_body(&mut self, out: &mut Vec<u8>, body: Option<Incoming>, chunked: bool) -> io::Result<()> {
         let Some(mut body) = body else {
             self.io.write_all(out).await?;
             return self.io.flush().await;
         };
-        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-            let frame = frame.map_err(io::Error::other)?;
-            let Ok(data) = frame.into_data() else { continue };
-            if data.is_empty() {
-                continue;
-            }
+        loop {
+            let gathered = !out.is_empty();
+            let next = std::future::poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
+                Poll::Pending if gathered => Poll::Ready(Next::Idle),
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(frame) => Poll::Ready(Next::Frame(frame)),
+            })
+            .await;
+            let data = match next {
+                Next::Idle => {
+                    self.io.write_all(out).await?;
+                    self.io.flush().await?;
+                    out.clear();
+                    continue;
+                }
+                Next::Frame(None) => break,
+                Next::Frame(Some(frame)) => match frame.map_err(io::Error::other)?.into_data() {
+                    Ok(data) if !data.is_empty() => data,
+                    _ => continue,
+                },
+            };
             if chunked {
                 out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
             }
@@ -168,6 +185,12 @@ impl H1Conn {
         tokio::pin!(read);
         std::future::Future::poll(read, cx)
     }
+}
+
+enum Next {
+    /// The body has no frame ready now.
+    Idle,
+    Frame(Option<Result<Frame<Bytes>, hyper::Error>>),
 }
 
 enum Head {
