@@ -73,6 +73,20 @@ async fn scale() {
         change_latencies.push(put);
     }
     println!("API policy change, PUT until served (200 sequential): {}", summary(&mut change_latencies));
+    // Replacing a certificate (as a rotation does) recompiles the APIs that use it.
+    let mut certificate_latencies = Vec::new();
+    for round in 0..50 {
+        let (target, material) = ((round * 7919 + 3) % n, (round * 104_729 + 11) % n);
+        let started = Instant::now();
+        let reply = must_put(&api, &format!("/certificates/c{target}"), upload(&leaves[material].1, "p")).await;
+        certificate_latencies.push(started.elapsed());
+        let expected = reply.body["properties"]["thumbprint"].as_str().unwrap().to_lowercase();
+        // API `target` presents certificate `target` unless a policy change above moved it.
+        must_put(&api, &format!("/apis/api{target}/policies/policy"), route_policy(target, target)).await;
+        let response = http.get(format!("{}/api{target}/x", node.gateway)).send().await.unwrap();
+        assert_eq!(seen_fingerprint(&response.text().await.unwrap()), expected, "the replaced certificate is used");
+    }
+    println!("certificate replacement, PUT until served (50 sequential): {}", summary(&mut certificate_latencies));
     let mut rebuilds: Vec<Duration> = node
         .logs()
         .lines()
@@ -80,8 +94,8 @@ async fn scale() {
         .filter_map(|line| line.split("elapsed_us=").nth(1)?.split_whitespace().next()?.parse().ok())
         .map(Duration::from_micros)
         .collect();
-    let mut last = rebuilds.split_off(rebuilds.len().saturating_sub(200));
-    println!("snapshot rebuild (read changes + compile + swap) at {n} APIs, last 200: {}", summary(&mut last));
+    let mut last = rebuilds.split_off(rebuilds.len().saturating_sub(300));
+    println!("snapshot rebuild (read changes + compile + swap) at {n} APIs, last 300: {}", summary(&mut last));
 
     let mut rss_idle = node.rss_kib();
     println!("RSS before restart: {} MiB", rss_idle / 1024);

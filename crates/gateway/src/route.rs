@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use certgate_model::EntityId;
+use certgate_model::{EntityId, EntityKind};
 use http::Method;
 
 use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
@@ -24,6 +24,12 @@ pub(crate) struct CompiledApi {
     pub operations: Vec<CompiledOperation>,
     /// Used when no operation matches: the API-level policy alone.
     pub fallback: Arc<Route>,
+    /// What the routes were compiled from besides the API's own entities: (kind, key) of every
+    /// backend and certificate named (found or not), so a change to one of them recompiles
+    /// exactly the APIs that use it.
+    pub references: Vec<(EntityKind, String)>,
+    /// A certificate is named by thumbprint: any certificate change may concern this API.
+    pub any_certificate: bool,
 }
 
 #[derive(Debug)]
@@ -152,6 +158,8 @@ mod tests {
             https: false,
             operations: Vec::new(),
             fallback: Arc::new(Route::Broken(String::new())),
+            references: Vec::new(),
+            any_certificate: false,
         }
     }
 

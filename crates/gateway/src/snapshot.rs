@@ -102,7 +102,7 @@ impl Compiler {
         previous: &Snapshot,
         changed: &[(EntityKind, String)],
     ) -> Snapshot {
-        let Some(affected) = affected_apis(changed) else { return self.compile(state, Some(previous)) };
+        let Some(affected) = affected_apis(changed, previous) else { return self.compile(state, Some(previous)) };
         let mut cache = self.parsed_policies.lock().unwrap_or_else(PoisonError::into_inner);
         let mut context = Context::new(self, state, Some(previous), std::mem::take(&mut *cache));
         // Pools stay as they were (one no longer used is released by the next full compile).
@@ -123,25 +123,39 @@ impl Compiler {
             router: Router::new(apis),
             next_expiry: context.next_expiry,
             upstreams: context.used,
-            https: previous.https.clone(),
+            https: match &self.https_certificate {
+                Some(id) if changed.contains(&(EntityKind::Certificate, id.key())) => self.https_config(state),
+                _ => previous.https.clone(),
+            },
         }
     }
 }
 
-/// The APIs (by key) that `changed` touches, or `None` when a change reaches beyond APIs.
-fn affected_apis(changed: &[(EntityKind, String)]) -> Option<HashSet<String>> {
-    changed
-        .iter()
-        .map(|(kind, key)| match kind {
-            EntityKind::Api => Some(key.clone()),
-            EntityKind::Operation => Some(key.split_once(':').map_or(key.as_str(), |(api, _)| api).to_owned()),
-            // `:` is the global policy; `api` and `api:op` belong to one API.
-            EntityKind::Policy if key != ":" => {
-                Some(key.split_once(':').map_or(key.as_str(), |(api, _)| api).to_owned())
+/// The APIs (by key) that `changed` touches, or `None` when a change reaches every API (a CA
+/// certificate, the global policy).
+fn affected_apis(changed: &[(EntityKind, String)], previous: &Snapshot) -> Option<HashSet<String>> {
+    let mut affected = HashSet::new();
+    for (kind, key) in changed {
+        match kind {
+            EntityKind::Api => drop(affected.insert(key.clone())),
+            // `api:op` belongs to one API; a policy's `:` is the global one.
+            EntityKind::Operation => drop(affected.insert(api_part(key).to_owned())),
+            EntityKind::Policy if key != ":" => drop(affected.insert(api_part(key).to_owned())),
+            EntityKind::Certificate | EntityKind::Backend => {
+                let users = previous.router.apis().iter().filter(|api| {
+                    api.references.iter().any(|(k, r)| k == kind && r == key)
+                        || (*kind == EntityKind::Certificate && api.any_certificate)
+                });
+                affected.extend(users.map(|api| api.id.key()));
             }
-            _ => None,
-        })
-        .collect()
+            _ => return None,
+        }
+    }
+    Some(affected)
+}
+
+fn api_part(key: &str) -> &str {
+    key.split_once(':').map_or(key, |(api, _)| api)
 }
 
 /// The operations of the APIs `wanted` accepts, by API key.
@@ -165,6 +179,9 @@ struct Context<'a> {
     trust_hash: u64,
     used: HashMap<UpstreamKey, Arc<Upstream>>,
     parsed: HashMap<PolicyScope, Option<Arc<PolicyDocument>>>,
+    /// What the API being compiled depends on (see [`CompiledApi::references`]).
+    references: Vec<(EntityKind, String)>,
+    any_certificate: bool,
     /// Documents parsed by the previous compilation, by text; and those this one uses.
     documents_before: HashMap<String, Arc<PolicyDocument>>,
     documents_used: HashMap<String, Arc<PolicyDocument>>,
@@ -205,6 +222,8 @@ impl<'a> Context<'a> {
             parsed: HashMap::new(),
             documents_before,
             documents_used: HashMap::new(),
+            references: Vec::new(),
+            any_certificate: false,
             next_expiry: None,
             certificates_by_id: state.certificates.iter().map(|c| (c.id.key(), c)).collect(),
             certificates_by_thumbprint: state
@@ -221,7 +240,7 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// One API with its operations, each resolved to its route.
+    /// One API with its operations, each resolved to its route, and what they depend on.
     fn api(
         &mut self,
         api_id: &EntityId,
@@ -247,6 +266,9 @@ impl<'a> Context<'a> {
             })
             .collect();
         operations.sort_by_key(|op| std::cmp::Reverse(op.template.specificity()));
+        let mut references = std::mem::take(&mut self.references);
+        references.sort();
+        references.dedup();
         CompiledApi {
             id: api_id.clone(),
             prefix: if api.path.is_empty() { String::new() } else { format!("/{}", api.path) },
@@ -254,6 +276,8 @@ impl<'a> Context<'a> {
             https: api.protocols.iter().any(|p| p == "https"),
             operations,
             fallback,
+            references,
+            any_certificate: std::mem::take(&mut self.any_certificate),
         }
     }
 
@@ -361,14 +385,16 @@ impl<'a> Context<'a> {
         })))
     }
 
-    fn backend(&self, id: &str) -> Result<(EntityId, &'a Backend), String> {
+    fn backend(&mut self, id: &str) -> Result<(EntityId, &'a Backend), String> {
+        let key = id.to_lowercase();
+        self.references.push((EntityKind::Backend, key.clone()));
         self.backends_by_id
-            .get(&id.to_lowercase())
+            .get(&key)
             .map(|(b, backend)| ((*b).clone(), *backend))
             .ok_or_else(|| format!("backend '{id}' does not exist"))
     }
 
-    fn backend_certificate(&self, backend: &Backend) -> Result<Option<Identity>, String> {
+    fn backend_certificate(&mut self, backend: &Backend) -> Result<Option<Identity>, String> {
         let credentials = &backend.credentials;
         if let Some(id) = credentials.certificate_ids.first() {
             return self.certificate(&CertificateRef::Id(id.to_string())).map(Some);
@@ -379,10 +405,17 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn certificate(&self, reference: &CertificateRef) -> Result<Identity, String> {
+    fn certificate(&mut self, reference: &CertificateRef) -> Result<Identity, String> {
         let stored: Option<&StoredCertificate> = match reference {
-            CertificateRef::Id(id) => self.certificates_by_id.get(&id.to_lowercase()).copied(),
-            CertificateRef::Thumbprint(t) => self.certificates_by_thumbprint.get(&t.to_ascii_uppercase()).copied(),
+            CertificateRef::Id(id) => {
+                let key = id.to_lowercase();
+                self.references.push((EntityKind::Certificate, key.clone()));
+                self.certificates_by_id.get(&key).copied()
+            }
+            CertificateRef::Thumbprint(t) => {
+                self.any_certificate = true;
+                self.certificates_by_thumbprint.get(&t.to_ascii_uppercase()).copied()
+            }
             CertificateRef::Inline { body_base64, password } => {
                 use base64::Engine as _;
                 let pfx = zeroize::Zeroizing::new(
@@ -521,5 +554,40 @@ mod tests {
         let global = compiler.compile_changes(&state, &after, &[(EntityKind::Policy, ":".to_owned())]);
         assert_eq!(outcome(&global, "/api0/x").as_deref(), Some("503 Service Unavailable"));
         assert!(!shared(&after, &global, "api0"));
+    }
+
+    fn backend(url: &str) -> Backend {
+        Backend {
+            url: url.into(),
+            title: None,
+            description: None,
+            credentials: Default::default(),
+            tls: certgate_model::BackendTls { validate_certificate_chain: true, validate_certificate_name: true },
+        }
+    }
+
+    #[test]
+    fn a_backend_change_compiles_the_apis_that_name_it_even_when_it_was_missing() {
+        let compiler = Compiler::new(Vec::new());
+        let mut state = state(3);
+        for (api, target) in [("api0", "b0"), ("api1", "b1"), ("api2", "missing")] {
+            let text =
+                format!(r#"<policies><inbound><set-backend-service backend-id="{target}" /></inbound></policies>"#);
+            state.policies.push((PolicyScope::Api(id(api)), text));
+        }
+        state.backends.push((id("b0"), backend("http://127.0.0.1:9/b0")));
+        state.backends.push((id("b1"), backend("http://127.0.0.1:9/b1")));
+        let before = compiler.compile(&state, None);
+        assert!(outcome(&before, "/api2/x").is_some_and(|o| o.contains("does not exist")));
+
+        state.backends[0].1.url = "http://127.0.0.1:9/b0-moved".into();
+        let after = compiler.compile_changes(&state, &before, &[(EntityKind::Backend, "b0".to_owned())]);
+        assert_eq!(outcome(&after, "/api0/x").as_deref(), Some("/b0-moved"));
+        assert!(shared(&before, &after, "api1") && shared(&before, &after, "api2"));
+
+        state.backends.push((id("missing"), backend("http://127.0.0.1:9/found")));
+        let found = compiler.compile_changes(&state, &after, &[(EntityKind::Backend, "missing".to_owned())]);
+        assert_eq!(outcome(&found, "/api2/x").as_deref(), Some("/found"), "a dangling reference is a dependency too");
+        assert!(shared(&after, &found, "api0") && shared(&after, &found, "api1"));
     }
 }

@@ -1,5 +1,5 @@
 /// The collections of the management model. The store keys every record by (kind, id key).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EntityKind {
     Certificate,
     CaCertificate,
