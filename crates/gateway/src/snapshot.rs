@@ -460,7 +460,7 @@ impl<'a> Context<'a> {
             None => {
                 let config = backend_client_config(identity.as_ref().map(|i| &i.client), switches, &self.trust)
                     .map_err(|e| e.to_string())?;
-                Upstream::new(key.clone(), config)
+                Upstream::new(config)
             }
         };
         self.used.insert(key, upstream.clone());

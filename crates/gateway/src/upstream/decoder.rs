@@ -57,8 +57,7 @@ impl BodyDecoder {
                     return Ok(take(buf, u64::MAX).map_or(Decoded::NeedMore, Decoded::Data));
                 }
                 BodyDecoder::Chunked(Chunk::Size) => {
-                    let Some(line) = line(buf)? else { return Ok(Decoded::NeedMore) };
-                    let size = chunk_size(&line)?;
+                    let Some(size) = line(buf, chunk_size)? else { return Ok(Decoded::NeedMore) };
                     *self = BodyDecoder::Chunked(if size == 0 { Chunk::Trailers } else { Chunk::Data(size) });
                 }
                 BodyDecoder::Chunked(Chunk::Data(remaining)) => {
@@ -68,16 +67,16 @@ impl BodyDecoder {
                     return Ok(Decoded::Data(data));
                 }
                 BodyDecoder::Chunked(Chunk::DataEnd) => {
-                    let Some(line) = line(buf)? else { return Ok(Decoded::NeedMore) };
-                    if !line.is_empty() {
+                    let Some(empty) = line(buf, |l| Ok(l.is_empty()))? else { return Ok(Decoded::NeedMore) };
+                    if !empty {
                         return Err(invalid("chunk data longer than its size"));
                     }
                     *self = BodyDecoder::Chunked(Chunk::Size);
                 }
                 // Trailer fields are dropped: nothing downstream of a proxy relies on them.
                 BodyDecoder::Chunked(Chunk::Trailers) => {
-                    let Some(line) = line(buf)? else { return Ok(Decoded::NeedMore) };
-                    if line.is_empty() {
+                    let Some(empty) = line(buf, |l| Ok(l.is_empty()))? else { return Ok(Decoded::NeedMore) };
+                    if empty {
                         *self = BodyDecoder::Done;
                     }
                 }
@@ -118,13 +117,14 @@ fn take(buf: &mut BytesMut, at_most: u64) -> Option<Bytes> {
     Some(data)
 }
 
-/// One CRLF-terminated line without its terminator, or `None` until it is complete.
-fn line(buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+/// Reads one CRLF-terminated line with `read` (which sees it without its terminator) and
+/// consumes it; `None` until the line is complete.
+fn line<T>(buf: &mut BytesMut, read: impl FnOnce(&[u8]) -> io::Result<T>) -> io::Result<Option<T>> {
     match buf.windows(2).position(|w| w == b"\r\n") {
         Some(end) => {
-            let line = BytesMut::from(&buf[..end]);
+            let value = read(&buf[..end])?;
             buf.advance(end + 2);
-            Ok(Some(line))
+            Ok(Some(value))
         }
         None if buf.len() > MAX_LINE => Err(invalid("chunk line too long")),
         None => Ok(None),

@@ -24,7 +24,7 @@ pub(crate) use h1::H1Body;
 
 use crate::body::GatewayBody;
 use h1::{H1Conn, RequestHead, ResponseBody};
-use pool::{Pool, PoolKey};
+use pool::{Pool, PoolKey, Pooled};
 use transport::Transport;
 
 /// Everything that decides how a backend connection is authenticated and validated; with the
@@ -86,24 +86,23 @@ impl Origin {
     }
 }
 
-/// The connections made with one TLS identity.
+/// The connections made with one TLS identity (the snapshot keys it by its [`UpstreamKey`]).
 pub(crate) struct Upstream {
-    pub key: UpstreamKey,
     tls: tokio_rustls::TlsConnector,
     pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("key", &self.key).finish_non_exhaustive()
+        f.debug_struct("Upstream").finish_non_exhaustive()
     }
 }
 
 impl Upstream {
-    pub(crate) fn new(key: UpstreamKey, tls: Arc<rustls::ClientConfig>) -> Arc<Self> {
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>) -> Arc<Self> {
         let mut tls = (*tls).clone();
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Arc::new(Self { key, tls: tokio_rustls::TlsConnector::from(Arc::new(tls)), pool: Arc::default() })
+        Arc::new(Self { tls: tokio_rustls::TlsConnector::from(Arc::new(tls)), pool: Arc::default() })
     }
 
     /// Sends `parts` + `body` to `path_and_query` at `origin` (which the caller has checked is a
@@ -115,12 +114,10 @@ impl Upstream {
         body: Incoming,
         path_and_query: &str,
     ) -> Result<Response<GatewayBody>, UpstreamError> {
-        if let Some(sender) = self.pool.h2(&origin.pool_key) {
-            return send_h2(sender, origin, parts, body, path_and_query).await;
-        }
-        let (conn, reused) = match self.pool.take_h1(&origin.pool_key) {
-            Some(conn) => (conn, true),
-            None => match self.connect(origin).await? {
+        let (conn, reused) = match self.pool.checkout(&origin.pool_key) {
+            Pooled::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
+            Pooled::Http1(conn) => (conn, true),
+            Pooled::Empty => match self.connect(origin).await? {
                 Connected::Http1(conn) => (conn, false),
                 Connected::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
             },

@@ -1,5 +1,6 @@
 //! Idle backend connections of one upstream (one TLS identity), per origin. LIFO, so the
-//! connections kept busy stay warm and the rest age out.
+//! connections kept busy stay warm and the rest age out. One short lock per checkout and per
+//! release; nothing is held across IO.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,9 +21,15 @@ pub(crate) type PoolKey = Arc<str>;
 
 #[derive(Default)]
 pub(crate) struct Pool {
-    h1: Mutex<HashMap<PoolKey, Vec<Idle>>>,
-    /// One multiplexed connection per origin whose backend chose HTTP/2.
-    h2: Mutex<HashMap<PoolKey, http2::SendRequest<Incoming>>>,
+    origins: Mutex<HashMap<PoolKey, OriginPool>>,
+}
+
+#[derive(Default)]
+struct OriginPool {
+    /// The multiplexed connection, once the backend has chosen HTTP/2.
+    h2: Option<http2::SendRequest<Incoming>>,
+    /// Idle HTTP/1.1 connections, oldest first.
+    idle: Vec<Idle>,
 }
 
 struct Idle {
@@ -30,45 +37,46 @@ struct Idle {
     since: Instant,
 }
 
+/// What a checkout found.
+pub(crate) enum Pooled {
+    Http2(http2::SendRequest<Incoming>),
+    Http1(H1Conn),
+    Empty,
+}
+
 impl Pool {
-    /// The most recently used idle connection that is not too old.
-    pub(crate) fn take_h1(&self, key: &PoolKey) -> Option<H1Conn> {
-        let mut idle = self.h1.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.get_mut(key)?;
+    /// The origin's HTTP/2 connection if it is open, else its most recently used idle HTTP/1.1
+    /// connection that is not too old.
+    pub(crate) fn checkout(&self, key: &PoolKey) -> Pooled {
+        let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(origin) = origins.get_mut(key) else { return Pooled::Empty };
+        match &origin.h2 {
+            Some(sender) if !sender.is_closed() => return Pooled::Http2(sender.clone()),
+            Some(_) => origin.h2 = None,
+            None => {}
+        }
         let now = Instant::now();
-        while let Some(entry) = list.pop() {
+        while let Some(entry) = origin.idle.pop() {
             if now.duration_since(entry.since) < IDLE_TIMEOUT {
-                return Some(entry.conn);
+                return Pooled::Http1(entry.conn);
             }
         }
-        None
+        Pooled::Empty
     }
 
     pub(crate) fn put_h1(&self, key: PoolKey, conn: H1Conn) {
         let now = Instant::now();
-        let mut idle = self.h1.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.entry(key).or_default();
+        let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle = &mut origins.entry(key).or_default().idle;
         // The oldest entries sit at the front: drop those past their time while here.
-        let expired = list.iter().take_while(|e| now.duration_since(e.since) >= IDLE_TIMEOUT).count();
-        list.drain(..expired);
-        if list.len() < MAX_IDLE_PER_ORIGIN {
-            list.push(Idle { conn, since: now });
-        }
-    }
-
-    pub(crate) fn h2(&self, key: &PoolKey) -> Option<http2::SendRequest<Incoming>> {
-        let mut senders = self.h2.lock().unwrap_or_else(PoisonError::into_inner);
-        match senders.get(key) {
-            Some(sender) if !sender.is_closed() => Some(sender.clone()),
-            Some(_) => {
-                senders.remove(key);
-                None
-            }
-            None => None,
+        let expired = idle.iter().take_while(|e| now.duration_since(e.since) >= IDLE_TIMEOUT).count();
+        idle.drain(..expired);
+        if idle.len() < MAX_IDLE_PER_ORIGIN {
+            idle.push(Idle { conn, since: now });
         }
     }
 
     pub(crate) fn put_h2(&self, key: PoolKey, sender: http2::SendRequest<Incoming>) {
-        self.h2.lock().unwrap_or_else(PoisonError::into_inner).insert(key, sender);
+        self.origins.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().h2 = Some(sender);
     }
 }
