@@ -12,10 +12,11 @@ mod error;
 mod migrate;
 mod record;
 mod sql;
+mod tx;
 
 pub use config::{apply_changes, load_config};
 pub use crypto::{MasterKey, MasterKeyError};
-pub use error::StoreError;
+pub use error::{Access, StoreError, Unavailability};
 pub use record::{Record, Written};
 pub use sql::SqlStore;
 

@@ -1,8 +1,14 @@
-//! A deliberately small migration runner: numbered SQL scripts per dialect, applied in order,
-//! each in its own transaction, recorded in `schema_migrations`. (sqlx's `migrate!` needs the
-//! macros feature, which costs a second native build of SQLite and aws-lc.)
+//! The schema, migrated by sqlx's runtime [`Migrator`]: numbered scripts per dialect, embedded in
+//! the binary, recorded in `_sqlx_migrations` with their checksums (so an applied script that was
+//! edited is refused at start), taken under sqlx's advisory lock on PostgreSQL so nodes starting
+//! together apply each once. (The `migrate!` macro is not used: it needs sqlx's macros feature,
+//! which costs a second native build of SQLite and aws-lc; the scripts are embedded here instead.)
+//!
+//! Databases made before the Migrator recorded their versions in `schema_migrations`; those
+//! versions are marked applied without running them, and migration 3 drops that table.
 
-use sqlx::{AnyPool, Executor};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, SqlSafeStr as _};
 
 use crate::error::{DbContext, StoreError};
 
@@ -12,53 +18,91 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
-struct Migration {
+impl Dialect {
+    /// The statement that starts a write transaction. SQLite's `IMMEDIATE` takes the write lock
+    /// at once, so a transaction never fails later on upgrading a read lock.
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+}
+
+struct Script {
     version: i64,
+    description: &'static str,
     sqlite: &'static str,
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[
-    Migration {
+const SCRIPTS: &[Script] = &[
+    Script {
         version: 1,
+        description: "entities",
         sqlite: include_str!("migrations/0001_entities.sqlite.sql"),
         postgres: include_str!("migrations/0001_entities.postgres.sql"),
     },
-    Migration {
+    Script {
         version: 2,
+        description: "change feed",
         sqlite: include_str!("migrations/0002_change_feed.sqlite.sql"),
         postgres: include_str!("migrations/0002_change_feed.postgres.sql"),
     },
+    Script {
+        version: 3,
+        description: "drop the hand-written runner's table",
+        sqlite: include_str!("migrations/0003_sqlx_migrator.sql"),
+        postgres: include_str!("migrations/0003_sqlx_migrator.sql"),
+    },
 ];
 
+fn migrator(dialect: Dialect) -> Migrator {
+    Migrator::with_migrations(
+        SCRIPTS
+            .iter()
+            .map(|script| {
+                let sql = match dialect {
+                    Dialect::Sqlite => script.sqlite,
+                    Dialect::Postgres => script.postgres,
+                };
+                Migration::new(
+                    script.version,
+                    script.description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
 pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
-    pool.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
-        .await
-        .context("creating the migrations table")?;
-    for migration in MIGRATIONS {
-        let mut tx = pool.begin().await.context("starting a migration")?;
-        if dialect == Dialect::Postgres {
-            // Nodes starting together must not run the same migration twice.
-            tx.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE").await.context("locking migrations")?;
-        }
-        let applied: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
-            .bind(migration.version)
-            .fetch_optional(&mut *tx)
-            .await
-            .context("reading applied migrations")?;
-        if applied.is_none() {
-            let script = match dialect {
-                Dialect::Sqlite => migration.sqlite,
-                Dialect::Postgres => migration.postgres,
-            };
-            tx.execute(script).await.context("applying a migration")?;
-            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
-                .bind(migration.version)
-                .execute(&mut *tx)
-                .await
-                .context("recording a migration")?;
-        }
-        tx.commit().await.context("committing a migration")?;
+    let migrator = migrator(dialect);
+    if let Some(applied) = legacy_version(pool, dialect).await? {
+        migrator.skip(pool, Some(applied)).await?;
     }
+    migrator.run(pool).await?;
     Ok(())
+}
+
+/// The last version the hand-written runner applied, if this database was made by it.
+async fn legacy_version(pool: &AnyPool, dialect: Dialect) -> Result<Option<i64>, StoreError> {
+    let exists = match dialect {
+        Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        Dialect::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'schema_migrations'"
+        }
+    };
+    let (tables,): (i64,) = sqlx::query_as(exists).fetch_one(pool).await.context("looking for old migrations")?;
+    if tables == 0 {
+        return Ok(None);
+    }
+    let (version,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(pool)
+        .await
+        .context("reading old migrations")?;
+    Ok(version)
 }

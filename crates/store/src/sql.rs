@@ -1,21 +1,25 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use certgate_model::{EntityId, EntityKind};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::crypto::{MasterKey, MasterKeyError, Sealer};
 use crate::error::{DbContext, StoreError};
 use crate::migrate::{self, Dialect};
+use crate::tx::Tx;
 use crate::{Changes, Record, Store, Written};
 
 /// The store on SQLite or PostgreSQL through sqlx's `Any` driver.
 pub struct SqlStore {
     pool: AnyPool,
+    dialect: Dialect,
+    /// The directory of the SQLite file, whose file system explains failed writes.
+    sqlite_dir: Option<PathBuf>,
     sealer: Sealer,
     /// Publishes the revision of each committed write so the control loop can recompile.
     changes: watch::Sender<i64>,
@@ -34,6 +38,7 @@ impl SqlStore {
             .max_connections(1)
             .after_connect(|conn, _| {
                 Box::pin(async move {
+                    use sqlx::Executor as _;
                     // WAL + FULL: a write is acknowledged only after it is in the log on disk.
                     conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
                         .await?;
@@ -43,7 +48,9 @@ impl SqlStore {
             .connect_with(Self::options(&url)?)
             .await
             .context("opening the SQLite store")?;
-        Self::init(pool, Dialect::Sqlite, key).await
+        let mut store = Self::init(pool, Dialect::Sqlite, key).await?;
+        store.sqlite_dir = path.parent().map(Path::to_owned);
+        Ok(store)
     }
 
     /// Connects to a PostgreSQL store shared by several nodes.
@@ -70,7 +77,11 @@ impl SqlStore {
             .await
             .context("reading the revision")?;
         let (changes, _) = watch::channel(revision);
-        Ok(Self { pool, sealer, changes })
+        Ok(Self { pool, dialect, sqlite_dir: None, sealer, changes })
+    }
+
+    async fn begin_write(&self) -> Result<Tx, StoreError> {
+        Tx::begin(&self.pool, self.dialect.begin_write()).await.context("starting a write")
     }
 
     /// The first start seals a known value; every later start must open it with the same key,
@@ -125,61 +136,23 @@ impl SqlStore {
         })
     }
 
+    /// A failed write in an operator's words.
+    fn write_failure(&self, error: StoreError) -> StoreError {
+        let error = error.while_writing();
+        match &self.sqlite_dir {
+            Some(dir) => error.explained_by(dir),
+            None => error,
+        }
+    }
+
     fn published(&self, revision: i64) {
         self.changes.send_replace(revision);
     }
 }
 
-/// Takes the next revision. On PostgreSQL the row lock also serialises concurrent writers
-/// until the transaction ends, which makes check-then-write sequences atomic.
-async fn next_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64, StoreError> {
-    let (revision,): (i64,) =
-        sqlx::query_as("UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value")
-            .fetch_one(&mut **tx)
-            .await
-            .context("raising the revision")?;
-    Ok(revision)
-}
-
-async fn current_revision(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    kind: EntityKind,
-    key: &str,
-) -> Result<Option<(i64, String)>, StoreError> {
-    sqlx::query_as("SELECT revision, id FROM entities WHERE kind = $1 AND id_key = $2")
-        .bind(kind.collection())
-        .bind(key)
-        .fetch_optional(&mut **tx)
-        .await
-        .context("reading the current revision")
-}
-
-const SELECT_ONE: &str =
-    "SELECT id, id_key, revision, body, secret, updated_at FROM entities WHERE kind = $1 AND id_key = $2";
-const SELECT_CHANGED: &str =
-    "SELECT kind, id, id_key, revision, body, secret, updated_at FROM entities WHERE revision > $1 ORDER BY revision";
-const SELECT_KIND: &str =
-    "SELECT id, id_key, revision, body, secret, updated_at FROM entities WHERE kind = $1 ORDER BY id_key";
-
-#[async_trait]
-impl Store for SqlStore {
-    async fn get(&self, kind: EntityKind, id: &EntityId) -> Result<Option<Record>, StoreError> {
-        let row = sqlx::query(SELECT_ONE)
-            .bind(kind.collection())
-            .bind(id.key())
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading a record")?;
-        row.map(|row| self.record(kind, &row)).transpose()
-    }
-
-    async fn list(&self, kind: EntityKind) -> Result<Vec<Record>, StoreError> {
-        let rows =
-            sqlx::query(SELECT_KIND).bind(kind.collection()).fetch_all(&self.pool).await.context("listing records")?;
-        rows.iter().map(|row| self.record(kind, row)).collect()
-    }
-
-    async fn put(
+/// The writes, each one transaction on a connection of its own ([`Tx`]).
+impl SqlStore {
+    async fn put_entity(
         &self,
         kind: EntityKind,
         id: &EntityId,
@@ -192,12 +165,13 @@ impl Store for SqlStore {
             Some(plain) => Some(self.sealer.seal(&Self::address(kind, &key), plain)?),
             None => None,
         };
-        let mut tx = self.pool.begin().await.context("starting a write")?;
+        let mut tx = self.begin_write().await?;
         let revision = next_revision(&mut tx).await?;
         let current = current_revision(&mut tx, kind, &key).await?;
         if let Some(expected) = expected
             && current.as_ref().map(|(r, _)| *r) != Some(expected)
         {
+            tx.rollback().await;
             return Err(StoreError::PreconditionFailed { current: current.map(|(r, _)| r) });
         }
         let now = certgate_model::unix_now();
@@ -241,40 +215,114 @@ impl Store for SqlStore {
         Ok(Written { revision, created: current.is_none(), id: stored_id })
     }
 
-    async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<i64, StoreError> {
+    async fn delete_entity(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<i64, StoreError> {
         let key = id.key();
-        let mut tx = self.pool.begin().await.context("starting a delete")?;
+        let mut tx = self.begin_write().await?;
         let revision = next_revision(&mut tx).await?;
         let current = current_revision(&mut tx, kind, &key).await?.map(|(r, _)| r);
-        match (current, expected) {
-            (None, _) => return Err(StoreError::NotFound),
+        let refusal = match (current, expected) {
+            (None, _) => Some(StoreError::NotFound),
             (Some(current), Some(expected)) if current != expected => {
-                return Err(StoreError::PreconditionFailed { current: Some(current) });
+                Some(StoreError::PreconditionFailed { current: Some(current) })
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
+            tx.rollback().await;
+            return Err(refusal);
         }
-        sqlx::query("DELETE FROM entities WHERE kind = $1 AND id_key = $2")
-            .bind(kind.collection())
-            .bind(&key)
-            .execute(&mut *tx)
-            .await
-            .context("deleting a record")?;
-        sqlx::query("INSERT INTO deletions (revision, kind, id_key) VALUES ($1, $2, $3)")
-            .bind(revision)
-            .bind(kind.collection())
-            .bind(&key)
-            .execute(&mut *tx)
-            .await
-            .context("recording a deletion")?;
+        delete_record(&mut tx, revision, kind, &key).await?;
         tx.commit().await.context("committing a delete")?;
         self.published(revision);
         Ok(revision)
+    }
+}
+
+/// Takes the next revision. On PostgreSQL the row lock also serialises concurrent writers
+/// until the transaction ends, which makes check-then-write sequences atomic.
+async fn next_revision(conn: &mut AnyConnection) -> Result<i64, StoreError> {
+    let (revision,): (i64,) =
+        sqlx::query_as("UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value")
+            .fetch_one(conn)
+            .await
+            .context("raising the revision")?;
+    Ok(revision)
+}
+
+async fn current_revision(
+    conn: &mut AnyConnection,
+    kind: EntityKind,
+    key: &str,
+) -> Result<Option<(i64, String)>, StoreError> {
+    sqlx::query_as("SELECT revision, id FROM entities WHERE kind = $1 AND id_key = $2")
+        .bind(kind.collection())
+        .bind(key)
+        .fetch_optional(conn)
+        .await
+        .context("reading the current revision")
+}
+
+async fn delete_record(conn: &mut AnyConnection, revision: i64, kind: EntityKind, key: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM entities WHERE kind = $1 AND id_key = $2")
+        .bind(kind.collection())
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .context("deleting a record")?;
+    sqlx::query("INSERT INTO deletions (revision, kind, id_key) VALUES ($1, $2, $3)")
+        .bind(revision)
+        .bind(kind.collection())
+        .bind(key)
+        .execute(conn)
+        .await
+        .context("recording a deletion")?;
+    Ok(())
+}
+
+const SELECT_ONE: &str =
+    "SELECT id, id_key, revision, body, secret, updated_at FROM entities WHERE kind = $1 AND id_key = $2";
+const SELECT_CHANGED: &str =
+    "SELECT kind, id, id_key, revision, body, secret, updated_at FROM entities WHERE revision > $1 ORDER BY revision";
+const SELECT_KIND: &str =
+    "SELECT id, id_key, revision, body, secret, updated_at FROM entities WHERE kind = $1 ORDER BY id_key";
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn get(&self, kind: EntityKind, id: &EntityId) -> Result<Option<Record>, StoreError> {
+        let row = sqlx::query(SELECT_ONE)
+            .bind(kind.collection())
+            .bind(id.key())
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a record")?;
+        row.map(|row| self.record(kind, &row)).transpose()
+    }
+
+    async fn list(&self, kind: EntityKind) -> Result<Vec<Record>, StoreError> {
+        let rows =
+            sqlx::query(SELECT_KIND).bind(kind.collection()).fetch_all(&self.pool).await.context("listing records")?;
+        rows.iter().map(|row| self.record(kind, row)).collect()
+    }
+
+    async fn put(
+        &self,
+        kind: EntityKind,
+        id: &EntityId,
+        body: String,
+        secret: Option<Zeroizing<Vec<u8>>>,
+        expected: Option<i64>,
+    ) -> Result<Written, StoreError> {
+        self.put_entity(kind, id, body, secret, expected).await.map_err(|e| self.write_failure(e))
+    }
+
+    async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<i64, StoreError> {
+        self.delete_entity(kind, id, expected).await.map_err(|e| self.write_failure(e))
     }
 
     async fn changed_since(&self, revision: i64) -> Result<Changes, StoreError> {
         // One transaction: the revision read first bounds what the two queries may miss, and
         // anything newer they return is applied again, harmlessly, next time.
-        let mut tx = self.pool.begin().await.context("reading changes")?;
+        let mut tx = Tx::begin(&self.pool, "BEGIN").await.context("reading changes")?;
         let (current,): (i64,) = sqlx::query_as("SELECT value FROM counters WHERE name = 'revision'")
             .fetch_one(&mut *tx)
             .await

@@ -2,10 +2,12 @@
 //! `openssl` CLI (an independent implementation, so imports are checked against a real writer).
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a failure here is a broken test
 
+mod faults;
 mod http_backend;
 mod openbao;
 mod tls_peer;
 
+pub use faults::{Filler, Immutable, SmallDisk};
 pub use http_backend::{HttpsBackend, https_echo_backend, self_signed_echo_backend};
 pub use openbao::OpenBao;
 pub use tls_peer::{ClientAuth, sha1_hex, tls_echo_peer};
