@@ -12,6 +12,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Vec<ErrorDetail>,
+    /// Seconds for `Retry-After`, for conditions expected to pass.
+    retry_after: Option<u32>,
 }
 
 /// `{"error": {"code", "message", "details": [...]}}`
@@ -45,13 +47,15 @@ impl ApiError {
     /// A 400 naming every field at fault.
     pub fn validations(faults: Vec<(String, String)>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
-            code: "ValidationError",
-            message: "One or more fields contain incorrect values:".into(),
             details: faults
                 .into_iter()
                 .map(|(target, message)| ErrorDetail { code: "ValidationError".into(), target, message })
                 .collect(),
+            ..Self::plain(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                "One or more fields contain incorrect values:".into(),
+            )
         }
     }
 
@@ -72,7 +76,7 @@ impl ApiError {
     }
 
     pub fn conflict(message: impl Into<String>, details: Vec<ErrorDetail>) -> Self {
-        Self { status: StatusCode::CONFLICT, code: "Conflict", message: message.into(), details }
+        Self { details, ..Self::plain(StatusCode::CONFLICT, "Conflict", message.into()) }
     }
 
     pub fn unauthorized() -> Self {
@@ -112,8 +116,18 @@ impl ApiError {
         )
     }
 
+    /// The store cannot do its part right now (disk full, read-only, unreachable): nothing was
+    /// changed, and the caller may retry. The message names the cause; the log has the detail.
+    pub fn store_unavailable(error: &StoreError) -> Self {
+        tracing::warn!(error = %certgate_model::error_chain(error), "the store refused a management request");
+        Self {
+            retry_after: Some(RETRY_AFTER_SECONDS),
+            ..Self::plain(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", error.to_string())
+        }
+    }
+
     fn plain(status: StatusCode, code: &'static str, message: String) -> Self {
-        Self { status, code, message, details: Vec::new() }
+        Self { status, code, message, details: Vec::new(), retry_after: None }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -127,6 +141,7 @@ impl From<StoreError> for ApiError {
             StoreError::PreconditionFailed { .. } => ApiError::precondition_failed(),
             // Callers that can name the entity map NotFound themselves; this is the fallback.
             StoreError::NotFound => Self::plain(StatusCode::NOT_FOUND, "NotFound", "The entity was not found.".into()),
+            unavailable @ StoreError::Unavailable { .. } => ApiError::store_unavailable(&unavailable),
             other => ApiError::internal(&other),
         }
     }
@@ -136,9 +151,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body =
             ErrorResponse { error: ErrorBody { code: self.code.into(), message: self.message, details: self.details } };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
+
+/// How long a client should wait before retrying a write the store refused.
+const RETRY_AFTER_SECONDS: u32 = 5;
 
 fn activity_id() -> String {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};

@@ -14,6 +14,7 @@ mod envelope;
 mod error;
 mod etag;
 mod extract;
+mod health;
 mod identities;
 mod list;
 mod operations;
@@ -45,11 +46,12 @@ pub struct AdminState {
     published: Option<tokio::sync::watch::Receiver<i64>>,
     /// Reads vault references; `None` when no vault identity is configured.
     vault: Option<Arc<certgate_vault::VaultClient>>,
+    readiness: Arc<health::Readiness>,
 }
 
 impl AdminState {
     pub fn new(store: Arc<dyn Store>, auth: Authenticator, max_body_bytes: usize) -> Self {
-        Self { store, auth: Arc::new(auth), max_body_bytes, published: None, vault: None }
+        Self { store, auth: Arc::new(auth), max_body_bytes, published: None, vault: None, readiness: Arc::default() }
     }
 
     /// Enables vault references, read with these identities.
@@ -68,13 +70,15 @@ impl AdminState {
 /// The default limit for request bodies: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The management API: `/health` and `/openapi.json` are open, everything else needs a token.
+/// The management API: `/health`, `/ready` and `/openapi.json` are open, everything else needs
+/// a token.
 pub fn router(state: AdminState) -> axum::Router {
     let (protected, openapi) = api().split_for_parts();
     let protected = protected.layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     let openapi = Arc::new(with_security(openapi));
     axum::Router::new()
-        .route("/health", get(|| async { Json(serde_json::json!({"status": "Healthy"})) }))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
         .route("/openapi.json", get(move || std::future::ready(Json(openapi.as_ref().clone()))))
         .merge(protected)
         .fallback(|| async { ApiError::unknown_path() })

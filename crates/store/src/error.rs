@@ -16,8 +16,9 @@ pub enum StoreError {
         access: Access,
         cause: Unavailability,
         context: &'static str,
+        /// `None` when certgate saw the condition itself (a full file system) before asking.
         #[source]
-        source: sqlx::Error,
+        source: Option<sqlx::Error>,
     },
     #[error("database error while {context}: {source}")]
     Database {
@@ -54,13 +55,7 @@ impl StoreError {
                 context,
                 source,
             } => {
-                let cause = match rustix::fs::statvfs(dir) {
-                    Ok(fs) if fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) => {
-                        Unavailability::ReadOnlyFileSystem
-                    }
-                    Ok(fs) if fs.f_bavail == 0 => Unavailability::DiskFull,
-                    _ => cause,
-                };
+                let cause = Unavailability::of_file_system(dir).unwrap_or(cause);
                 StoreError::Unavailable { access, cause, context, source }
             }
             other => other,
@@ -135,6 +130,18 @@ impl Unavailability {
         }
     }
 
+    /// What the file system holding `dir` says against writing: full, or mounted read-only.
+    pub(crate) fn of_file_system(dir: &std::path::Path) -> Option<Unavailability> {
+        let fs = rustix::fs::statvfs(dir).ok()?;
+        if fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+            Some(Unavailability::ReadOnlyFileSystem)
+        } else if fs.f_bavail == 0 {
+            Some(Unavailability::DiskFull)
+        } else {
+            None
+        }
+    }
+
     /// SQLite's primary result codes (<https://sqlite.org/rescode.html>).
     fn of_sqlite(primary: i32) -> Option<Unavailability> {
         match primary {
@@ -168,7 +175,7 @@ pub(crate) trait DbContext<T> {
 impl<T> DbContext<T> for Result<T, sqlx::Error> {
     fn context(self, context: &'static str) -> Result<T, StoreError> {
         self.map_err(|source| match Unavailability::of(&source) {
-            Some(cause) => StoreError::Unavailable { access: Access::Read, cause, context, source },
+            Some(cause) => StoreError::Unavailable { access: Access::Read, cause, context, source: Some(source) },
             None => StoreError::Database { context, source },
         })
     }

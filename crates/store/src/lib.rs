@@ -54,6 +54,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The revision of the latest committed change; every write raises it.
     fn changes(&self) -> tokio::sync::watch::Receiver<i64>;
+
+    /// Commits a small write that changes no entity: `Ok` when the store can be read and
+    /// written right now. For readiness checks; callers limit how often it runs.
+    async fn probe(&self) -> Result<(), StoreError>;
 }
 
 /// See [`Store::changed_since`].

@@ -19,11 +19,13 @@ pub(crate) enum Dialect {
 }
 
 impl Dialect {
-    /// The statement that starts a write transaction. SQLite's `IMMEDIATE` takes the write lock
-    /// at once, so a transaction never fails later on upgrading a read lock.
+    /// The statements that start a write transaction. SQLite's `IMMEDIATE` takes the write lock
+    /// at once, so a transaction never fails later on upgrading a read lock; `synchronous =
+    /// FULL` (a per-connection setting, set here so that it holds on every fresh connection)
+    /// makes COMMIT return only once the WAL is on disk: acknowledged means durable.
     pub(crate) fn begin_write(self) -> &'static str {
         match self {
-            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Sqlite => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
             Dialect::Postgres => "BEGIN",
         }
     }

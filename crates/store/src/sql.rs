@@ -4,12 +4,12 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use certgate_model::{EntityId, EntityKind};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Connection as _, Row};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::crypto::{MasterKey, MasterKeyError, Sealer};
-use crate::error::{DbContext, StoreError};
+use crate::error::{Access, DbContext, StoreError, Unavailability};
 use crate::migrate::{self, Dialect};
 use crate::tx::Tx;
 use crate::{Changes, Record, Store, Written};
@@ -18,11 +18,22 @@ use crate::{Changes, Record, Store, Written};
 pub struct SqlStore {
     pool: AnyPool,
     dialect: Dialect,
-    /// The directory of the SQLite file, whose file system explains failed writes.
-    sqlite_dir: Option<PathBuf>,
+    /// On SQLite: what keeps its files usable across discarded connections.
+    sqlite: Option<SqliteFiles>,
     sealer: Sealer,
     /// Publishes the revision of each committed write so the control loop can recompile.
     changes: watch::Sender<i64>,
+}
+
+/// SQLite deletes the WAL and its shared-memory index when the last connection closes, and a
+/// fresh connection must create and grow them again — which fails on a full disk, reads
+/// included. The anchor is a connection outside the pool that stays open (idle, holding no
+/// lock), so discarding the pool's connection after a failed write never takes the files away.
+struct SqliteFiles {
+    /// The directory of the database file, whose file system explains failed writes.
+    dir: PathBuf,
+    /// Never used after opening; `Mutex` only because `AnyConnection` is not `Sync`.
+    _anchor: std::sync::Mutex<AnyConnection>,
 }
 
 const KEY_CHECK: &str = "key_check";
@@ -34,22 +45,27 @@ impl SqlStore {
         let url = format!("sqlite://{}?mode=rwc", path.display());
         // SQLite has one writer at a time anyway; a single connection makes read-modify-write
         // transactions trivially serial and avoids SQLITE_BUSY on lock upgrades.
+        //
+        // No `after_connect` statements: the first statement of a connection maps SQLite's
+        // shared-memory index, which fails on a full disk, and sqlx retries a failing
+        // `after_connect` until the acquire timeout. Per-connection settings travel with each
+        // write instead (`Dialect::begin_write`); sqlx sets the busy timeout (5 s) itself.
         let pool = AnyPoolOptions::new()
             .max_connections(1)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    use sqlx::Executor as _;
-                    // WAL + FULL: a write is acknowledged only after it is in the log on disk.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
-                        .await?;
-                    Ok(())
-                })
-            })
             .connect_with(Self::options(&url)?)
             .await
             .context("opening the SQLite store")?;
+        // WAL is a property of the database file: set once, kept by every later connection.
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.context("switching to WAL")?;
         let mut store = Self::init(pool, Dialect::Sqlite, key).await?;
-        store.sqlite_dir = path.parent().map(Path::to_owned);
+        let mut anchor =
+            AnyConnection::connect_with(&Self::options(&url)?).await.context("opening the SQLite store")?;
+        // The first read maps the shared-memory index; from then on the anchor holds it.
+        sqlx::query(REVISION).execute(&mut anchor).await.context("reading the revision")?;
+        store.sqlite = Some(SqliteFiles {
+            dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+            _anchor: std::sync::Mutex::new(anchor),
+        });
         Ok(store)
     }
 
@@ -72,12 +88,9 @@ impl SqlStore {
         migrate::run(&pool, dialect).await?;
         let sealer = key.sealer();
         Self::check_master_key(&pool, &sealer).await?;
-        let (revision,): (i64,) = sqlx::query_as("SELECT value FROM counters WHERE name = 'revision'")
-            .fetch_one(&pool)
-            .await
-            .context("reading the revision")?;
+        let (revision,): (i64,) = sqlx::query_as(REVISION).fetch_one(&pool).await.context("reading the revision")?;
         let (changes, _) = watch::channel(revision);
-        Ok(Self { pool, dialect, sqlite_dir: None, sealer, changes })
+        Ok(Self { pool, dialect, sqlite: None, sealer, changes })
     }
 
     async fn begin_write(&self) -> Result<Tx, StoreError> {
@@ -139,8 +152,8 @@ impl SqlStore {
     /// A failed write in an operator's words.
     fn write_failure(&self, error: StoreError) -> StoreError {
         let error = error.while_writing();
-        match &self.sqlite_dir {
-            Some(dir) => error.explained_by(dir),
+        match &self.sqlite {
+            Some(files) => error.explained_by(&files.dir),
             None => error,
         }
     }
@@ -279,6 +292,7 @@ async fn delete_record(conn: &mut AnyConnection, revision: i64, kind: EntityKind
     Ok(())
 }
 
+const REVISION: &str = "SELECT value FROM counters WHERE name = 'revision'";
 const SELECT_ONE: &str =
     "SELECT id, id_key, revision, body, secret, updated_at FROM entities WHERE kind = $1 AND id_key = $2";
 const SELECT_CHANGED: &str =
@@ -323,10 +337,7 @@ impl Store for SqlStore {
         // One transaction: the revision read first bounds what the two queries may miss, and
         // anything newer they return is applied again, harmlessly, next time.
         let mut tx = Tx::begin(&self.pool, "BEGIN").await.context("reading changes")?;
-        let (current,): (i64,) = sqlx::query_as("SELECT value FROM counters WHERE name = 'revision'")
-            .fetch_one(&mut *tx)
-            .await
-            .context("reading the revision")?;
+        let (current,): (i64,) = sqlx::query_as(REVISION).fetch_one(&mut *tx).await.context("reading the revision")?;
         let rows = sqlx::query(SELECT_CHANGED).bind(revision).fetch_all(&mut *tx).await.context("reading changes")?;
         let deleted: Vec<(String, String)> =
             sqlx::query_as("SELECT kind, id_key FROM deletions WHERE revision > $1 ORDER BY revision")
@@ -356,5 +367,32 @@ impl Store for SqlStore {
 
     fn changes(&self) -> watch::Receiver<i64> {
         self.changes.subscribe()
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        // A small write can succeed on a full disk by reusing WAL space that failed writes
+        // left behind, while every real write fails: the file system is asked first.
+        if let Some(cause) = self.sqlite.as_ref().and_then(|files| Unavailability::of_file_system(&files.dir)) {
+            return Err(StoreError::Unavailable {
+                access: Access::Write,
+                cause,
+                context: "checking the file system",
+                source: None,
+            });
+        }
+        async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO meta (name, value) VALUES ('ready_probe', $1) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(certgate_model::unix_now().to_be_bytes().to_vec())
+            .execute(&mut *tx)
+            .await
+            .context("writing the readiness probe")?;
+            tx.commit().await.context("committing the readiness probe")
+        }
+        .await
+        .map_err(|e| self.write_failure(e))
     }
 }

@@ -78,14 +78,20 @@ pub struct Immutable {
 }
 
 impl Immutable {
-    /// Sets the immutable attribute on every path, or says why it cannot.
+    /// Sets the immutable attribute on every path that exists (a WAL comes and goes, also
+    /// while this runs), or says why it cannot.
     pub fn set(paths: &[PathBuf]) -> Result<Immutable, String> {
-        let output =
-            Command::new("chattr").arg("+i").args(paths).output().map_err(|e| format!("cannot run chattr: {e}"))?;
-        if !output.status.success() {
-            return Err(format!("chattr +i refused: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        let mut frozen = Immutable { paths: Vec::new() };
+        for path in paths {
+            let output =
+                Command::new("chattr").arg("+i").arg(path).output().map_err(|e| format!("cannot run chattr: {e}"))?;
+            if output.status.success() {
+                frozen.paths.push(path.clone());
+            } else if path.exists() {
+                return Err(format!("chattr +i refused: {}", String::from_utf8_lossy(&output.stderr).trim()));
+            }
         }
-        Ok(Immutable { paths: paths.to_vec() })
+        Ok(frozen)
     }
 
     pub fn release(self) {}

@@ -187,6 +187,17 @@ impl Client {
     }
 
     pub async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
+        self.try_send(method, path, body, headers).await.expect("the node answers")
+    }
+
+    /// As [`Client::send`], `None` when the node does not answer (killed, say).
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Option<Reply> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(token) = &self.token {
@@ -198,12 +209,12 @@ impl Client {
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let response = request.send().await.unwrap();
+        let response = request.send().await.ok()?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
+        let text = response.text().await.ok()?;
         let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::Null) };
-        Reply { status, headers, body, text }
+        Some(Reply { status, headers, body, text })
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -211,6 +222,9 @@ impl Client {
     }
     pub async fn put(&self, path: &str, body: &Value) -> Reply {
         self.send("PUT", path, Some(body.to_string().into_bytes()), &[]).await
+    }
+    pub async fn try_put(&self, path: &str, body: &Value) -> Option<Reply> {
+        self.try_send("PUT", path, Some(body.to_string().into_bytes()), &[]).await
     }
     pub async fn delete(&self, path: &str) -> Reply {
         self.send("DELETE", path, None, &[]).await
