@@ -6,7 +6,7 @@ use std::io;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -32,6 +32,41 @@ pub(crate) struct H1Conn {
     buf: BytesMut,
     /// The request being written; kept to reuse its allocation.
     out: Vec<u8>,
+    /// Whether any byte of the current request was accepted by the socket.
+    written_any: bool,
+}
+
+/// A failed HTTP/1.1 exchange, and whether its request may go out again on a fresh connection.
+#[derive(Debug)]
+pub(crate) struct ExchangeError {
+    pub error: UpstreamError,
+    pub retry: Retry,
+}
+
+/// When a request that failed on one connection may be sent again (RFC 9112 §9.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Nothing of it can have reached the backend.
+    Always,
+    /// It may have reached the backend: only an idempotent method may be repeated.
+    IfIdempotent,
+    Never,
+}
+
+impl Retry {
+    pub(crate) fn allows(self, method: &Method) -> bool {
+        match self {
+            Retry::Always => true,
+            // RFC 9110 §9.2.2.
+            Retry::IfIdempotent => {
+                matches!(
+                    *method,
+                    Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+                )
+            }
+            Retry::Never => false,
+        }
+    }
 }
 
 /// What goes on the request line and in the head, besides the downstream request's headers.
@@ -59,19 +94,50 @@ pub(crate) enum ResponseBody {
 
 impl H1Conn {
     pub(crate) fn new(io: Transport) -> Self {
-        Self { io, buf: BytesMut::with_capacity(IO_CHUNK), out: Vec::with_capacity(1024) }
+        Self { io, buf: BytesMut::with_capacity(IO_CHUNK), out: Vec::with_capacity(1024), written_any: false }
     }
 
-    /// Writes the request and reads the response head. `Err((error, response_started))`: the
-    /// caller may retry on a fresh connection only when nothing of a response was seen.
+    /// Whether an idle connection can carry a request: nothing unread and the backend has not
+    /// closed it. Bytes a backend wrote after a complete response (more than its
+    /// content-length, a body after HEAD or 204) would otherwise be taken as the next
+    /// request's response — another client's. One poll with a no-op waker: while tokio's
+    /// readiness says the socket has nothing, this costs no system call; when it has something
+    /// (data, EOF, an error, or only TLS session tickets) it is read, and anything but tickets
+    /// condemns the connection.
+    pub(crate) fn is_idle_and_open(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(self.poll_fill(&mut cx), Poll::Pending) && self.buf.is_empty()
+    }
+
+    /// Writes the request and reads the response head. On failure the error says whether the
+    /// request may be sent again on a fresh connection.
     pub(crate) async fn exchange(
         mut self,
         head: &RequestHead<'_>,
         body: Option<Incoming>,
         release: (Arc<Pool>, PoolKey),
-    ) -> Result<Exchange, (UpstreamError, bool)> {
-        self.write_request(head, body).await.map_err(|e| (UpstreamError::Io(e), false))?;
-        let (response, mut decoder, reusable) = self.read_head(&head.parts.method).await?;
+    ) -> Result<Exchange, ExchangeError> {
+        let bodyless = body.is_none();
+        if let Err(error) = self.write_request(head, body).await {
+            // A backend that had closed the connection refuses the very first write: nothing of
+            // the request can have reached it. A body is consumed as it is written, so a
+            // request with one is never sent twice.
+            let retry = match (bodyless, self.written_any) {
+                (false, _) => Retry::Never,
+                (true, false) => Retry::Always,
+                (true, true) => Retry::IfIdempotent,
+            };
+            return Err(ExchangeError { error: UpstreamError::Io(error), retry });
+        }
+        let (response, mut decoder, reusable) = self.read_head(&head.parts.method).await.map_err(|(error, seen)| {
+            // The request went out: the backend may have acted on it even if it closed
+            // without a byte of response.
+            let retry = if !seen && bodyless { Retry::IfIdempotent } else { Retry::Never };
+            ExchangeError { error, retry }
+        })?;
         // Small bodies usually arrive with the head: hand them over whole and free the
         // connection before the response is even written downstream.
         if let Some(remaining) = decoder.remaining()
@@ -91,6 +157,7 @@ impl H1Conn {
     }
 
     async fn write_request(&mut self, head: &RequestHead<'_>, body: Option<Incoming>) -> io::Result<()> {
+        self.written_any = false;
         let mut out = std::mem::take(&mut self.out);
         out.clear();
         encode_head(&mut out, head);
@@ -104,7 +171,7 @@ impl H1Conn {
     /// more ready, so a slowly streamed body is never held back.
     async fn write_body(&mut self, out: &mut Vec<u8>, body: Option<Incoming>, chunked: bool) -> io::Result<()> {
         let Some(mut body) = body else {
-            self.io.write_all(out).await?;
+            self.send(out).await?;
             return self.io.flush().await;
         };
         loop {
@@ -117,7 +184,7 @@ impl H1Conn {
             .await;
             let data = match next {
                 Next::Idle => {
-                    self.io.write_all(out).await?;
+                    self.send(out).await?;
                     self.io.flush().await?;
                     out.clear();
                     continue;
@@ -136,15 +203,28 @@ impl H1Conn {
                 out.extend_from_slice(b"\r\n");
             }
             if out.len() >= IO_CHUNK {
-                self.io.write_all(out).await?;
+                self.send(out).await?;
                 out.clear();
             }
         }
         if chunked {
             out.extend_from_slice(b"0\r\n\r\n");
         }
-        self.io.write_all(out).await?;
+        self.send(out).await?;
         self.io.flush().await
+    }
+
+    /// `write_all`, noting whether the socket accepted any byte.
+    async fn send(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let written = self.io.write(bytes).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.written_any = true;
+            bytes = &bytes[written..];
+        }
+        Ok(())
     }
 
     /// Reads until a final (non-1xx) response head is complete.

@@ -114,7 +114,7 @@ impl Upstream {
         body: Incoming,
         path_and_query: &str,
     ) -> Result<Response<GatewayBody>, UpstreamError> {
-        let (conn, reused) = match self.pool.checkout(&origin.pool_key) {
+        let (conn, reused) = match self.checkout(origin) {
             Pooled::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
             Pooled::Http1(conn) => (conn, true),
             Pooled::Empty => match self.connect(origin).await? {
@@ -133,16 +133,22 @@ impl Upstream {
         let (request_body, unsent_body) = if has_body { (Some(body), None) } else { (None, Some(body)) };
         let exchange = match conn.exchange(&head, request_body, release()).await {
             Ok(exchange) => exchange,
-            // A pooled connection the backend closed while it sat idle: the request never
-            // reached it, so it is safe to send again (only without a body, which is consumed).
-            Err((_, false)) if reused && !has_body => match (self.connect(origin).await?, unsent_body) {
-                (Connected::Http2(sender), Some(body)) => {
-                    return send_h2(sender, origin, parts, body, path_and_query).await;
+            // A pooled connection the backend closed in the instant after checkout. A fresh
+            // connection failing is the backend's answer, not a reason to try again.
+            Err(failed) if reused && failed.retry.allows(&parts.method) => {
+                tracing::debug!(error = %failed.error, retry = ?failed.retry, "pooled backend connection failed; retrying once on a fresh one");
+                match (self.connect(origin).await?, unsent_body) {
+                    (Connected::Http2(sender), Some(body)) => {
+                        return send_h2(sender, origin, parts, body, path_and_query).await;
+                    }
+                    // Requests with a body are never retried (see `ExchangeError`).
+                    (Connected::Http2(_), None) => return Err(failed.error),
+                    (Connected::Http1(conn), _) => {
+                        conn.exchange(&head, None, release()).await.map_err(|again| again.error)?
+                    }
                 }
-                (Connected::Http2(_), None) => return Err(UpstreamError::ClosedBeforeResponse),
-                (Connected::Http1(conn), _) => conn.exchange(&head, None, release()).await.map_err(|e| e.0)?,
-            },
-            Err((error, _)) => return Err(error),
+            }
+            Err(failed) => return Err(failed.error),
         };
         let (response, ()) = exchange.response.into_parts();
         let body = match exchange.body {
@@ -150,6 +156,22 @@ impl Upstream {
             ResponseBody::Streaming(body) => GatewayBody::http1(body),
         };
         Ok(Response::from_parts(response, body))
+    }
+
+    /// The origin's HTTP/2 connection, or an idle HTTP/1.1 one that can carry a request;
+    /// connections with unread bytes or a closed peer are dropped on the way.
+    fn checkout(&self, origin: &Origin) -> Pooled {
+        loop {
+            match self.pool.checkout(&origin.pool_key) {
+                Pooled::Http1(mut conn) => {
+                    if conn.is_idle_and_open() {
+                        return Pooled::Http1(conn);
+                    }
+                    tracing::debug!(backend = %origin.authority, "discarded an idle backend connection that was readable");
+                }
+                found => return found,
+            }
+        }
     }
 
     async fn connect(&self, origin: &Origin) -> Result<Connected, UpstreamError> {

@@ -1,0 +1,148 @@
+//! Backend connection lifecycle against a scripted hostile backend (exact bytes out, exact bytes
+//! in recorded): a pooled connection with unread bytes or a closed peer is never reused, so no
+//! client receives a response sent for another; requests are sent twice only when idempotent.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use certgate_testkit::{Received, ScriptedBackend, Step};
+use serde_json::json;
+use support::{Stage, must_put};
+
+fn ok(body: &str) -> Step {
+    Step::write(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()))
+}
+
+const LATE: &str = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nPOISONED";
+
+/// An API at `/{name}` whose service URL is the scripted backend.
+async fn route(stage: &Stage, name: &str, backend: &ScriptedBackend) {
+    must_put(
+        &stage.api,
+        &format!("/apis/{name}"),
+        json!({"properties": {"displayName": name, "path": name, "serviceUrl": backend.url()}}),
+    )
+    .await;
+}
+
+async fn send(stage: &Stage, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = stage.http.request(method, format!("{}{path}", stage.node.gateway));
+    if let Some(body) = body {
+        request = request.body(body.to_owned());
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The first response on each connection is followed, in a later write, by bytes its framing
+/// does not cover; every later request must still get the answer meant for it.
+async fn assert_late_bytes_never_reach_the_next_client(first: &'static str, method: &str) {
+    let stage = Stage::start();
+    let backend = ScriptedBackend::start(None, move |request: &Received| {
+        if request.index == 0 && request.request_line().contains("/first") {
+            vec![Step::write(first), Step::Sleep(Duration::from_millis(30)), Step::write(LATE)]
+        } else {
+            vec![ok(&format!("for {}", request.request_line()))]
+        }
+    })
+    .await;
+    route(&stage, "late", &backend).await;
+    for round in 0..5 {
+        let (status, _) = send(&stage, method, &format!("/late/first?round={round}"), None).await;
+        assert!(status < 300, "{first:?}: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (status, body) = send(&stage, "GET", &format!("/late/second?round={round}"), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            format!("for GET /second?round={round} HTTP/1.1"),
+            "{first:?}: a client got bytes sent after another's response"
+        );
+    }
+    assert!(!stage.node.logs().contains("POISONED"));
+}
+
+#[tokio::test]
+async fn bytes_after_a_content_length_body_discard_the_connection() {
+    assert_late_bytes_never_reach_the_next_client("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst", "GET").await;
+}
+
+#[tokio::test]
+async fn bytes_after_the_last_chunk_discard_the_connection() {
+    assert_late_bytes_never_reach_the_next_client(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n",
+        "GET",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_body_after_a_head_response_discards_the_connection() {
+    assert_late_bytes_never_reach_the_next_client("HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n", "HEAD").await;
+}
+
+#[tokio::test]
+async fn a_body_after_a_204_discards_the_connection() {
+    assert_late_bytes_never_reach_the_next_client("HTTP/1.1 204 No Content\r\n\r\n", "GET").await;
+}
+
+/// gunicorn closes idle keep-alive connections after 2 s; our pool keeps them longer. A write
+/// after the pause must go out on a fresh connection, not fail with 502.
+#[tokio::test]
+async fn a_backend_closing_idle_connections_gets_no_502_under_a_get_post_mix() {
+    let stage = Stage::start();
+    let backend =
+        ScriptedBackend::start(Some(Duration::from_secs(2)), |r: &Received| vec![ok(&r.request_line())]).await;
+    route(&stage, "idle", &backend).await;
+    assert_eq!(send(&stage, "GET", "/idle/a", None).await.0, 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, body) = send(&stage, "POST", "/idle/b", Some("payload")).await;
+    assert_eq!((status, body.as_str()), (200, "POST /b HTTP/1.1"));
+    let posts = backend.received().iter().filter(|r| r.request_line().starts_with("POST")).count();
+    assert_eq!(posts, 1, "the POST reached the backend once");
+
+    // A mix with pauses on both sides of the backend's limit.
+    let mut pauses = [0u64, 2100, 150, 1900, 2300, 50, 2050, 0].iter().cycle();
+    for n in 0..24 {
+        let (status, _) = if n % 2 == 0 {
+            send(&stage, "GET", &format!("/idle/g{n}"), None).await
+        } else {
+            send(&stage, "POST", &format!("/idle/p{n}"), Some("x")).await
+        };
+        assert_eq!(status, 200, "request {n}\n{}", stage.node.logs());
+        tokio::time::sleep(Duration::from_millis(*pauses.next().unwrap() / 4)).await;
+    }
+}
+
+/// The backend reads a request on a reused connection and closes without answering: it may
+/// have acted on it. A POST is not sent again (502); a GET is, once, on a fresh connection.
+#[tokio::test]
+async fn only_idempotent_requests_are_retried_after_a_silent_close() {
+    let stage = Stage::start();
+    let backend = ScriptedBackend::start(None, |r: &Received| {
+        if r.connection == 0 && r.index == 1 { vec![Step::Close] } else { vec![ok(&r.request_line())] }
+    })
+    .await;
+    route(&stage, "silent", &backend).await;
+    assert_eq!(send(&stage, "GET", "/silent/warm", None).await.0, 200);
+    let (status, _) = send(&stage, "POST", "/silent/order", None).await;
+    assert_eq!(status, 502);
+    let posts: Vec<_> = backend.received().into_iter().filter(|r| r.request_line().starts_with("POST")).collect();
+    assert_eq!(posts.len(), 1, "a bodyless POST is never sent twice: {posts:?}");
+
+    let stage = Stage::start();
+    let backend = ScriptedBackend::start(None, |r: &Received| {
+        if r.connection == 0 && r.index == 1 { vec![Step::Close] } else { vec![ok(&r.request_line())] }
+    })
+    .await;
+    route(&stage, "silent", &backend).await;
+    assert_eq!(send(&stage, "GET", "/silent/warm", None).await.0, 200);
+    let (status, body) = send(&stage, "GET", "/silent/order", None).await;
+    assert_eq!((status, body.as_str()), (200, "GET /order HTTP/1.1"), "a GET is retried on a fresh connection");
+    let gets = backend.received().iter().filter(|r| r.request_line().starts_with("GET /order")).count();
+    assert_eq!(gets, 2);
+    assert_eq!(backend.connections(), 2);
+}
