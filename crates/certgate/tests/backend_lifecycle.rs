@@ -146,3 +146,29 @@ async fn only_idempotent_requests_are_retried_after_a_silent_close() {
     assert_eq!(gets, 2);
     assert_eq!(backend.connections(), 2);
 }
+
+/// RFC 9112 §6.3 from the client's side: Transfer-Encoding wins over Content-Length, which is
+/// not forwarded; a signed Content-Length is no framing at all.
+#[tokio::test]
+async fn ambiguous_framing_is_resolved_or_refused_never_forwarded() {
+    let stage = Stage::start();
+    let backend = ScriptedBackend::start(None, |r: &Received| {
+        if r.request_line().contains("/both") {
+            vec![Step::write(
+                "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            )]
+        } else if r.request_line().contains("/signed") {
+            vec![Step::write("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello")]
+        } else {
+            vec![ok("plain")]
+        }
+    })
+    .await;
+    route(&stage, "framing", &backend).await;
+    let response = stage.http.get(format!("{}/framing/both", stage.node.gateway)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_ne!(response.headers().get("content-length").map(|v| v.as_bytes()), Some(&b"100"[..]));
+    assert_eq!(response.text().await.unwrap(), "hello");
+    assert_eq!(send(&stage, "GET", "/framing/signed", None).await.0, 502);
+    assert_eq!(send(&stage, "GET", "/framing/after", None).await, (200, "plain".to_owned()));
+}

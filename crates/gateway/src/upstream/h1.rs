@@ -283,6 +283,10 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Upstr
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut fields);
     let length = match parsed.parse(buf) {
+        // The limit holds for the whole head, also when it arrived complete in one read.
+        Ok(httparse::Status::Complete(length)) if length > MAX_HEAD_BYTES => {
+            return Err(UpstreamError::InvalidResponse("response head too large".into()));
+        }
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(error) => return Err(UpstreamError::InvalidResponse(format!("malformed response head: {error}"))),
@@ -317,12 +321,18 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Upstr
         framing.observe(&name, &value)?;
         headers.append(name, value);
     }
+    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which an intermediary must
+    // remove before forwarding; such a backend framed ambiguously, so its connection is not kept.
+    let ambiguous = framing.length.is_some() && (framing.chunked || framing.other_coding);
+    if ambiguous {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = if http11 { Version::HTTP_11 } else { Version::HTTP_10 };
     *response.headers_mut() = headers;
     let decoder = framing.decoder(status, method);
-    let reusable = http11 && !framing.close && decoder != BodyDecoder::UntilClose;
+    let reusable = http11 && !framing.close && !ambiguous && decoder != BodyDecoder::UntilClose;
     Ok(Some(Head::Final(response, decoder, reusable)))
 }
 
@@ -348,10 +358,11 @@ struct Framing {
 impl Framing {
     fn observe(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), UpstreamError> {
         if name == header::CONTENT_LENGTH {
-            let length = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
+            // Digits only (RFC 9110 §8.6): Rust's integer parser would also take a sign.
+            let digits = value.as_bytes().trim_ascii();
+            let length = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
+                .flatten()
                 .ok_or_else(|| UpstreamError::InvalidResponse("invalid content-length".into()))?;
             if self.length.is_some_and(|l| l != length) {
                 return Err(UpstreamError::InvalidResponse("conflicting content-length values".into()));
@@ -505,12 +516,31 @@ mod tests {
         for raw in [
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
             "HTTP/1.1 101 Switching Protocols\r\n\r\n",
             "NOT HTTP\r\n\r\n",
         ] {
             let mut buf = BytesMut::from(raw.as_bytes());
             assert!(parse_head(&mut buf, &Method::GET).is_err(), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn transfer_encoding_overrides_content_length_which_is_removed() {
+        let (response, decoder, reusable, _) =
+            parse("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n", Method::GET);
+        assert_eq!(decoder, BodyDecoder::Chunked(Chunk::Size));
+        assert!(response.headers().get(header::CONTENT_LENGTH).is_none(), "never forwarded");
+        assert!(!reusable, "an ambiguously framed connection is not kept");
+    }
+
+    #[test]
+    fn the_head_limit_holds_for_a_head_that_arrives_whole() {
+        let raw = format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n", "a".repeat(70 * 1024));
+        let mut buf = BytesMut::from(raw.as_bytes());
+        assert!(parse_head(&mut buf, &Method::GET).is_err());
     }
 
     #[test]
