@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use certgate_model::EntityId;
 use clap::Args;
 
+pub use crate::config_error::ConfigError;
 use crate::vault_config::{IdentityFile, VaultConfig};
 use serde::Deserialize;
 
@@ -76,24 +77,6 @@ pub struct ServerConfig {
     pub master_key_file: Option<PathBuf>,
     pub max_body_bytes: usize,
     pub vault: VaultConfig,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read the config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("invalid config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("max_body_bytes must be at least 1")]
-    ZeroBodyLimit,
-    #[error("identity '{id}': {reason}")]
-    Identity { id: String, reason: String },
-    #[error("'{0}' is not a duration (e.g. 1s, 30s, 15m, 4h)")]
-    Duration(String),
-    #[error("--https-listen needs --https-certificate-id: the certificate entity the HTTPS listener serves")]
-    HttpsWithoutCertificate,
-    #[error("--https-certificate-id '{id}' is not a valid id: {reason}")]
-    BadCertificateId { id: String, reason: String },
 }
 
 impl ServerArgs {

@@ -2,6 +2,7 @@
 
 mod bootstrap;
 mod config;
+mod config_error;
 mod control;
 mod refresher;
 mod server;

@@ -9,7 +9,7 @@ use certgate_vault::{AuthMethod, Identity};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// `[identities.<id>]` in the config file: a token (inline or file) or an AppRole.
 #[derive(Debug, Default, Deserialize)]

@@ -121,18 +121,20 @@ async fn a_backend_closing_idle_connections_gets_no_502_under_a_get_post_mix() {
 /// have acted on it. A POST is not sent again (502); a GET is, once, on a fresh connection.
 #[tokio::test]
 async fn only_idempotent_requests_are_retried_after_a_silent_close() {
-    let stage = Stage::start();
-    let backend = ScriptedBackend::start(None, |r: &Received| {
-        if r.connection == 0 && r.index == 1 { vec![Step::Close] } else { vec![ok(&r.request_line())] }
-    })
-    .await;
-    route(&stage, "silent", &backend).await;
-    assert_eq!(send(&stage, "GET", "/silent/warm", None).await.0, 200);
-    let (status, _) = send(&stage, "POST", "/silent/order", None).await;
+    let (_stage, backend, (status, _)) = after_a_silent_close("POST").await;
     assert_eq!(status, 502);
     let posts: Vec<_> = backend.received().into_iter().filter(|r| r.request_line().starts_with("POST")).collect();
     assert_eq!(posts.len(), 1, "a bodyless POST is never sent twice: {posts:?}");
 
+    let (_stage, backend, answer) = after_a_silent_close("GET").await;
+    assert_eq!(answer, (200, "GET /order HTTP/1.1".to_owned()), "a GET is retried on a fresh connection");
+    let gets = backend.received().iter().filter(|r| r.request_line().starts_with("GET /order")).count();
+    assert_eq!(gets, 2);
+    assert_eq!(backend.connections(), 2);
+}
+
+/// Sends `method /order` on a warm pooled connection that the backend reads and closes.
+async fn after_a_silent_close(method: &str) -> (Stage, ScriptedBackend, (u16, String)) {
     let stage = Stage::start();
     let backend = ScriptedBackend::start(None, |r: &Received| {
         if r.connection == 0 && r.index == 1 { vec![Step::Close] } else { vec![ok(&r.request_line())] }
@@ -140,11 +142,8 @@ async fn only_idempotent_requests_are_retried_after_a_silent_close() {
     .await;
     route(&stage, "silent", &backend).await;
     assert_eq!(send(&stage, "GET", "/silent/warm", None).await.0, 200);
-    let (status, body) = send(&stage, "GET", "/silent/order", None).await;
-    assert_eq!((status, body.as_str()), (200, "GET /order HTTP/1.1"), "a GET is retried on a fresh connection");
-    let gets = backend.received().iter().filter(|r| r.request_line().starts_with("GET /order")).count();
-    assert_eq!(gets, 2);
-    assert_eq!(backend.connections(), 2);
+    let answer = send(&stage, method, "/silent/order", None).await;
+    (stage, backend, answer)
 }
 
 /// RFC 9112 §6.3 from the client's side: Transfer-Encoding wins over Content-Length, which is

@@ -9,21 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use certgate_testkit::{Identity, Immutable, KeyKind, SmallDisk, self_signed_echo_backend};
+use certgate_testkit::{Identity, Immutable, KeyKind, SmallDisk, or_skip, self_signed_echo_backend};
 use serde_json::{Value, json};
 use support::{Client, Node, Reply, expose, upload_certificate, via_gateway};
-
-macro_rules! or_skip {
-    ($fault:expr) => {
-        match $fault {
-            Ok(fault) => fault,
-            Err(why) => {
-                eprintln!("SKIPPED: this test needs a storage fault the machine refuses: {why}");
-                return;
-            }
-        }
-    };
-}
 
 /// A backend whose description is large enough that writing it needs fresh disk pages.
 fn big_backend(n: usize) -> Value {

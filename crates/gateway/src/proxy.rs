@@ -85,7 +85,7 @@ async fn send(
     };
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, body))
+    Ok(Response::from_parts(parts, GatewayBody::backend(body)))
 }
 
 /// Applies the inbound policy to the request head and returns the backend path and query.

@@ -5,7 +5,7 @@
 
 use certgate_model::{EntityId, EntityKind};
 use certgate_store::{MasterKey, SqlStore, Store, StoreError};
-use certgate_testkit::{Immutable, SmallDisk};
+use certgate_testkit::{Immutable, SmallDisk, or_skip};
 
 const KIND: EntityKind = EntityKind::Backend;
 
@@ -16,18 +16,6 @@ fn id(text: &str) -> EntityId {
 /// A body large enough that a write needs fresh pages on disk (not only reused WAL space).
 fn big_body(n: usize) -> String {
     format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(256 * 1024))
-}
-
-macro_rules! or_skip {
-    ($fault:expr) => {
-        match $fault {
-            Ok(fault) => fault,
-            Err(why) => {
-                eprintln!("SKIPPED: this test needs a storage fault the machine refuses: {why}");
-                return;
-            }
-        }
-    };
 }
 
 /// Writes until two in a row have failed; returns the ids that were acknowledged on the way.

@@ -2,6 +2,21 @@
 //! immutable with `chattr +i`. Both need root (CI runs as root); where the machine refuses, the
 //! constructors return the reason so the test can say it was skipped instead of passing silently.
 
+/// Unwraps a fault from [`SmallDisk::mount`] or [`Immutable::set`], or ends the test saying
+/// why it was skipped (never a silent pass).
+#[macro_export]
+macro_rules! or_skip {
+    ($fault:expr) => {
+        match $fault {
+            Ok(fault) => fault,
+            Err(why) => {
+                eprintln!("SKIPPED: this test needs a storage fault the machine refuses: {why}");
+                return;
+            }
+        }
+    };
+}
+
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

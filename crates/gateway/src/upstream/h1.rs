@@ -5,7 +5,6 @@
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -17,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::UpstreamError;
 use super::decoder::{BodyDecoder, Chunk, Decoded};
-use super::pool::{Pool, PoolKey};
+use super::pool::Home;
 use super::transport::Transport;
 
 /// Most response header fields accepted, and the most bytes a response head may take.
@@ -118,7 +117,7 @@ impl H1Conn {
         mut self,
         head: &RequestHead<'_>,
         body: Option<Incoming>,
-        release: (Arc<Pool>, PoolKey),
+        release: Home<H1Conn>,
     ) -> Result<Exchange, ExchangeError> {
         let bodyless = body.is_none();
         if let Err(error) = self.write_request(head, body).await {
@@ -148,7 +147,7 @@ impl H1Conn {
                 _ => Bytes::new(),
             };
             if reusable && self.buf.is_empty() {
-                release.0.put_h1(release.1, self);
+                release.put(self);
             }
             return Ok(Exchange { response, body: ResponseBody::Complete(body) });
         }
@@ -399,16 +398,16 @@ pub(crate) struct H1Body {
     conn: Option<H1Conn>,
     decoder: BodyDecoder,
     /// Where the connection goes when the body ends; `None` when it must close instead.
-    release: Option<(Arc<Pool>, PoolKey)>,
+    release: Option<Home<H1Conn>>,
 }
 
 impl H1Body {
     fn finish(&mut self) {
         let conn = self.conn.take();
-        if let (Some(conn), Some((pool, key))) = (conn, self.release.take())
+        if let (Some(conn), Some(home)) = (conn, self.release.take())
             && conn.buf.is_empty()
         {
-            pool.put_h1(key, conn);
+            home.put(conn);
         }
     }
 }

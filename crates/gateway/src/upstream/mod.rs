@@ -5,6 +5,7 @@
 //! a request configured for another. HTTP/1.1 exchanges run in the task serving the downstream
 //! request (see [`h1`]); a backend that chooses HTTP/2 by ALPN gets one multiplexed connection.
 
+mod body;
 mod decoder;
 mod h1;
 mod pool;
@@ -20,11 +21,10 @@ use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
 
-pub(crate) use h1::H1Body;
+pub(crate) use body::{BoxError, UpstreamBody};
 
-use crate::body::GatewayBody;
 use h1::{H1Conn, RequestHead, ResponseBody};
-use pool::{Pool, PoolKey, Pooled};
+use pool::{Home, Pool, PoolKey, Pooled};
 use transport::Transport;
 
 /// Everything that decides how a backend connection is authenticated and validated; with the
@@ -89,7 +89,7 @@ impl Origin {
 /// The connections made with one TLS identity (the snapshot keys it by its [`UpstreamKey`]).
 pub(crate) struct Upstream {
     tls: tokio_rustls::TlsConnector,
-    pool: Arc<Pool>,
+    pool: Arc<Pool<H1Conn>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -113,7 +113,7 @@ impl Upstream {
         parts: request::Parts,
         body: Incoming,
         path_and_query: &str,
-    ) -> Result<Response<GatewayBody>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let (conn, reused) = match self.checkout(origin) {
             Pooled::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
             Pooled::Http1(conn) => (conn, true),
@@ -129,7 +129,7 @@ impl Upstream {
             authority: origin.authority.as_str(),
             chunked: has_body && !parts.headers.contains_key(CONTENT_LENGTH),
         };
-        let release = || (self.pool.clone(), origin.pool_key.clone());
+        let release = || Home::new(self.pool.clone(), origin.pool_key.clone());
         let (request_body, unsent_body) = if has_body { (Some(body), None) } else { (None, Some(body)) };
         let exchange = match conn.exchange(&head, request_body, release()).await {
             Ok(exchange) => exchange,
@@ -152,15 +152,15 @@ impl Upstream {
         };
         let (response, ()) = exchange.response.into_parts();
         let body = match exchange.body {
-            ResponseBody::Complete(bytes) => GatewayBody::complete(bytes),
-            ResponseBody::Streaming(body) => GatewayBody::http1(body),
+            ResponseBody::Complete(bytes) => UpstreamBody::complete(bytes),
+            ResponseBody::Streaming(body) => UpstreamBody::http1(body),
         };
         Ok(Response::from_parts(response, body))
     }
 
     /// The origin's HTTP/2 connection, or an idle HTTP/1.1 one that can carry a request;
     /// connections with unread bytes or a closed peer are dropped on the way.
-    fn checkout(&self, origin: &Origin) -> Pooled {
+    fn checkout(&self, origin: &Origin) -> Pooled<H1Conn> {
         loop {
             match self.pool.checkout(&origin.pool_key) {
                 Pooled::Http1(mut conn) => {
@@ -205,7 +205,7 @@ async fn send_h2(
     mut parts: request::Parts,
     body: Incoming,
     path_and_query: &str,
-) -> Result<Response<GatewayBody>, UpstreamError> {
+) -> Result<Response<UpstreamBody>, UpstreamError> {
     parts.uri = Uri::builder()
         .scheme(origin.scheme.clone())
         .authority(origin.authority.clone())
@@ -216,5 +216,5 @@ async fn send_h2(
     sender.ready().await.map_err(UpstreamError::Http2)?;
     let response = sender.send_request(Request::from_parts(parts, body)).await.map_err(UpstreamError::Http2)?;
     let (parts, body) = response.into_parts();
-    Ok(Response::from_parts(parts, GatewayBody::http2(body)))
+    Ok(Response::from_parts(parts, UpstreamBody::http2(body)))
 }

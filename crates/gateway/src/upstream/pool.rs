@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
 
-use super::h1::H1Conn;
-
 /// How long an idle backend connection stays pooled.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per origin; more than that are closed when released.
@@ -19,35 +17,62 @@ const MAX_IDLE_PER_ORIGIN: usize = 1024;
 /// `scheme://authority` of a backend: connections are shared only within one origin.
 pub(crate) type PoolKey = Arc<str>;
 
-#[derive(Default)]
-pub(crate) struct Pool {
-    origins: Mutex<HashMap<PoolKey, OriginPool>>,
+/// Generic over the HTTP/1.1 connection type, so the pool knows nothing of the exchange.
+pub(crate) struct Pool<C> {
+    origins: Mutex<HashMap<PoolKey, OriginPool<C>>>,
 }
 
-#[derive(Default)]
-struct OriginPool {
+impl<C> Default for Pool<C> {
+    fn default() -> Self {
+        Self { origins: Mutex::default() }
+    }
+}
+
+struct OriginPool<C> {
     /// The multiplexed connection, once the backend has chosen HTTP/2.
     h2: Option<http2::SendRequest<Incoming>>,
     /// Idle HTTP/1.1 connections, oldest first.
-    idle: Vec<Idle>,
+    idle: Vec<Idle<C>>,
 }
 
-struct Idle {
-    conn: H1Conn,
+impl<C> Default for OriginPool<C> {
+    fn default() -> Self {
+        Self { h2: None, idle: Vec::new() }
+    }
+}
+
+struct Idle<C> {
+    conn: C,
     since: Instant,
 }
 
+/// Where a checked-out HTTP/1.1 connection goes back when its exchange ended cleanly.
+pub(crate) struct Home<C> {
+    pool: Arc<Pool<C>>,
+    key: PoolKey,
+}
+
+impl<C> Home<C> {
+    pub(crate) fn new(pool: Arc<Pool<C>>, key: PoolKey) -> Self {
+        Self { pool, key }
+    }
+
+    pub(crate) fn put(self, conn: C) {
+        self.pool.put_h1(self.key, conn);
+    }
+}
+
 /// What a checkout found.
-pub(crate) enum Pooled {
+pub(crate) enum Pooled<C> {
     Http2(http2::SendRequest<Incoming>),
-    Http1(H1Conn),
+    Http1(C),
     Empty,
 }
 
-impl Pool {
+impl<C> Pool<C> {
     /// The origin's HTTP/2 connection if it is open, else its most recently used idle HTTP/1.1
     /// connection that is not too old.
-    pub(crate) fn checkout(&self, key: &PoolKey) -> Pooled {
+    pub(crate) fn checkout(&self, key: &PoolKey) -> Pooled<C> {
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(origin) = origins.get_mut(key) else { return Pooled::Empty };
         match &origin.h2 {
@@ -64,7 +89,7 @@ impl Pool {
         Pooled::Empty
     }
 
-    pub(crate) fn put_h1(&self, key: PoolKey, conn: H1Conn) {
+    pub(crate) fn put_h1(&self, key: PoolKey, conn: C) {
         let now = Instant::now();
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
         let idle = &mut origins.entry(key).or_default().idle;

@@ -1,0 +1,21 @@
+//! What can be wrong with a node's configuration (command line, environment, file, identities).
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("max_body_bytes must be at least 1")]
+    ZeroBodyLimit,
+    #[error("identity '{id}': {reason}")]
+    Identity { id: String, reason: String },
+    #[error("'{0}' is not a duration (e.g. 1s, 30s, 15m, 4h)")]
+    Duration(String),
+    #[error("--https-listen needs --https-certificate-id: the certificate entity the HTTPS listener serves")]
+    HttpsWithoutCertificate,
+    #[error("--https-certificate-id '{id}' is not a valid id: {reason}")]
+    BadCertificateId { id: String, reason: String },
+}
