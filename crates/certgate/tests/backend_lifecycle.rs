@@ -171,3 +171,27 @@ async fn ambiguous_framing_is_resolved_or_refused_never_forwarded() {
     assert_eq!(send(&stage, "GET", "/framing/signed", None).await.0, 502);
     assert_eq!(send(&stage, "GET", "/framing/after", None).await, (200, "plain".to_owned()));
 }
+
+/// RFC 9112 §3.2: no Host, or two, is a 400 and nothing reaches the backend.
+#[tokio::test]
+async fn requests_without_exactly_one_host_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stage = Stage::start();
+    let backend = ScriptedBackend::start(None, |r: &Received| vec![ok(&r.request_line())]).await;
+    route(&stage, "hosts", &backend).await;
+    let gateway = stage.node.gateway.trim_start_matches("http://").to_owned();
+    for raw in [
+        "GET /hosts/none HTTP/1.1\r\n\r\n",
+        "GET /hosts/two HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET /hosts/two10 HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&gateway).await.unwrap();
+        stream.write_all(raw.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = stream.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 400") || answer.starts_with("HTTP/1.0 400"), "{raw:?}: {answer}");
+    }
+    assert!(backend.received().is_empty(), "nothing was forwarded: {:?}", backend.received());
+    assert_eq!(send(&stage, "GET", "/hosts/one", None).await.0, 200, "one Host is forwarded");
+}

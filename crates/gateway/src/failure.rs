@@ -78,6 +78,11 @@ pub(crate) fn not_found() -> Response<GatewayBody> {
     json(StatusCode::NOT_FOUND, r#"{"statusCode":404,"message":"Resource not found"}"#.to_owned())
 }
 
+/// A request the gateway refuses to forward because its framing is ambiguous (RFC 9112 §3.2).
+pub(crate) fn bad_request(message: &'static str) -> Response<GatewayBody> {
+    json(StatusCode::BAD_REQUEST, format!(r#"{{"statusCode":400,"message":"{message}"}}"#))
+}
+
 pub(crate) fn json(status: StatusCode, body: String) -> Response<GatewayBody> {
     let mut response = Response::new(GatewayBody::complete(Bytes::from(body)));
     *response.status_mut() = status;

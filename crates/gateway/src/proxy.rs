@@ -38,6 +38,12 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
     downstream: &Downstream,
 ) -> Response<GatewayBody> {
+    // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; none (in 1.1) or several (in
+    // any version) make the target ambiguous, so nothing is forwarded.
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && request.version() == http::Version::HTTP_11) {
+        return failure::bad_request("A request needs exactly one Host header");
+    }
     // A Uri clone shares its bytes: routing borrows from it while the request moves on.
     let uri = request.uri().clone();
     let Some(matched) = snapshot.router.find(uri.path(), request.method(), downstream.https) else {
