@@ -1,6 +1,8 @@
 //! The store contract, run against the embedded SQLite store and a real PostgreSQL server.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use certgate_model::{EntityId, EntityKind};
 use certgate_store::{MasterKey, SqlStore, Store, StoreError, apply_changes, load_config};
 use zeroize::Zeroizing;
@@ -114,28 +116,9 @@ async fn sqlite_store_keeps_the_contract_and_refuses_a_wrong_key() {
 
 #[tokio::test]
 async fn postgres_store_keeps_the_contract() {
-    let url = certgate_store_test_db().await;
+    let url = support::postgres_test_db().await;
     let (key, _) = MasterKey::generate().unwrap();
     let store = SqlStore::open_postgres(&url, &key).await.unwrap();
     changes_apply_incrementally(&store).await;
     exercise(&store).await;
-}
-
-/// A fresh database on the local PostgreSQL server (CERTGATE_TEST_POSTGRES overrides the server).
-async fn certgate_store_test_db() -> String {
-    use sqlx::Connection;
-    let server =
-        std::env::var("CERTGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL must run at {server} (scripts/test starts it): {e}"));
-    let name = format!(
-        "certgate_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    );
-    // `name` is built above from digits only.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    format!("{server}/{name}")
 }

@@ -3,6 +3,8 @@
 //! test prints why it was skipped.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use certgate_model::{EntityId, EntityKind};
 use certgate_store::{MasterKey, SqlStore, Store, StoreError};
 use certgate_testkit::{Immutable, SmallDisk, or_skip};
@@ -113,4 +115,53 @@ async fn writes_after_failures_on_immutable_files_are_durable() {
     for refusal in &refusals[1..] {
         assert_eq!(refusal, "the store is not writable: the database is read-only");
     }
+}
+
+/// PostgreSQL: the server kills the store's connections again and again (an administrator, a
+/// failover) while 200 writes run, mid-transaction included. Every refusal names the store as
+/// not writable, and after reopening every acknowledged write is present. (A refused one may be
+/// present too: a COMMIT the server carried out just before it cut the connection is durable
+/// without having been acknowledged; only the converse is a loss.)
+#[tokio::test]
+async fn postgres_writes_while_connections_are_killed_keep_every_acknowledged_one() {
+    use sqlx::Connection as _;
+    let url = support::postgres_test_db().await;
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let server = url.rsplit_once('/').unwrap().0.to_owned();
+    let (key, key_text) = MasterKey::generate().unwrap();
+    let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());
+    {
+        let store = SqlStore::open_postgres(&url, &key).await.unwrap();
+        let killer = tokio::spawn(async move {
+            let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres")).await.unwrap();
+            loop {
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&database)
+                .execute(&mut admin)
+                .await
+                .unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(7)).await;
+            }
+        });
+        for n in 0..200 {
+            let name = format!("w{n}");
+            match store.put(KIND, &id(&name), format!("{{\"n\":{n}}}"), None, None).await {
+                Ok(_) => acknowledged.push(name),
+                Err(error) => {
+                    assert!(error.to_string().starts_with("the store is not writable: "), "{error}");
+                    refused.push(name);
+                }
+            }
+        }
+        killer.abort();
+    }
+    assert!(!acknowledged.is_empty() && !refused.is_empty(), "both outcomes occurred: {} refused", refused.len());
+    let reopened = SqlStore::open_postgres(&url, &MasterKey::parse(&key_text).unwrap()).await.unwrap();
+    for name in &acknowledged {
+        assert!(reopened.get(KIND, &id(name)).await.unwrap().is_some(), "acknowledged {name} is lost");
+    }
+    eprintln!("{} acknowledged, {} refused", acknowledged.len(), refused.len());
 }
