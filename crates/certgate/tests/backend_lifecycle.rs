@@ -195,3 +195,31 @@ async fn requests_without_exactly_one_host_are_refused() {
     assert!(backend.received().is_empty(), "nothing was forwarded: {:?}", backend.received());
     assert_eq!(send(&stage, "GET", "/hosts/one", None).await.0, 200, "one Host is forwarded");
 }
+
+/// A backend announcing `Keep-Alive: timeout=2` drops a connection idle that long even when its
+/// close has not reached us yet (here: it reads the request and closes without answering). The
+/// pool retires such a connection a second early, so a POST after 2.5 s still gets through.
+#[tokio::test]
+async fn an_announced_keep_alive_timeout_is_honoured() {
+    let stage = Stage::start();
+    let backend = ScriptedBackend::start(None, |r: &Received| {
+        if r.idle_for > Duration::from_secs(2) {
+            vec![Step::Close]
+        } else {
+            let line = r.request_line();
+            vec![Step::write(format!(
+                "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2\r\nContent-Length: {}\r\n\r\n{line}",
+                line.len()
+            ))]
+        }
+    })
+    .await;
+    route(&stage, "ka", &backend).await;
+    assert_eq!(send(&stage, "GET", "/ka/a", None).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(send(&stage, "GET", "/ka/b", None).await.0, 200);
+    assert_eq!(backend.connections(), 1, "reused within the announced time");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(send(&stage, "POST", "/ka/c", None).await, (200, "POST /c HTTP/1.1".to_owned()));
+    assert_eq!(backend.connections(), 2);
+}

@@ -29,6 +29,8 @@ impl Step {
 pub struct Received {
     pub connection: usize,
     pub index: usize,
+    /// How long the connection sat idle before this request (zero for the first).
+    pub idle_for: Duration,
     pub bytes: Vec<u8>,
 }
 
@@ -91,6 +93,7 @@ async fn serve(
     log: Arc<Mutex<Vec<Received>>>,
 ) {
     let mut buf = Vec::new();
+    let mut idle_since = tokio::time::Instant::now();
     for index in 0.. {
         let next = read_request(&mut stream, &mut buf);
         let bytes = match idle_close {
@@ -101,7 +104,8 @@ async fn serve(
             _ => next.await,
         };
         let Some(bytes) = bytes else { return };
-        let request = Received { connection, index, bytes };
+        let idle_for = if index == 0 { Duration::ZERO } else { idle_since.elapsed() };
+        let request = Received { connection, index, idle_for, bytes };
         log.lock().unwrap().push(request.clone());
         for step in script(&request) {
             match step {
@@ -114,6 +118,7 @@ async fn serve(
                 Step::Close => return,
             }
         }
+        idle_since = tokio::time::Instant::now();
     }
 }
 

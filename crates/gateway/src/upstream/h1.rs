@@ -6,6 +6,7 @@ use std::io;
 use std::ops::Range;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -16,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::UpstreamError;
 use super::decoder::{BodyDecoder, Chunk, Decoded};
-use super::pool::Home;
+use super::pool::{Home, IDLE_TIMEOUT};
 use super::transport::Transport;
 
 /// Most response header fields accepted, and the most bytes a response head may take.
@@ -24,6 +25,8 @@ const MAX_HEADERS: usize = 128;
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Read size; also the request body bytes gathered before a write.
 const IO_CHUNK: usize = 16 * 1024;
+/// How much sooner than a backend's announced keep-alive timeout its idle connection is dropped.
+const KEEP_ALIVE_MARGIN: Duration = Duration::from_secs(1);
 
 pub(crate) struct H1Conn {
     io: Transport,
@@ -131,7 +134,7 @@ impl H1Conn {
             };
             return Err(ExchangeError { error: UpstreamError::Io(error), retry });
         }
-        let (response, mut decoder, reusable) = self.read_head(&head.parts.method).await.map_err(|(error, seen)| {
+        let (response, mut decoder, keep) = self.read_head(&head.parts.method).await.map_err(|(error, seen)| {
             // The request went out: the backend may have acted on it even if it closed
             // without a byte of response.
             let retry = if !seen && bodyless { Retry::IfIdempotent } else { Retry::Never };
@@ -146,12 +149,18 @@ impl H1Conn {
                 Ok(Decoded::Data(data)) => data,
                 _ => Bytes::new(),
             };
-            if reusable && self.buf.is_empty() {
-                release.put(self);
+            if let Keep::Idle(limit) = keep
+                && self.buf.is_empty()
+            {
+                release.idle_at_most(limit).put(self);
             }
             return Ok(Exchange { response, body: ResponseBody::Complete(body) });
         }
-        let body = H1Body { conn: Some(self), decoder, release: reusable.then_some(release) };
+        let release = match keep {
+            Keep::Idle(limit) => Some(release.idle_at_most(limit)),
+            Keep::Close => None,
+        };
+        let body = H1Body { conn: Some(self), decoder, release };
         Ok(Exchange { response, body: ResponseBody::Streaming(body) })
     }
 
@@ -227,14 +236,14 @@ impl H1Conn {
     }
 
     /// Reads until a final (non-1xx) response head is complete.
-    async fn read_head(&mut self, method: &Method) -> Result<(Response<()>, BodyDecoder, bool), (UpstreamError, bool)> {
+    async fn read_head(&mut self, method: &Method) -> Result<(Response<()>, BodyDecoder, Keep), (UpstreamError, bool)> {
         let mut seen_any = false;
         loop {
             if !self.buf.is_empty() {
                 seen_any = true;
                 match parse_head(&mut self.buf, method) {
                     Ok(Some(Head::Informational)) => continue,
-                    Ok(Some(Head::Final(response, decoder, reusable))) => return Ok((response, decoder, reusable)),
+                    Ok(Some(Head::Final(response, decoder, keep))) => return Ok((response, decoder, keep)),
                     Ok(None) if self.buf.len() > MAX_HEAD_BYTES => {
                         return Err((UpstreamError::InvalidResponse("response head too large".into()), true));
                     }
@@ -274,7 +283,15 @@ enum Next {
 
 enum Head {
     Informational,
-    Final(Response<()>, BodyDecoder, bool),
+    Final(Response<()>, BodyDecoder, Keep),
+}
+
+/// What becomes of the connection once the response has ended cleanly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    /// Back to the pool, idle at most this long.
+    Idle(Duration),
+    Close,
 }
 
 /// Parses one response head off the front of `buf`; `None` until it is complete.
@@ -331,8 +348,16 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Upstr
     *response.version_mut() = if http11 { Version::HTTP_11 } else { Version::HTTP_10 };
     *response.headers_mut() = headers;
     let decoder = framing.decoder(status, method);
-    let reusable = http11 && !framing.close && !ambiguous && decoder != BodyDecoder::UntilClose;
-    Ok(Some(Head::Final(response, decoder, reusable)))
+    let keep = match framing.keep_alive_timeout {
+        _ if !http11 || framing.close || ambiguous || decoder == BodyDecoder::UntilClose => Keep::Close,
+        // A second's margin, so the request never races the backend's own close.
+        Some(timeout) => match timeout.checked_sub(KEEP_ALIVE_MARGIN) {
+            Some(limit) if !limit.is_zero() => Keep::Idle(limit),
+            _ => Keep::Close,
+        },
+        None => Keep::Idle(IDLE_TIMEOUT),
+    };
+    Ok(Some(Head::Final(response, decoder, keep)))
 }
 
 /// Where `part` (a slice httparse returned) lies within `buf`.
@@ -352,6 +377,8 @@ struct Framing {
     chunked: bool,
     other_coding: bool,
     close: bool,
+    /// `Keep-Alive: timeout=N` (RFC 2068 §19.7.1.1): how long the backend keeps it idle.
+    keep_alive_timeout: Option<Duration>,
 }
 
 impl Framing {
@@ -371,6 +398,12 @@ impl Framing {
             let last = value.as_bytes().rsplit(|&b| b == b',').next().unwrap_or_default().trim_ascii();
             self.chunked = last.eq_ignore_ascii_case(b"chunked");
             self.other_coding |= !self.chunked;
+        } else if name.as_str() == "keep-alive" {
+            let timeout = value.as_bytes().split(|&b| b == b',').find_map(|param| {
+                let (key, seconds) = param.trim_ascii().split_at_checked(8)?;
+                key.eq_ignore_ascii_case(b"timeout=").then(|| std::str::from_utf8(seconds).ok()?.parse::<u64>().ok())?
+            });
+            self.keep_alive_timeout = timeout.map(Duration::from_secs).or(self.keep_alive_timeout);
         } else if name == header::CONNECTION {
             self.close |= value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
@@ -476,11 +509,16 @@ mod tests {
     use super::*;
 
     fn parse(raw: &str, method: Method) -> (Response<()>, BodyDecoder, bool, usize) {
+        let (response, decoder, keep, rest) = parse_keep(raw, method);
+        (response, decoder, keep != Keep::Close, rest)
+    }
+
+    fn parse_keep(raw: &str, method: Method) -> (Response<()>, BodyDecoder, Keep, usize) {
         let mut buf = BytesMut::from(raw.as_bytes());
         loop {
             match parse_head(&mut buf, &method).expect("valid head").expect("complete head") {
                 Head::Informational => continue,
-                Head::Final(response, decoder, reusable) => return (response, decoder, reusable, buf.len()),
+                Head::Final(response, decoder, keep) => return (response, decoder, keep, buf.len()),
             }
         }
     }
@@ -533,6 +571,22 @@ mod tests {
         assert_eq!(decoder, BodyDecoder::Chunked(Chunk::Size));
         assert!(response.headers().get(header::CONTENT_LENGTH).is_none(), "never forwarded");
         assert!(!reusable, "an ambiguously framed connection is not kept");
+    }
+
+    #[test]
+    fn an_announced_keep_alive_timeout_shortens_the_idle_limit() {
+        let keep =
+            |header: &str| parse_keep(&format!("HTTP/1.1 200 OK\r\n{header}Content-Length: 0\r\n\r\n"), Method::GET).2;
+        assert_eq!(keep(""), Keep::Idle(IDLE_TIMEOUT));
+        assert_eq!(keep("Keep-Alive: timeout=5, max=100\r\n"), Keep::Idle(Duration::from_secs(4)));
+        assert_eq!(keep("Keep-Alive: max=100, TIMEOUT=2\r\n"), Keep::Idle(Duration::from_secs(1)));
+        assert_eq!(keep("Keep-Alive: timeout=1\r\n"), Keep::Close, "no time left to reuse it safely");
+        assert_eq!(
+            keep("Keep-Alive: timeout=600\r\n"),
+            Keep::Idle(Duration::from_secs(599)),
+            "then capped by the pool"
+        );
+        assert_eq!(keep("Keep-Alive: timeout=abc\r\n"), Keep::Idle(IDLE_TIMEOUT));
     }
 
     #[test]

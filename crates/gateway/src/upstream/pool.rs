@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
 
-/// How long an idle backend connection stays pooled.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an idle backend connection stays pooled, unless the backend announced less.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per origin; more than that are closed when released.
 const MAX_IDLE_PER_ORIGIN: usize = 1024;
 
@@ -44,21 +44,31 @@ impl<C> Default for OriginPool<C> {
 struct Idle<C> {
     conn: C,
     since: Instant,
+    /// How long it may stay idle: [`IDLE_TIMEOUT`] or less, as the backend announced.
+    limit: Duration,
 }
 
 /// Where a checked-out HTTP/1.1 connection goes back when its exchange ended cleanly.
 pub(crate) struct Home<C> {
     pool: Arc<Pool<C>>,
     key: PoolKey,
+    idle_limit: Duration,
 }
 
 impl<C> Home<C> {
     pub(crate) fn new(pool: Arc<Pool<C>>, key: PoolKey) -> Self {
-        Self { pool, key }
+        Self { pool, key, idle_limit: IDLE_TIMEOUT }
+    }
+
+    /// The connection may be idle at most `limit` (the backend's `Keep-Alive: timeout`, less
+    /// a margin), never longer than [`IDLE_TIMEOUT`].
+    pub(crate) fn idle_at_most(mut self, limit: Duration) -> Self {
+        self.idle_limit = self.idle_limit.min(limit);
+        self
     }
 
     pub(crate) fn put(self, conn: C) {
-        self.pool.put_h1(self.key, conn);
+        self.pool.put_h1(self.key, conn, self.idle_limit);
     }
 }
 
@@ -82,22 +92,23 @@ impl<C> Pool<C> {
         }
         let now = Instant::now();
         while let Some(entry) = origin.idle.pop() {
-            if now.duration_since(entry.since) < IDLE_TIMEOUT {
+            if now.duration_since(entry.since) < entry.limit {
                 return Pooled::Http1(entry.conn);
             }
         }
         Pooled::Empty
     }
 
-    pub(crate) fn put_h1(&self, key: PoolKey, conn: C) {
+    fn put_h1(&self, key: PoolKey, conn: C, limit: Duration) {
         let now = Instant::now();
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
         let idle = &mut origins.entry(key).or_default().idle;
-        // The oldest entries sit at the front: drop those past their time while here.
-        let expired = idle.iter().take_while(|e| now.duration_since(e.since) >= IDLE_TIMEOUT).count();
+        // The oldest entries sit at the front: drop those past their time while here (one with
+        // a shorter limit behind a live one waits for its checkout, which checks it too).
+        let expired = idle.iter().take_while(|e| now.duration_since(e.since) >= e.limit).count();
         idle.drain(..expired);
-        if idle.len() < MAX_IDLE_PER_ORIGIN {
-            idle.push(Idle { conn, since: now });
+        if idle.len() < MAX_IDLE_PER_ORIGIN && !limit.is_zero() {
+            idle.push(Idle { conn, since: now, limit });
         }
     }
 
