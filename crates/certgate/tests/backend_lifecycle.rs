@@ -223,3 +223,24 @@ async fn an_announced_keep_alive_timeout_is_honoured() {
     assert_eq!(send(&stage, "POST", "/ka/c", None).await, (200, "POST /c HTTP/1.1".to_owned()));
     assert_eq!(backend.connections(), 2);
 }
+
+/// A client's malformed chunked body is the client's fault: 400, not 502, and the backend
+/// connection that carried the start of it is not kept.
+#[tokio::test]
+async fn a_malformed_chunked_request_body_is_a_400() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stage = Stage::start();
+    let backend = ScriptedBackend::start(None, |r: &Received| vec![ok(&r.request_line())]).await;
+    route(&stage, "chunks", &backend).await;
+    let gateway = stage.node.gateway.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&gateway).await.unwrap();
+    stream
+        .write_all(b"POST /chunks/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(send(&stage, "GET", "/chunks/after", None).await, (200, "GET /after HTTP/1.1".to_owned()));
+}

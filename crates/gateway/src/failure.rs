@@ -20,6 +20,8 @@ pub(crate) enum Failure {
     BackendTimeout(std::time::Duration),
     /// The configuration cannot serve this route. 500.
     Configuration(String),
+    /// The client's request body broke off or was malformed. 400.
+    BadRequestBody(String),
 }
 
 impl Failure {
@@ -28,6 +30,7 @@ impl Failure {
             Failure::BackendTls(_) | Failure::Configuration(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::BackendUnreachable(_) => StatusCode::BAD_GATEWAY,
             Failure::BackendTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Failure::BadRequestBody(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -36,14 +39,16 @@ impl Failure {
             Failure::BackendTls(_) | Failure::BackendUnreachable(_) => "BackendConnectionFailure",
             Failure::BackendTimeout(_) => "BackendTimeout",
             Failure::Configuration(_) => "ConfigurationError",
+            Failure::BadRequestBody(_) => "BadRequestBody",
         }
     }
 
     fn cause(&self) -> String {
         match self {
-            Failure::BackendTls(cause) | Failure::BackendUnreachable(cause) | Failure::Configuration(cause) => {
-                cause.clone()
-            }
+            Failure::BackendTls(cause)
+            | Failure::BackendUnreachable(cause)
+            | Failure::Configuration(cause)
+            | Failure::BadRequestBody(cause) => cause.clone(),
             Failure::BackendTimeout(after) => format!("no response within {} s", after.as_secs()),
         }
     }
@@ -64,6 +69,7 @@ impl Failure {
         let message = match status {
             StatusCode::BAD_GATEWAY => "Bad gateway",
             StatusCode::GATEWAY_TIMEOUT => "Gateway timeout",
+            StatusCode::BAD_REQUEST => "Bad request",
             _ => "Internal server error",
         };
         json(
@@ -92,6 +98,9 @@ pub(crate) fn json(status: StatusCode, body: String) -> Response<GatewayBody> {
 
 /// Names the TLS cause precisely, wherever in the error chain rustls reported it.
 pub(crate) fn classify(error: &UpstreamError) -> Failure {
+    if let UpstreamError::RequestBody(_) = error {
+        return Failure::BadRequestBody(certgate_model::error_chain(error));
+    }
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
         if let Some(tls) = tls_error(e) {

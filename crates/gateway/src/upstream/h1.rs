@@ -132,7 +132,7 @@ impl H1Conn {
                 (true, false) => Retry::Always,
                 (true, true) => Retry::IfIdempotent,
             };
-            return Err(ExchangeError { error: UpstreamError::Io(error), retry });
+            return Err(ExchangeError { error, retry });
         }
         let (response, mut decoder, keep) = self.read_head(&head.parts.method).await.map_err(|(error, seen)| {
             // The request went out: the backend may have acted on it even if it closed
@@ -164,7 +164,7 @@ impl H1Conn {
         Ok(Exchange { response, body: ResponseBody::Streaming(body) })
     }
 
-    async fn write_request(&mut self, head: &RequestHead<'_>, body: Option<Incoming>) -> io::Result<()> {
+    async fn write_request(&mut self, head: &RequestHead<'_>, body: Option<Incoming>) -> Result<(), UpstreamError> {
         self.written_any = false;
         let mut out = std::mem::take(&mut self.out);
         out.clear();
@@ -177,10 +177,15 @@ impl H1Conn {
     /// Writes `out` (the head) followed by `body`. Frames that are ready together go out in one
     /// write (up to 16 KiB); whatever is gathered is written as soon as the body has nothing
     /// more ready, so a slowly streamed body is never held back.
-    async fn write_body(&mut self, out: &mut Vec<u8>, body: Option<Incoming>, chunked: bool) -> io::Result<()> {
+    async fn write_body(
+        &mut self,
+        out: &mut Vec<u8>,
+        body: Option<Incoming>,
+        chunked: bool,
+    ) -> Result<(), UpstreamError> {
         let Some(mut body) = body else {
             self.send(out).await?;
-            return self.io.flush().await;
+            return self.flush().await;
         };
         loop {
             let gathered = !out.is_empty();
@@ -193,12 +198,14 @@ impl H1Conn {
             let data = match next {
                 Next::Idle => {
                     self.send(out).await?;
-                    self.io.flush().await?;
+                    self.flush().await?;
                     out.clear();
                     continue;
                 }
                 Next::Frame(None) => break,
-                Next::Frame(Some(frame)) => match frame.map_err(io::Error::other)?.into_data() {
+                // The client's body broke off or was malformed (a bad chunk size, say): its
+                // fault, not the backend's.
+                Next::Frame(Some(frame)) => match frame.map_err(UpstreamError::RequestBody)?.into_data() {
                     Ok(data) if !data.is_empty() => data,
                     _ => continue,
                 },
@@ -219,20 +226,24 @@ impl H1Conn {
             out.extend_from_slice(b"0\r\n\r\n");
         }
         self.send(out).await?;
-        self.io.flush().await
+        self.flush().await
     }
 
     /// `write_all`, noting whether the socket accepted any byte.
-    async fn send(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    async fn send(&mut self, mut bytes: &[u8]) -> Result<(), UpstreamError> {
         while !bytes.is_empty() {
-            let written = self.io.write(bytes).await?;
+            let written = self.io.write(bytes).await.map_err(UpstreamError::Io)?;
             if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+                return Err(UpstreamError::Io(io::ErrorKind::WriteZero.into()));
             }
             self.written_any = true;
             bytes = &bytes[written..];
         }
         Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), UpstreamError> {
+        self.io.flush().await.map_err(UpstreamError::Io)
     }
 
     /// Reads until a final (non-1xx) response head is complete.

@@ -49,6 +49,8 @@ pub(crate) enum UpstreamError {
     Handshake { authority: String, source: std::io::Error },
     #[error("backend connection failed: {0}")]
     Io(#[source] std::io::Error),
+    #[error("the client's request body broke off or is malformed: {0}")]
+    RequestBody(#[source] hyper::Error),
     #[error("the backend closed the connection without responding")]
     ClosedBeforeResponse,
     #[error("invalid response from the backend: {0}")]
