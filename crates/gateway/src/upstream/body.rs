@@ -20,7 +20,7 @@ enum Kind {
 }
 
 impl UpstreamBody {
-    pub(super) fn complete(bytes: Bytes) -> Self {
+    pub(crate) fn complete(bytes: Bytes) -> Self {
         UpstreamBody(Kind::Complete(Some(bytes).filter(|b| !b.is_empty())))
     }
 
