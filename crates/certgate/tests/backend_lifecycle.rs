@@ -147,7 +147,8 @@ async fn after_a_silent_close(method: &str) -> (Stage, ScriptedBackend, (u16, St
 }
 
 /// RFC 9112 §6.3 from the client's side: Transfer-Encoding wins over Content-Length, which is
-/// not forwarded; a signed Content-Length is no framing at all.
+/// not forwarded; a signed Content-Length is no framing at all; a transfer coding other than
+/// chunked is refused rather than passed on undeclared.
 #[tokio::test]
 async fn ambiguous_framing_is_resolved_or_refused_never_forwarded() {
     let stage = Stage::start();
@@ -156,6 +157,8 @@ async fn ambiguous_framing_is_resolved_or_refused_never_forwarded() {
             vec![Step::write(
                 "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             )]
+        } else if r.request_line().contains("/gzip") {
+            vec![Step::write("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")]
         } else if r.request_line().contains("/signed") {
             vec![Step::write("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello")]
         } else {
@@ -169,6 +172,7 @@ async fn ambiguous_framing_is_resolved_or_refused_never_forwarded() {
     assert_ne!(response.headers().get("content-length").map(|v| v.as_bytes()), Some(&b"100"[..]));
     assert_eq!(response.text().await.unwrap(), "hello");
     assert_eq!(send(&stage, "GET", "/framing/signed", None).await.0, 502);
+    assert_eq!(send(&stage, "GET", "/framing/gzip", None).await.0, 502, "a coding we would pass on undeclared");
     assert_eq!(send(&stage, "GET", "/framing/after", None).await, (200, "plain".to_owned()));
 }
 

@@ -350,7 +350,7 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Upstr
     }
     // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which an intermediary must
     // remove before forwarding; such a backend framed ambiguously, so its connection is not kept.
-    let ambiguous = framing.length.is_some() && (framing.chunked || framing.other_coding);
+    let ambiguous = framing.length.is_some() && framing.chunked;
     if ambiguous {
         headers.remove(header::CONTENT_LENGTH);
     }
@@ -386,7 +386,6 @@ fn offsets(buf: &[u8], part: &[u8]) -> Range<u32> {
 struct Framing {
     length: Option<u64>,
     chunked: bool,
-    other_coding: bool,
     close: bool,
     /// `Keep-Alive: timeout=N` (RFC 2068 §19.7.1.1): how long the backend keeps it idle.
     keep_alive_timeout: Option<Duration>,
@@ -406,9 +405,18 @@ impl Framing {
             }
             self.length = Some(length);
         } else if name == header::TRANSFER_ENCODING {
-            let last = value.as_bytes().rsplit(|&b| b == b',').next().unwrap_or_default().trim_ascii();
-            self.chunked = last.eq_ignore_ascii_case(b"chunked");
-            self.other_coding |= !self.chunked;
+            // Only chunked, once: the header is hop-by-hop and stripped, so a body still under
+            // another coding (gzip, …) would reach the client undeclared. nginx refuses the same.
+            for coding in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|c| !c.is_empty()) {
+                if !coding.eq_ignore_ascii_case(b"chunked") {
+                    let coding = String::from_utf8_lossy(coding);
+                    return Err(UpstreamError::InvalidResponse(format!("unsupported transfer coding {coding:?}")));
+                }
+                if self.chunked {
+                    return Err(UpstreamError::InvalidResponse("chunked transfer coding applied twice".into()));
+                }
+                self.chunked = true;
+            }
         } else if name.as_str() == "keep-alive" {
             let timeout = value.as_bytes().split(|&b| b == b',').find_map(|param| {
                 let (key, seconds) = param.trim_ascii().split_at_checked(8)?;
@@ -425,10 +433,8 @@ impl Framing {
     fn decoder(&self, status: StatusCode, method: &Method) -> BodyDecoder {
         if method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             BodyDecoder::Done
-        } else if self.chunked && !self.other_coding {
+        } else if self.chunked {
             BodyDecoder::Chunked(Chunk::Size)
-        } else if self.chunked || self.other_coding {
-            BodyDecoder::UntilClose
         } else if let Some(length) = self.length {
             BodyDecoder::Length(length)
         } else {
@@ -542,10 +548,8 @@ mod tests {
         assert_eq!(response.headers().get_all("x-a").iter().count(), 2);
         assert_eq!((decoder, reusable, rest), (BodyDecoder::Length(5), true, 5));
 
-        let (_, decoder, reusable, _) = parse(
-            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-            Method::POST,
-        );
+        let (_, decoder, reusable, _) =
+            parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n", Method::POST);
         assert_eq!((decoder, reusable), (BodyDecoder::Chunked(Chunk::Size), true));
 
         let (_, decoder, reusable, _) =
@@ -565,6 +569,9 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 5 5\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
             "HTTP/1.1 101 Switching Protocols\r\n\r\n",
