@@ -21,24 +21,30 @@ use crate::AdminState;
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The last readiness probe: when it ran and what it found (`None` = writable).
+/// The last readiness probe, shared by the callers that come within [`PROBE_INTERVAL`].
 #[derive(Default)]
 pub(crate) struct Readiness {
-    last: Mutex<Option<(Instant, Option<String>)>>,
+    last: Mutex<Option<Probe>>,
+}
+
+struct Probe {
+    at: Instant,
+    /// Why the store is not ready; `None` when it is.
+    degraded: Option<String>,
 }
 
 impl Readiness {
     /// Why the store is not ready, or `None` when it is.
     async fn check(&self, store: &dyn Store) -> Option<String> {
         let mut last = self.last.lock().await;
-        if let Some((at, outcome)) = last.as_ref()
-            && at.elapsed() < PROBE_INTERVAL
+        if let Some(probe) = last.as_ref()
+            && probe.at.elapsed() < PROBE_INTERVAL
         {
-            return outcome.clone();
+            return probe.degraded.clone();
         }
-        let outcome = store.probe().await.err().map(|error| degraded(&error));
-        *last = Some((Instant::now(), outcome.clone()));
-        outcome
+        let degraded = store.probe().await.err().map(|error| degraded(&error));
+        *last = Some(Probe { at: Instant::now(), degraded: degraded.clone() });
+        degraded
     }
 }
 

@@ -20,8 +20,8 @@ pub(crate) enum Failure {
     BackendTimeout(std::time::Duration),
     /// The configuration cannot serve this route. 500.
     Configuration(String),
-    /// The client's request body broke off or was malformed. 400.
-    BadRequestBody(String),
+    /// The client's request is ambiguous (Host) or its body broke off or was malformed. 400.
+    BadRequest(String),
 }
 
 impl Failure {
@@ -30,7 +30,7 @@ impl Failure {
             Failure::BackendTls(_) | Failure::Configuration(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::BackendUnreachable(_) => StatusCode::BAD_GATEWAY,
             Failure::BackendTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Failure::BadRequestBody(_) => StatusCode::BAD_REQUEST,
+            Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -39,7 +39,7 @@ impl Failure {
             Failure::BackendTls(_) | Failure::BackendUnreachable(_) => "BackendConnectionFailure",
             Failure::BackendTimeout(_) => "BackendTimeout",
             Failure::Configuration(_) => "ConfigurationError",
-            Failure::BadRequestBody(_) => "BadRequestBody",
+            Failure::BadRequest(_) => "BadRequest",
         }
     }
 
@@ -48,7 +48,7 @@ impl Failure {
             Failure::BackendTls(cause)
             | Failure::BackendUnreachable(cause)
             | Failure::Configuration(cause)
-            | Failure::BadRequestBody(cause) => cause.clone(),
+            | Failure::BadRequest(cause) => cause.clone(),
             Failure::BackendTimeout(after) => format!("no response within {} s", after.as_secs()),
         }
     }
@@ -84,11 +84,6 @@ pub(crate) fn not_found() -> Response<GatewayBody> {
     json(StatusCode::NOT_FOUND, r#"{"statusCode":404,"message":"Resource not found"}"#.to_owned())
 }
 
-/// A request the gateway refuses to forward because its framing is ambiguous (RFC 9112 §3.2).
-pub(crate) fn bad_request(message: &'static str) -> Response<GatewayBody> {
-    json(StatusCode::BAD_REQUEST, format!(r#"{{"statusCode":400,"message":"{message}"}}"#))
-}
-
 pub(crate) fn json(status: StatusCode, body: String) -> Response<GatewayBody> {
     let mut response = Response::new(GatewayBody::complete(Bytes::from(body)));
     *response.status_mut() = status;
@@ -99,7 +94,7 @@ pub(crate) fn json(status: StatusCode, body: String) -> Response<GatewayBody> {
 /// Names the TLS cause precisely, wherever in the error chain rustls reported it.
 pub(crate) fn classify(error: &UpstreamError) -> Failure {
     if let UpstreamError::RequestBody(_) = error {
-        return Failure::BadRequestBody(certgate_model::error_chain(error));
+        return Failure::BadRequest(certgate_model::error_chain(error));
     }
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {

@@ -42,7 +42,7 @@ pub(crate) async fn handle(
     // any version) make the target ambiguous, so nothing is forwarded.
     let hosts = request.headers().get_all(header::HOST).iter().count();
     if hosts > 1 || (hosts == 0 && request.version() == http::Version::HTTP_11) {
-        return failure::bad_request("A request needs exactly one Host header");
+        return Failure::BadRequest("the request needs exactly one Host header".into()).respond(None, None);
     }
     // A Uri clone shares its bytes: routing borrows from it while the request moves on.
     let uri = request.uri().clone();

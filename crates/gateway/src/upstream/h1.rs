@@ -60,12 +60,7 @@ impl Retry {
         match self {
             Retry::Always => true,
             // RFC 9110 §9.2.2.
-            Retry::IfIdempotent => {
-                matches!(
-                    *method,
-                    Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-                )
-            }
+            Retry::IfIdempotent => method.is_idempotent(),
             Retry::Never => false,
         }
     }
@@ -134,12 +129,7 @@ impl H1Conn {
             };
             return Err(ExchangeError { error, retry });
         }
-        let (response, mut decoder, keep) = self.read_head(&head.parts.method).await.map_err(|(error, seen)| {
-            // The request went out: the backend may have acted on it even if it closed
-            // without a byte of response.
-            let retry = if !seen && bodyless { Retry::IfIdempotent } else { Retry::Never };
-            ExchangeError { error, retry }
-        })?;
+        let ResponseHead { response, mut decoder, keep } = self.read_head(&head.parts.method, bodyless).await?;
         // Small bodies usually arrive with the head: hand them over whole and free the
         // connection before the response is even written downstream.
         if let Some(remaining) = decoder.remaining()
@@ -246,28 +236,34 @@ impl H1Conn {
         self.io.flush().await.map_err(UpstreamError::Io)
     }
 
-    /// Reads until a final (non-1xx) response head is complete.
-    async fn read_head(&mut self, method: &Method) -> Result<(Response<()>, BodyDecoder, Keep), (UpstreamError, bool)> {
+    /// Reads until a final (non-1xx) response head is complete. The request went out: if the
+    /// backend closes without a byte of response it may still have acted on it, so only a
+    /// bodyless idempotent request may be repeated.
+    async fn read_head(&mut self, method: &Method, bodyless: bool) -> Result<ResponseHead, ExchangeError> {
+        let unanswered =
+            |error| ExchangeError { error, retry: if bodyless { Retry::IfIdempotent } else { Retry::Never } };
+        let broken = |error| ExchangeError { error, retry: Retry::Never };
         let mut seen_any = false;
         loop {
             if !self.buf.is_empty() {
                 seen_any = true;
                 match parse_head(&mut self.buf, method) {
                     Ok(Some(Head::Informational)) => continue,
-                    Ok(Some(Head::Final(response, decoder, keep))) => return Ok((response, decoder, keep)),
+                    Ok(Some(Head::Final(head))) => return Ok(head),
                     Ok(None) if self.buf.len() > MAX_HEAD_BYTES => {
-                        return Err((UpstreamError::InvalidResponse("response head too large".into()), true));
+                        return Err(broken(UpstreamError::InvalidResponse("response head too large".into())));
                     }
                     Ok(None) => {}
-                    Err(error) => return Err((error, true)),
+                    Err(error) => return Err(broken(error)),
                 }
             }
             self.make_room();
-            match self.io.read_buf(&mut self.buf).await {
-                Ok(0) => return Err((UpstreamError::ClosedBeforeResponse, seen_any)),
-                Ok(_) => {}
-                Err(error) => return Err((UpstreamError::Io(error), seen_any)),
-            }
+            let error = match self.io.read_buf(&mut self.buf).await {
+                Ok(0) => UpstreamError::ClosedBeforeResponse,
+                Ok(_) => continue,
+                Err(error) => UpstreamError::Io(error),
+            };
+            return Err(if seen_any { broken(error) } else { unanswered(error) });
         }
     }
 
@@ -294,7 +290,15 @@ enum Next {
 
 enum Head {
     Informational,
-    Final(Response<()>, BodyDecoder, Keep),
+    Final(ResponseHead),
+}
+
+/// A final response head, parsed: the response without its body, how the body is framed, and
+/// what becomes of the connection afterwards.
+struct ResponseHead {
+    response: Response<()>,
+    decoder: BodyDecoder,
+    keep: Keep,
 }
 
 /// What becomes of the connection once the response has ended cleanly.
@@ -368,7 +372,7 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Upstr
         },
         None => Keep::Idle(IDLE_TIMEOUT),
     };
-    Ok(Some(Head::Final(response, decoder, keep)))
+    Ok(Some(Head::Final(ResponseHead { response, decoder, keep })))
 }
 
 /// Where `part` (a slice httparse returned) lies within `buf`.
@@ -535,7 +539,7 @@ mod tests {
         loop {
             match parse_head(&mut buf, &method).expect("valid head").expect("complete head") {
                 Head::Informational => continue,
-                Head::Final(response, decoder, keep) => return (response, decoder, keep, buf.len()),
+                Head::Final(head) => return (head.response, head.decoder, head.keep, buf.len()),
             }
         }
     }
