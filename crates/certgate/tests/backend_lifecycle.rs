@@ -248,3 +248,105 @@ async fn a_malformed_chunked_request_body_is_a_400() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert_eq!(send(&stage, "GET", "/chunks/after", None).await, (200, "GET /after HTTP/1.1".to_owned()));
 }
+
+/// A backend that reads only the request head, answers 413 at once and stops reading (as an
+/// upload limit does). The client, still uploading 8 MiB, gets the 413 within a second; the
+/// connection is not reused for the next request.
+#[tokio::test]
+async fn an_early_answer_reaches_the_client_while_it_is_still_uploading() {
+    let stage = Stage::start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let answer = if head.starts_with(b"POST") { "413 Payload Too Large" } else { "200 OK" };
+                let response = format!("HTTP/1.1 {answer}\r\nContent-Length: 4\r\n\r\nnope");
+                let _ = stream.write_all(response.as_bytes()).await;
+                // Never reads the body; keeps the connection open well past the test.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    must_put(
+        &stage.api,
+        "/apis/early",
+        json!({"properties": {"displayName": "early", "path": "early", "serviceUrl": format!("http://{addr}")}}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let response =
+        stage.http.post(format!("{}/early/upload", stage.node.gateway)).body(vec![b'x'; 8 << 20]).send().await.unwrap();
+    assert_eq!(response.status(), 413, "{}", stage.node.logs());
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert_eq!(response.text().await.unwrap_or_default(), "nope");
+    let (status, _) = send(&stage, "GET", "/early/next", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "the interrupted connection was not reused");
+}
+
+#[tokio::test]
+async fn request_transfer_codings_other_than_chunked_are_not_implemented() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stage = Stage::start();
+    let backend = ScriptedBackend::start(None, |r: &Received| vec![ok(&r.request_line())]).await;
+    route(&stage, "codings", &backend).await;
+    let gateway = stage.node.gateway.trim_start_matches("http://").to_owned();
+    let mut client = tokio::net::TcpStream::connect(&gateway).await.unwrap();
+    client
+        .write_all(
+            b"POST /codings/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
+    assert!(answer.contains("activityId"), "{answer}");
+    assert!(backend.received().is_empty(), "nothing was forwarded");
+}
+
+/// The backend sends a head and closes (or resets) before a byte of its body: nothing has gone
+/// downstream yet, so the client gets a 502 with an activity id. When it breaks off after part
+/// of the body, the client's message is aborted (never a clean short body) and one WARN line
+/// names the activity, API, backend and cause.
+#[tokio::test]
+async fn failures_after_the_head_are_a_502_or_an_aborted_message() {
+    let stage = Stage::start();
+    let backend = ScriptedBackend::start(None, |r: &Received| {
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+        if r.request_line().contains("/before") {
+            vec![Step::write(head), Step::Close]
+        } else {
+            vec![Step::write(head), Step::write([b'a'; 5000]), Step::Sleep(Duration::from_millis(300)), Step::Close]
+        }
+    })
+    .await;
+    route(&stage, "broken", &backend).await;
+    let (status, body) = send(&stage, "GET", "/broken/before", None).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("activityId"), "{body}");
+
+    let response = stage.http.get(format!("{}/broken/midway", stage.node.gateway)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.bytes().await.is_err(), "a truncated body must not read as complete");
+    let logs = stage.node.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("broke off after its head"))
+        .unwrap_or_else(|| panic!("no log line for the aborted body:\n{logs}"));
+    for field in ["WARN", "activity_id=", "api=\"broken\"", "backend=", "cause=backend closed the connection mid-body"]
+    {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+}

@@ -6,6 +6,7 @@
 //! content-length), so no client takes a truncated body for a complete one. The failure is
 //! logged once, with an activity id and the route it came through.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,12 +14,13 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
+use crate::activity::activity_id;
 use crate::route::Route;
 use crate::upstream::{BoxError, UpstreamBody};
 
 pub struct GatewayBody {
-    /// The backend body's first frame, read before the head went out (see `proxy::send`).
-    first: Option<Frame<Bytes>>,
+    /// The backend body's first frames, read before the head went out (see `proxy::read_ahead`).
+    ahead: VecDeque<Frame<Bytes>>,
     body: UpstreamBody,
     /// The route a backend body came through, named in the log line if it fails.
     route: Option<Arc<Route>>,
@@ -26,12 +28,12 @@ pub struct GatewayBody {
 
 impl GatewayBody {
     pub(crate) fn complete(bytes: Bytes) -> Self {
-        GatewayBody { first: None, body: UpstreamBody::complete(bytes), route: None }
+        GatewayBody { ahead: VecDeque::new(), body: UpstreamBody::complete(bytes), route: None }
     }
 
-    /// A backend's body, of which `first` (if any) was read already.
-    pub(crate) fn backend(first: Option<Frame<Bytes>>, body: UpstreamBody, route: Arc<Route>) -> Self {
-        GatewayBody { first, body, route: Some(route) }
+    /// A backend's body, of which the frames `ahead` were read already.
+    pub(crate) fn backend(ahead: VecDeque<Frame<Bytes>>, body: UpstreamBody, route: Arc<Route>) -> Self {
+        GatewayBody { ahead, body, route: Some(route) }
     }
 }
 
@@ -47,22 +49,22 @@ impl Body for GatewayBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if let Some(first) = this.first.take() {
-            return Poll::Ready(Some(Ok(first)));
+        if let Some(frame) = this.ahead.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
         }
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(Some(Err(error))) = &polled {
-            crate::failure::body_aborted(this.route.as_deref(), error.as_ref());
+            log_abort(this.route.as_deref(), error.as_ref());
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.body.is_end_stream()
+        self.ahead.is_empty() && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        let first = self.first.as_ref().and_then(Frame::data_ref).map_or(0, |b| b.len() as u64);
+        let first: u64 = self.ahead.iter().filter_map(Frame::data_ref).map(|b| b.len() as u64).sum();
         let rest = self.body.size_hint();
         let mut hint = SizeHint::new();
         hint.set_lower(rest.lower() + first);
@@ -71,4 +73,21 @@ impl Body for GatewayBody {
         }
         hint
     }
+}
+
+/// A backend body failed after the response head went downstream: the message is aborted; this
+/// is its one log line.
+fn log_abort(route: Option<&Route>, error: &(dyn std::error::Error + 'static)) {
+    let (api, backend) = match route {
+        Some(Route::Forward(forward)) => (forward.api.as_str(), forward.backend.as_ref().map_or("-", |b| b.as_str())),
+        _ => ("-", "-"),
+    };
+    tracing::warn!(
+        activity_id = activity_id(),
+        error = "BackendConnectionFailure",
+        cause = %certgate_model::error_chain(error),
+        api,
+        backend,
+        "backend response broke off after its head; the client's response was aborted"
+    );
 }

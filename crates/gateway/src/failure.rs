@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 
+use crate::activity::activity_id;
 use crate::body::GatewayBody;
-use crate::route::Route;
 use crate::upstream::UpstreamError;
 
 /// A failed request, classified by what the caller should see.
@@ -86,23 +86,6 @@ impl Failure {
     }
 }
 
-/// A backend body failed after the response head went downstream: the message is aborted (see
-/// [`crate::body`]); this is its one log line.
-pub(crate) fn body_aborted(route: Option<&Route>, error: &(dyn std::error::Error + 'static)) {
-    let (api, backend) = match route {
-        Some(Route::Forward(forward)) => (forward.api.as_str(), forward.backend.as_ref().map_or("-", |b| b.as_str())),
-        _ => ("-", "-"),
-    };
-    tracing::warn!(
-        activity_id = activity_id(),
-        error = "BackendConnectionFailure",
-        cause = %certgate_model::error_chain(error),
-        api,
-        backend,
-        "backend response broke off after its head; the client's response was aborted"
-    );
-}
-
 /// APIM's gateway answer for a path no API claims.
 pub(crate) fn not_found() -> Response<GatewayBody> {
     json(StatusCode::NOT_FOUND, r#"{"statusCode":404,"message":"Resource not found"}"#.to_owned())
@@ -175,11 +158,4 @@ fn alert_name(alert: &rustls::AlertDescription) -> String {
         name.push(c.to_ascii_lowercase());
     }
     name
-}
-
-fn activity_id() -> String {
-    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0u8; 16];
-    let _ = SystemRandom::new().fill(&mut bytes);
-    hex::encode(bytes)
 }

@@ -4,6 +4,7 @@
 //! the control plane compiles a [`Snapshot`] with a [`Compiler`] and swaps it into the handle.
 
 #[doc(hidden)]
+mod activity;
 pub mod bench_support;
 mod body;
 mod failure;

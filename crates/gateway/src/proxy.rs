@@ -2,19 +2,24 @@
 //! outbound steps. Only [`crate::failure`] turns errors into responses.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::Bytes;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, request};
-use hyper::body::{Body, Incoming};
+use hyper::body::{Body, Frame, Incoming};
 
 use crate::body::GatewayBody;
 use crate::failure::{self, Failure};
 use crate::route::{Forward, RequestStep, ResponseStep, Route};
 use crate::snapshot::Snapshot;
+use crate::upstream::{BoxError, UpstreamBody};
 
 /// Facts about the downstream connection, worked out once per connection.
 #[derive(Debug)]
@@ -46,10 +51,8 @@ pub(crate) async fn handle(
     if hosts > 1 || (hosts == 0 && request.version() == http::Version::HTTP_11) {
         return Failure::BadRequest("the request needs exactly one Host header".into()).respond(None, None);
     }
-    // hyper has decoded a final `chunked`; any other coding would reach the backend undeclared
-    // once the hop-by-hop header is stripped. nginx answers the same.
-    if let Some(coding) = unsupported_transfer_coding(request.headers()) {
-        return Failure::NotImplemented(format!("transfer coding {coding:?} is not supported")).respond(None, None);
+    if let Err(failure) = check_transfer_coding(request.headers()) {
+        return failure.respond(None, None);
     }
     // A Uri clone shares its bytes: routing borrows from it while the request moves on.
     let uri = request.uri().clone();
@@ -100,32 +103,65 @@ async fn send(
     };
     let (mut parts, mut body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    // Until the head goes downstream a failure can still be a 502 with an activity id, not a
-    // response cut short: the body's first bytes are read first. A backend slow to start its
-    // body (a stream of events) gets its head through at the deadline.
-    let first = match body.is_end_stream() {
-        true => None,
-        false => match tokio::time::timeout_at(deadline, poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))).await {
-            Ok(Some(Err(error))) => {
-                let cause = certgate_model::error_chain(error.as_ref());
-                return Err(Failure::BackendUnreachable(format!("the response broke off before its body: {cause}")));
-            }
-            Ok(first) => first.and_then(Result::ok),
-            Err(_) => None,
-        },
-    };
-    Ok(Response::from_parts(parts, GatewayBody::backend(first, body, route.clone())))
+    let ahead = read_ahead(&mut body, deadline).await.map_err(|error| {
+        let cause = certgate_model::error_chain(error.as_ref());
+        Failure::BackendUnreachable(format!("the response broke off before its body: {cause}"))
+    })?;
+    Ok(Response::from_parts(parts, GatewayBody::backend(ahead, body, route.clone())))
 }
 
-/// The first transfer coding of a request other than `chunked` (RFC 9112 §6.1), if any.
-fn unsupported_transfer_coding(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked"))
-        .map(|coding| String::from_utf8_lossy(coding).into_owned())
+/// How much of a backend body is read before its head goes downstream, when it is ready.
+const READ_AHEAD_BYTES: usize = 64 * 1024;
+
+/// Until the head goes downstream a failure can still be a 502 with an activity id, not a
+/// response cut short: so the body's first frame is read first (waiting until `deadline` at
+/// most: a backend slow to start its body, a stream of events, gets its head through then),
+/// and after it whatever is ready at once, so a failure already in the read buffer surfaces
+/// here too.
+async fn read_ahead(
+    body: &mut UpstreamBody,
+    deadline: tokio::time::Instant,
+) -> Result<VecDeque<Frame<Bytes>>, BoxError> {
+    let mut ahead = VecDeque::new();
+    if body.is_end_stream() {
+        return Ok(ahead);
+    }
+    let mut next =
+        tokio::time::timeout_at(deadline, poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx))).await.ok().flatten();
+    let mut bytes = 0;
+    while let Some(frame) = next {
+        let frame = frame?;
+        bytes += frame.data_ref().map_or(0, Bytes::len);
+        ahead.push_back(frame);
+        next = match bytes < READ_AHEAD_BYTES && !body.is_end_stream() {
+            true => match poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx))).await {
+                Poll::Ready(next) => next,
+                Poll::Pending => None,
+            },
+            false => None,
+        };
+    }
+    Ok(ahead)
+}
+
+/// hyper has decoded a final `chunked` (and refused a request whose last coding is another);
+/// any other coding would reach the backend undeclared once the hop-by-hop header is stripped
+/// (nginx answers 501 too), and `chunked` twice is not a framing at all (RFC 9112 §6.1).
+fn check_transfer_coding(headers: &HeaderMap) -> Result<(), Failure> {
+    let mut chunked = 0;
+    let codings =
+        headers.get_all(header::TRANSFER_ENCODING).iter().flat_map(|value| value.as_bytes().split(|&b| b == b','));
+    for coding in codings.map(<[u8]>::trim_ascii).filter(|coding| !coding.is_empty()) {
+        if !coding.eq_ignore_ascii_case(b"chunked") {
+            let coding = String::from_utf8_lossy(coding);
+            return Err(Failure::NotImplemented(format!("transfer coding {coding:?} is not supported")));
+        }
+        chunked += 1;
+    }
+    match chunked {
+        0 | 1 => Ok(()),
+        _ => Err(Failure::BadRequest("chunked transfer coding applied twice".into())),
+    }
 }
 
 /// Applies the inbound policy to the request head and returns the backend path and query.

@@ -122,6 +122,11 @@ fn take(buf: &mut BytesMut, at_most: u64) -> Option<Bytes> {
 fn line<T>(buf: &mut BytesMut, read: impl FnOnce(&[u8]) -> io::Result<T>) -> io::Result<Option<T>> {
     match buf.windows(2).position(|w| w == b"\r\n") {
         Some(end) => {
+            // A bare CR or LF, NUL or other control byte in a chunk line is where parsers
+            // disagree on framing (request smuggling): refused, not skipped.
+            if buf[..end].iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f) {
+                return Err(invalid("control character in a chunk line"));
+            }
             let value = read(&buf[..end])?;
             buf.advance(end + 2);
             Ok(Some(value))

@@ -1,6 +1,6 @@
 //! HTTP/1.1 message heads, as pure functions over bytes: the request head written to a
 //! backend, and the response head parsed off the connection's read buffer with what it says about
-//! the body's framing and the connection's reuse (RFC 9112 §§2–6). No IO here; [`super::h1`] does
+//! the body's framing and the connection's reuse (RFC 9112 §§2–6). No IO here; the HTTP/1.1 module does
 //! the exchange.
 
 use std::ops::Range;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Response, StatusCode, Version, request};
+use http::{Method, Response, StatusCode, request};
 
 use super::UpstreamError;
 use super::decoder::{BodyDecoder, Chunk};
@@ -102,7 +102,7 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
     }
     let mut response = Response::new(());
     *response.status_mut() = status;
-    *response.version_mut() = if http11 { Version::HTTP_11 } else { Version::HTTP_10 };
+    // The version stays the gateway's own (RFC 9110 §6.2): the backend's only decides reuse.
     *response.headers_mut() = headers;
     let decoder = framing.decoder(status, method);
     let keep = match framing.keep_alive_timeout {
