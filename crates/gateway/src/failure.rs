@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 
 use crate::body::GatewayBody;
+use crate::route::Route;
 use crate::upstream::UpstreamError;
 
 /// A failed request, classified by what the caller should see.
@@ -22,6 +23,8 @@ pub(crate) enum Failure {
     Configuration(String),
     /// The client's request is ambiguous (Host) or its body broke off or was malformed. 400.
     BadRequest(String),
+    /// The request uses a feature the gateway does not forward (a transfer coding). 501.
+    NotImplemented(String),
 }
 
 impl Failure {
@@ -31,6 +34,7 @@ impl Failure {
             Failure::BackendUnreachable(_) => StatusCode::BAD_GATEWAY,
             Failure::BackendTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Failure::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -40,6 +44,7 @@ impl Failure {
             Failure::BackendTimeout(_) => "BackendTimeout",
             Failure::Configuration(_) => "ConfigurationError",
             Failure::BadRequest(_) => "BadRequest",
+            Failure::NotImplemented(_) => "NotImplemented",
         }
     }
 
@@ -48,7 +53,8 @@ impl Failure {
             Failure::BackendTls(cause)
             | Failure::BackendUnreachable(cause)
             | Failure::Configuration(cause)
-            | Failure::BadRequest(cause) => cause.clone(),
+            | Failure::BadRequest(cause)
+            | Failure::NotImplemented(cause) => cause.clone(),
             Failure::BackendTimeout(after) => format!("no response within {} s", after.as_secs()),
         }
     }
@@ -70,6 +76,7 @@ impl Failure {
             StatusCode::BAD_GATEWAY => "Bad gateway",
             StatusCode::GATEWAY_TIMEOUT => "Gateway timeout",
             StatusCode::BAD_REQUEST => "Bad request",
+            StatusCode::NOT_IMPLEMENTED => "Not implemented",
             _ => "Internal server error",
         };
         json(
@@ -77,6 +84,23 @@ impl Failure {
             format!(r#"{{"statusCode":{},"message":"{message}","activityId":"{activity_id}"}}"#, status.as_u16()),
         )
     }
+}
+
+/// A backend body failed after the response head went downstream: the message is aborted (see
+/// [`crate::body`]); this is its one log line.
+pub(crate) fn body_aborted(route: Option<&Route>, error: &(dyn std::error::Error + 'static)) {
+    let (api, backend) = match route {
+        Some(Route::Forward(forward)) => (forward.api.as_str(), forward.backend.as_ref().map_or("-", |b| b.as_str())),
+        _ => ("-", "-"),
+    };
+    tracing::warn!(
+        activity_id = activity_id(),
+        error = "BackendConnectionFailure",
+        cause = %certgate_model::error_chain(error),
+        api,
+        backend,
+        "backend response broke off after its head; the client's response was aborted"
+    );
 }
 
 /// APIM's gateway answer for a path no API claims.

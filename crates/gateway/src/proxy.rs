@@ -1,13 +1,15 @@
 //! Life of a request: snapshot → route → inbound steps → backend (pooled per identity) →
 //! outbound steps. Only [`crate::failure`] turns errors into responses.
 
-use std::net::SocketAddr;
-
 use std::borrow::Cow;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, request};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 
 use crate::body::GatewayBody;
 use crate::failure::{self, Failure};
@@ -44,6 +46,11 @@ pub(crate) async fn handle(
     if hosts > 1 || (hosts == 0 && request.version() == http::Version::HTTP_11) {
         return Failure::BadRequest("the request needs exactly one Host header".into()).respond(None, None);
     }
+    // hyper has decoded a final `chunked`; any other coding would reach the backend undeclared
+    // once the hop-by-hop header is stripped. nginx answers the same.
+    if let Some(coding) = unsupported_transfer_coding(request.headers()) {
+        return Failure::NotImplemented(format!("transfer coding {coding:?} is not supported")).respond(None, None);
+    }
     // A Uri clone shares its bytes: routing borrows from it while the request moves on.
     let uri = request.uri().clone();
     let Some(matched) = snapshot.router.find(uri.path(), request.method(), downstream.https) else {
@@ -54,7 +61,7 @@ pub(crate) async fn handle(
         Route::Respond(response) => response.respond(),
         Route::Forward(forward) => {
             let target = Target { remainder: matched.remainder, query: uri.query(), params: &matched.params };
-            match send(forward, request, target, downstream).await {
+            match send(matched.route, forward, request, target, downstream).await {
                 Ok(response) => apply_response_steps(response, &forward.outbound),
                 Err(failure) => {
                     let response =
@@ -76,6 +83,7 @@ pub(crate) struct Target<'a> {
 }
 
 async fn send(
+    route: &Arc<Route>,
     forward: &Forward,
     request: Request<Incoming>,
     target: Target<'_>,
@@ -83,15 +91,41 @@ async fn send(
 ) -> Result<Response<GatewayBody>, Failure> {
     let (mut parts, body) = request.into_parts();
     let path_and_query = prepare(forward, &mut parts, &target, downstream)?;
+    let deadline = tokio::time::Instant::now() + forward.timeout;
     let send = forward.upstream.send(&forward.origin, parts, body, &path_and_query);
-    let response = match tokio::time::timeout(forward.timeout, send).await {
+    let response = match tokio::time::timeout_at(deadline, send).await {
         Err(_) => return Err(Failure::BackendTimeout(forward.timeout)),
         Ok(Err(error)) => return Err(failure::classify(&error)),
         Ok(Ok(response)) => response,
     };
-    let (mut parts, body) = response.into_parts();
+    let (mut parts, mut body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, GatewayBody::backend(body)))
+    // Until the head goes downstream a failure can still be a 502 with an activity id, not a
+    // response cut short: the body's first bytes are read first. A backend slow to start its
+    // body (a stream of events) gets its head through at the deadline.
+    let first = match body.is_end_stream() {
+        true => None,
+        false => match tokio::time::timeout_at(deadline, poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))).await {
+            Ok(Some(Err(error))) => {
+                let cause = certgate_model::error_chain(error.as_ref());
+                return Err(Failure::BackendUnreachable(format!("the response broke off before its body: {cause}")));
+            }
+            Ok(first) => first.and_then(Result::ok),
+            Err(_) => None,
+        },
+    };
+    Ok(Response::from_parts(parts, GatewayBody::backend(first, body, route.clone())))
+}
+
+/// The first transfer coding of a request other than `chunked` (RFC 9112 §6.1), if any.
+fn unsupported_transfer_coding(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked"))
+        .map(|coding| String::from_utf8_lossy(coding).into_owned())
 }
 
 /// Applies the inbound policy to the request head and returns the backend path and query.

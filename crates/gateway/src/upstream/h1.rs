@@ -1,41 +1,77 @@
 //! HTTP/1.1 to a backend, driven by the task serving the downstream request: no connection task,
-//! no channel between the two sides; a response body is read straight from the backend
-//! connection, which goes back to its pool when the body ends.
+//! no channel between the two sides. The exchange is full duplex: the response is read while the
+//! request body is still being written, so a backend that answers early (413, 401) is heard at
+//! once; the upload then goes on alongside the response body and the connection is reused only if
+//! both ended cleanly. A response body is read straight from the backend connection, which goes
+//! back to its pool when the body ends. Message heads are [`super::head`]'s pure functions.
 
 use std::io;
-use std::ops::Range;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
-use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Response, StatusCode, Version, request};
+use bytes::{Bytes, BytesMut};
+use http::{Method, Response};
 use hyper::body::Incoming;
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite};
 
 use super::UpstreamError;
-use super::decoder::{BodyDecoder, Chunk, Decoded};
-use super::pool::{Home, IDLE_TIMEOUT};
+use super::decoder::{BodyDecoder, Decoded};
+use super::head::{Head, Keep, MAX_HEAD_BYTES, RequestHead, ResponseHead, encode_head, parse_head};
+use super::pool::Home;
 use super::transport::Transport;
 
-/// Most response header fields accepted, and the most bytes a response head may take.
-const MAX_HEADERS: usize = 128;
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Read size; also the request body bytes gathered before a write.
 const IO_CHUNK: usize = 16 * 1024;
-/// How much sooner than a backend's announced keep-alive timeout its idle connection is dropped.
-const KEEP_ALIVE_MARGIN: Duration = Duration::from_secs(1);
+/// Interim (1xx) responses accepted before the final one: a backend sending them without end
+/// would otherwise hold the request until its timeout while looking alive.
+const MAX_INTERIM_RESPONSES: usize = 16;
 
 pub(crate) struct H1Conn {
     io: Transport,
     /// Bytes read from the backend and not yet consumed.
     buf: BytesMut,
-    /// The request being written; kept to reuse its allocation.
+    /// The last request's buffer, kept to reuse its allocation.
+    spare: Vec<u8>,
+}
+
+/// A request on its way to a backend: its bytes gathered and not yet written, and the part of
+/// the client's body not read yet.
+pub(crate) struct Upload {
     out: Vec<u8>,
-    /// Whether any byte of the current request was accepted by the socket.
+    /// How much of `out` the socket has accepted.
+    sent: usize,
+    /// `None` once the client's body ended (its terminator is then in `out`), or if it had none.
+    body: Option<Incoming>,
+    bodyless: bool,
+    chunked: bool,
+    /// Whether any byte went into the socket. Until then `out` holds everything taken from
+    /// the client, so the request can be sent again, whole, on another connection.
     written_any: bool,
+    /// Everything written and flushed.
+    finished: bool,
+}
+
+impl Upload {
+    fn push(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if self.chunked {
+            self.out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        }
+        self.out.extend_from_slice(data);
+        if self.chunked {
+            self.out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    fn end_body(&mut self) {
+        self.body = None;
+        if self.chunked {
+            self.out.extend_from_slice(b"0\r\n\r\n");
+        }
+    }
 }
 
 /// A failed HTTP/1.1 exchange, and whether its request may go out again on a fresh connection.
@@ -46,34 +82,34 @@ pub(crate) struct ExchangeError {
 }
 
 /// When a request that failed on one connection may be sent again (RFC 9112 §9.3.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Retry {
-    /// Nothing of it can have reached the backend.
-    Always,
-    /// It may have reached the backend: only an idempotent method may be repeated.
+    /// Nothing of it reached the socket: here it is, untouched, for another connection.
+    Always(Upload),
+    /// It may have reached the backend: only an idempotent method may be repeated (and only a
+    /// bodyless request can be, since a body is consumed as it is written).
     IfIdempotent,
     Never,
 }
 
+impl std::fmt::Debug for Retry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Retry::Always(_) => "Always",
+            Retry::IfIdempotent => "IfIdempotent",
+            Retry::Never => "Never",
+        })
+    }
+}
+
 impl Retry {
-    pub(crate) fn allows(self, method: &Method) -> bool {
+    pub(crate) fn allows(&self, method: &Method) -> bool {
         match self {
-            Retry::Always => true,
+            Retry::Always(_) => true,
             // RFC 9110 §9.2.2.
             Retry::IfIdempotent => method.is_idempotent(),
             Retry::Never => false,
         }
     }
-}
-
-/// What goes on the request line and in the head, besides the downstream request's headers.
-pub(crate) struct RequestHead<'a> {
-    pub parts: &'a request::Parts,
-    /// Already checked to be a valid request target.
-    pub path_and_query: &'a str,
-    pub authority: &'a str,
-    /// The body goes out with chunked framing (it has no content-length).
-    pub chunked: bool,
 }
 
 /// A response whose head has been read; its body is still on the connection, or already in
@@ -89,9 +125,23 @@ pub(crate) enum ResponseBody {
     Streaming(H1Body),
 }
 
+/// Why the exchange stopped before a final response head.
+enum HeadFailure {
+    /// The client's request body broke off or was malformed.
+    Client(hyper::Error),
+    /// The backend failed; `answered` once any response byte had arrived.
+    Backend { error: UpstreamError, answered: bool },
+}
+
+/// Why the upload stopped.
+enum UploadError {
+    Client(hyper::Error),
+    Backend(io::Error),
+}
+
 impl H1Conn {
     pub(crate) fn new(io: Transport) -> Self {
-        Self { io, buf: BytesMut::with_capacity(IO_CHUNK), out: Vec::with_capacity(1024), written_any: false }
+        Self { io, buf: BytesMut::with_capacity(IO_CHUNK), spare: Vec::with_capacity(1024) }
     }
 
     /// Whether an idle connection can carry a request: nothing unread and the backend has not
@@ -109,27 +159,60 @@ impl H1Conn {
         matches!(self.poll_fill(&mut cx), Poll::Pending) && self.buf.is_empty()
     }
 
-    /// Writes the request and reads the response head. On failure the error says whether the
-    /// request may be sent again on a fresh connection.
+    /// The request, serialised into this connection's spare buffer, ready for [`Self::exchange`].
+    pub(crate) fn upload(&mut self, head: &RequestHead<'_>, body: Option<Incoming>) -> Upload {
+        let mut out = std::mem::take(&mut self.spare);
+        out.clear();
+        encode_head(&mut out, head);
+        let chunked = head.chunked && body.is_some();
+        Upload { out, sent: 0, bodyless: body.is_none(), body, chunked, written_any: false, finished: false }
+    }
+
+    /// Sends the request and reads the response head, both at once. On failure the error says
+    /// whether the request may be sent again on a fresh connection.
     pub(crate) async fn exchange(
         mut self,
-        head: &RequestHead<'_>,
-        body: Option<Incoming>,
+        mut upload: Upload,
+        method: &Method,
         release: Home<H1Conn>,
     ) -> Result<Exchange, ExchangeError> {
-        let bodyless = body.is_none();
-        if let Err(error) = self.write_request(head, body).await {
-            // A backend that had closed the connection refuses the very first write: nothing of
-            // the request can have reached it. A body is consumed as it is written, so a
-            // request with one is never sent twice.
-            let retry = match (bodyless, self.written_any) {
-                (false, _) => Retry::Never,
-                (true, false) => Retry::Always,
-                (true, true) => Retry::IfIdempotent,
-            };
-            return Err(ExchangeError { error, retry });
-        }
-        let ResponseHead { response, mut decoder, keep } = self.read_head(&head.parts.method, bodyless).await?;
+        let mut answered = false;
+        let mut interim = 0;
+        let mut write_error = None;
+        let head = std::future::poll_fn(|cx| {
+            self.poll_head(cx, &mut upload, method, &mut write_error, &mut answered, &mut interim)
+        })
+        .await;
+        let ResponseHead { response, mut decoder, keep } = match head {
+            Ok(head) => head,
+            Err(HeadFailure::Client(error)) => {
+                return Err(ExchangeError { error: UpstreamError::RequestBody(error), retry: Retry::Never });
+            }
+            Err(HeadFailure::Backend { error, answered }) => {
+                // The upload's failure is the cause; the read only confirmed it.
+                let error = write_error.map_or(error, UpstreamError::Io);
+                let retry = if answered {
+                    Retry::Never
+                } else if !upload.written_any {
+                    Retry::Always(upload)
+                } else if upload.bodyless {
+                    Retry::IfIdempotent
+                } else {
+                    Retry::Never
+                };
+                return Err(ExchangeError { error, retry });
+            }
+        };
+        // Answered before the request was whole: the upload goes on beside the response body,
+        // unless that failed already (then the backend stopped reading: the connection is done).
+        let upload = match (upload.finished, write_error) {
+            (true, _) => {
+                self.spare = upload.out;
+                None
+            }
+            (false, None) => Some(upload),
+            (false, Some(_)) => return Ok(self.stream(response, decoder, None, None)),
+        };
         // Small bodies usually arrive with the head: hand them over whole and free the
         // connection before the response is even written downstream.
         if let Some(remaining) = decoder.remaining()
@@ -139,7 +222,7 @@ impl H1Conn {
                 Ok(Decoded::Data(data)) => data,
                 _ => Bytes::new(),
             };
-            if let Keep::Idle(limit) = keep
+            if let (Keep::Idle(limit), None) = (keep, &upload)
                 && self.buf.is_empty()
             {
                 release.idle_at_most(limit).put(self);
@@ -150,307 +233,132 @@ impl H1Conn {
             Keep::Idle(limit) => Some(release.idle_at_most(limit)),
             Keep::Close => None,
         };
-        let body = H1Body { conn: Some(self), decoder, release };
-        Ok(Exchange { response, body: ResponseBody::Streaming(body) })
+        Ok(self.stream(response, decoder, upload, release))
     }
 
-    async fn write_request(&mut self, head: &RequestHead<'_>, body: Option<Incoming>) -> Result<(), UpstreamError> {
-        self.written_any = false;
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        encode_head(&mut out, head);
-        let result = self.write_body(&mut out, body, head.chunked).await;
-        self.out = out;
-        result
+    fn stream(
+        self,
+        response: Response<()>,
+        decoder: BodyDecoder,
+        upload: Option<Upload>,
+        release: Option<Home<H1Conn>>,
+    ) -> Exchange {
+        let body = H1Body { conn: Some(self), decoder, upload, release };
+        Exchange { response, body: ResponseBody::Streaming(body) }
     }
 
-    /// Writes `out` (the head) followed by `body`. Frames that are ready together go out in one
-    /// write (up to 16 KiB); whatever is gathered is written as soon as the body has nothing
-    /// more ready, so a slowly streamed body is never held back.
-    async fn write_body(
+    /// One step of the exchange before the final response head: the upload moves as far as the
+    /// socket and the client's body allow, and whatever the backend sent is parsed. A failed
+    /// write does not end it at once: the backend may have answered (413) before it stopped
+    /// reading, and that answer is what the client should get.
+    fn poll_head(
         &mut self,
-        out: &mut Vec<u8>,
-        body: Option<Incoming>,
-        chunked: bool,
-    ) -> Result<(), UpstreamError> {
-        let Some(mut body) = body else {
-            self.send(out).await?;
-            return self.flush().await;
-        };
-        loop {
-            let gathered = !out.is_empty();
-            let next = std::future::poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
-                Poll::Pending if gathered => Poll::Ready(Next::Idle),
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(frame) => Poll::Ready(Next::Frame(frame)),
-            })
-            .await;
-            let data = match next {
-                Next::Idle => {
-                    self.send(out).await?;
-                    self.flush().await?;
-                    out.clear();
-                    continue;
-                }
-                Next::Frame(None) => break,
-                // The client's body broke off or was malformed (a bad chunk size, say): its
-                // fault, not the backend's.
-                Next::Frame(Some(frame)) => match frame.map_err(UpstreamError::RequestBody)?.into_data() {
-                    Ok(data) if !data.is_empty() => data,
-                    _ => continue,
-                },
-            };
-            if chunked {
-                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-            }
-            out.extend_from_slice(&data);
-            if chunked {
-                out.extend_from_slice(b"\r\n");
-            }
-            if out.len() >= IO_CHUNK {
-                self.send(out).await?;
-                out.clear();
+        cx: &mut Context<'_>,
+        upload: &mut Upload,
+        method: &Method,
+        write_error: &mut Option<io::Error>,
+        answered: &mut bool,
+        interim: &mut usize,
+    ) -> Poll<Result<ResponseHead, HeadFailure>> {
+        if write_error.is_none() {
+            match self.poll_upload(cx, upload) {
+                Poll::Ready(Err(UploadError::Client(error))) => return Poll::Ready(Err(HeadFailure::Client(error))),
+                Poll::Ready(Err(UploadError::Backend(error))) => *write_error = Some(error),
+                Poll::Ready(Ok(())) | Poll::Pending => {}
             }
         }
-        if chunked {
-            out.extend_from_slice(b"0\r\n\r\n");
-        }
-        self.send(out).await?;
-        self.flush().await
-    }
-
-    /// `write_all`, noting whether the socket accepted any byte.
-    async fn send(&mut self, mut bytes: &[u8]) -> Result<(), UpstreamError> {
-        while !bytes.is_empty() {
-            let written = self.io.write(bytes).await.map_err(UpstreamError::Io)?;
-            if written == 0 {
-                return Err(UpstreamError::Io(io::ErrorKind::WriteZero.into()));
-            }
-            self.written_any = true;
-            bytes = &bytes[written..];
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<(), UpstreamError> {
-        self.io.flush().await.map_err(UpstreamError::Io)
-    }
-
-    /// Reads until a final (non-1xx) response head is complete. The request went out: if the
-    /// backend closes without a byte of response it may still have acted on it, so only a
-    /// bodyless idempotent request may be repeated.
-    async fn read_head(&mut self, method: &Method, bodyless: bool) -> Result<ResponseHead, ExchangeError> {
-        let unanswered =
-            |error| ExchangeError { error, retry: if bodyless { Retry::IfIdempotent } else { Retry::Never } };
-        let broken = |error| ExchangeError { error, retry: Retry::Never };
-        let mut seen_any = false;
+        let backend = |error, answered| Poll::Ready(Err(HeadFailure::Backend { error, answered }));
         loop {
             if !self.buf.is_empty() {
-                seen_any = true;
+                *answered = true;
                 match parse_head(&mut self.buf, method) {
-                    Ok(Some(Head::Informational)) => continue,
-                    Ok(Some(Head::Final(head))) => return Ok(head),
+                    Ok(Some(Head::Final(head))) => return Poll::Ready(Ok(head)),
+                    Ok(Some(Head::Informational)) if *interim < MAX_INTERIM_RESPONSES => {
+                        *interim += 1;
+                        continue;
+                    }
+                    Ok(Some(Head::Informational)) => {
+                        return backend(UpstreamError::InvalidResponse("too many interim responses".into()), true);
+                    }
                     Ok(None) if self.buf.len() > MAX_HEAD_BYTES => {
-                        return Err(broken(UpstreamError::InvalidResponse("response head too large".into())));
+                        return backend(UpstreamError::InvalidResponse("response head too large".into()), true);
                     }
                     Ok(None) => {}
-                    Err(error) => return Err(broken(error)),
+                    Err(error) => return backend(error, true),
                 }
             }
-            self.make_room();
-            let error = match self.io.read_buf(&mut self.buf).await {
-                Ok(0) => UpstreamError::ClosedBeforeResponse,
-                Ok(_) => continue,
-                Err(error) => UpstreamError::Io(error),
-            };
-            return Err(if seen_any { broken(error) } else { unanswered(error) });
+            match ready!(self.poll_fill(cx)) {
+                Ok(0) => return backend(UpstreamError::ClosedBeforeResponse, *answered),
+                Ok(_) => {}
+                Err(error) => return backend(UpstreamError::Io(error), *answered),
+            }
         }
+    }
+
+    /// Moves the upload on: gathers what the client's body has ready (up to [`IO_CHUNK`]) and
+    /// writes it; ready once everything is written and flushed. Whatever is gathered goes out
+    /// as soon as the body has nothing more ready, so a slowly streamed body is never held back.
+    fn poll_upload(&mut self, cx: &mut Context<'_>, up: &mut Upload) -> Poll<Result<(), UploadError>> {
+        while !up.finished {
+            let mut waiting = false;
+            while up.out.len() < IO_CHUNK
+                && let Some(body) = up.body.as_mut()
+            {
+                match Pin::new(body).poll_frame(cx) {
+                    Poll::Pending => {
+                        waiting = true;
+                        break;
+                    }
+                    Poll::Ready(None) => up.end_body(),
+                    Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(UploadError::Client(error))),
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data() {
+                            up.push(&data);
+                        }
+                    }
+                }
+            }
+            while up.sent < up.out.len() {
+                match ready!(Pin::new(&mut self.io).poll_write(cx, &up.out[up.sent..])) {
+                    Ok(0) => return Poll::Ready(Err(UploadError::Backend(io::ErrorKind::WriteZero.into()))),
+                    Ok(written) => {
+                        up.sent += written;
+                        up.written_any = true;
+                    }
+                    Err(error) => return Poll::Ready(Err(UploadError::Backend(error))),
+                }
+            }
+            up.out.clear();
+            up.sent = 0;
+            if up.body.is_none() || waiting {
+                ready!(Pin::new(&mut self.io).poll_flush(cx)).map_err(UploadError::Backend)?;
+                if waiting {
+                    return Poll::Pending;
+                }
+                up.finished = true;
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// The buffer is never shared, so this reclaims consumed space instead of allocating.
-    fn make_room(&mut self) {
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.buf.capacity() - self.buf.len() < IO_CHUNK / 4 {
             self.buf.reserve(IO_CHUNK);
         }
-    }
-
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        self.make_room();
         let read = self.io.read_buf(&mut self.buf);
         tokio::pin!(read);
         std::future::Future::poll(read, cx)
     }
 }
 
-enum Next {
-    /// The body has no frame ready now.
-    Idle,
-    Frame(Option<Result<Frame<Bytes>, hyper::Error>>),
-}
-
-enum Head {
-    Informational,
-    Final(ResponseHead),
-}
-
-/// A final response head, parsed: the response without its body, how the body is framed, and
-/// what becomes of the connection afterwards.
-struct ResponseHead {
-    response: Response<()>,
-    decoder: BodyDecoder,
-    keep: Keep,
-}
-
-/// What becomes of the connection once the response has ended cleanly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Keep {
-    /// Back to the pool, idle at most this long.
-    Idle(Duration),
-    Close,
-}
-
-/// Parses one response head off the front of `buf`; `None` until it is complete.
-fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, UpstreamError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let length = match parsed.parse(buf) {
-        // The limit holds for the whole head, also when it arrived complete in one read.
-        Ok(httparse::Status::Complete(length)) if length > MAX_HEAD_BYTES => {
-            return Err(UpstreamError::InvalidResponse("response head too large".into()));
-        }
-        Ok(httparse::Status::Complete(length)) => length,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(error) => return Err(UpstreamError::InvalidResponse(format!("malformed response head: {error}"))),
-    };
-    let code = parsed.code.unwrap_or_default();
-    let status = StatusCode::from_u16(code)
-        .map_err(|_| UpstreamError::InvalidResponse(format!("invalid status code {code}")))?;
-    if status.is_informational() {
-        if status == StatusCode::SWITCHING_PROTOCOLS {
-            return Err(UpstreamError::InvalidResponse("unexpected protocol switch".into()));
-        }
-        let _ = buf.split_to(length);
-        return Ok(Some(Head::Informational));
-    }
-    let http11 = parsed.version == Some(1);
-    // Values become slices of one copy of the head (one allocation, not one per header); the
-    // read buffer itself is never shared, so later reads reuse it in place.
-    let count = parsed.headers.len();
-    let mut spans = [const { (0..0, 0..0) }; MAX_HEADERS];
-    for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-        *span = (offsets(buf, field.name.as_bytes()), offsets(buf, field.value));
-    }
-    let head = Bytes::copy_from_slice(&buf[..length]);
-    buf.advance(length);
-    let mut headers = HeaderMap::with_capacity(count);
-    let mut framing = Framing::default();
-    for (name, value) in &spans[..count] {
-        let name = HeaderName::from_bytes(&head[name.start as usize..name.end as usize])
-            .map_err(|_| UpstreamError::InvalidResponse("invalid header name".into()))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value.start as usize..value.end as usize))
-            .map_err(|_| UpstreamError::InvalidResponse(format!("invalid value of header {name}")))?;
-        framing.observe(&name, &value)?;
-        headers.append(name, value);
-    }
-    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which an intermediary must
-    // remove before forwarding; such a backend framed ambiguously, so its connection is not kept.
-    let ambiguous = framing.length.is_some() && framing.chunked;
-    if ambiguous {
-        headers.remove(header::CONTENT_LENGTH);
-    }
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    *response.version_mut() = if http11 { Version::HTTP_11 } else { Version::HTTP_10 };
-    *response.headers_mut() = headers;
-    let decoder = framing.decoder(status, method);
-    let keep = match framing.keep_alive_timeout {
-        _ if !http11 || framing.close || ambiguous || decoder == BodyDecoder::UntilClose => Keep::Close,
-        // A second's margin, so the request never races the backend's own close.
-        Some(timeout) => match timeout.checked_sub(KEEP_ALIVE_MARGIN) {
-            Some(limit) if !limit.is_zero() => Keep::Idle(limit),
-            _ => Keep::Close,
-        },
-        None => Keep::Idle(IDLE_TIMEOUT),
-    };
-    Ok(Some(Head::Final(ResponseHead { response, decoder, keep })))
-}
-
-/// Where `part` (a slice httparse returned) lies within `buf`.
-fn offsets(buf: &[u8], part: &[u8]) -> Range<u32> {
-    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-    match start.checked_add(part.len()) {
-        // The head is at most MAX_HEAD_BYTES long, so offsets fit in u32.
-        Some(end) if !part.is_empty() && end <= buf.len() => start as u32..end as u32,
-        _ => 0..0,
-    }
-}
-
-/// What the response's own headers say about its body and connection.
-#[derive(Default)]
-struct Framing {
-    length: Option<u64>,
-    chunked: bool,
-    close: bool,
-    /// `Keep-Alive: timeout=N` (RFC 2068 §19.7.1.1): how long the backend keeps it idle.
-    keep_alive_timeout: Option<Duration>,
-}
-
-impl Framing {
-    fn observe(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), UpstreamError> {
-        if name == header::CONTENT_LENGTH {
-            // Digits only (RFC 9110 §8.6): Rust's integer parser would also take a sign.
-            let digits = value.as_bytes().trim_ascii();
-            let length = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
-                .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
-                .flatten()
-                .ok_or_else(|| UpstreamError::InvalidResponse("invalid content-length".into()))?;
-            if self.length.is_some_and(|l| l != length) {
-                return Err(UpstreamError::InvalidResponse("conflicting content-length values".into()));
-            }
-            self.length = Some(length);
-        } else if name == header::TRANSFER_ENCODING {
-            // Only chunked, once: the header is hop-by-hop and stripped, so a body still under
-            // another coding (gzip, …) would reach the client undeclared. nginx refuses the same.
-            for coding in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|c| !c.is_empty()) {
-                if !coding.eq_ignore_ascii_case(b"chunked") {
-                    let coding = String::from_utf8_lossy(coding);
-                    return Err(UpstreamError::InvalidResponse(format!("unsupported transfer coding {coding:?}")));
-                }
-                if self.chunked {
-                    return Err(UpstreamError::InvalidResponse("chunked transfer coding applied twice".into()));
-                }
-                self.chunked = true;
-            }
-        } else if name.as_str() == "keep-alive" {
-            let timeout = value.as_bytes().split(|&b| b == b',').find_map(|param| {
-                let (key, seconds) = param.trim_ascii().split_at_checked(8)?;
-                key.eq_ignore_ascii_case(b"timeout=").then(|| std::str::from_utf8(seconds).ok()?.parse::<u64>().ok())?
-            });
-            self.keep_alive_timeout = timeout.map(Duration::from_secs).or(self.keep_alive_timeout);
-        } else if name == header::CONNECTION {
-            self.close |= value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
-        }
-        Ok(())
-    }
-
-    /// RFC 9112 §6.3, in order.
-    fn decoder(&self, status: StatusCode, method: &Method) -> BodyDecoder {
-        if method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-            BodyDecoder::Done
-        } else if self.chunked {
-            BodyDecoder::Chunked(Chunk::Size)
-        } else if let Some(length) = self.length {
-            BodyDecoder::Length(length)
-        } else {
-            BodyDecoder::UntilClose
-        }
-    }
-}
-
-/// A response body read from the backend connection as the downstream side asks for it.
+/// A response body read from the backend connection as the downstream side asks for it; an
+/// upload still under way moves on with it.
 pub(crate) struct H1Body {
     conn: Option<H1Conn>,
     decoder: BodyDecoder,
+    /// The rest of a request the backend answered before it was whole.
+    upload: Option<Upload>,
     /// Where the connection goes when the body ends; `None` when it must close instead.
     release: Option<Home<H1Conn>>,
 }
@@ -458,7 +366,8 @@ pub(crate) struct H1Body {
 impl H1Body {
     fn finish(&mut self) {
         let conn = self.conn.take();
-        if let (Some(conn), Some(home)) = (conn, self.release.take())
+        // An unfinished upload leaves the backend mid-request: that connection cannot be reused.
+        if let (Some(conn), Some(home), None) = (conn, self.release.take(), &self.upload)
             && conn.buf.is_empty()
         {
             home.put(conn);
@@ -472,6 +381,20 @@ impl Body for H1Body {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
         let this = self.get_mut();
+        if let (Some(conn), Some(upload)) = (this.conn.as_mut(), this.upload.as_mut()) {
+            match conn.poll_upload(cx, upload) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => {
+                    conn.spare = this.upload.take().map(|u| u.out).unwrap_or_default();
+                }
+                // The backend stopped reading, or the client's body broke off: the response
+                // may still be whole, but the connection is done.
+                Poll::Ready(Err(_)) => {
+                    this.upload = None;
+                    this.release = None;
+                }
+            }
+        }
         loop {
             let Some(conn) = this.conn.as_mut() else { return Poll::Ready(None) };
             match this.decoder.decode(&mut conn.buf)? {
@@ -501,133 +424,5 @@ impl Body for H1Body {
 
     fn size_hint(&self) -> SizeHint {
         self.decoder.remaining().map_or_else(SizeHint::default, SizeHint::with_exact)
-    }
-}
-
-/// Serialises a request head in origin form. `path_and_query` must already be a valid request
-/// target (checked by the caller).
-fn encode_head(out: &mut Vec<u8>, head: &RequestHead<'_>) {
-    out.extend_from_slice(head.parts.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(head.path_and_query.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(head.authority.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in &head.parts.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if head.chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(raw: &str, method: Method) -> (Response<()>, BodyDecoder, bool, usize) {
-        let (response, decoder, keep, rest) = parse_keep(raw, method);
-        (response, decoder, keep != Keep::Close, rest)
-    }
-
-    fn parse_keep(raw: &str, method: Method) -> (Response<()>, BodyDecoder, Keep, usize) {
-        let mut buf = BytesMut::from(raw.as_bytes());
-        loop {
-            match parse_head(&mut buf, &method).expect("valid head").expect("complete head") {
-                Head::Informational => continue,
-                Head::Final(head) => return (head.response, head.decoder, head.keep, buf.len()),
-            }
-        }
-    }
-
-    #[test]
-    fn response_heads_choose_the_framing_and_whether_the_connection_is_reused() {
-        let (response, decoder, reusable, rest) =
-            parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello", Method::GET);
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers().get_all("x-a").iter().count(), 2);
-        assert_eq!((decoder, reusable, rest), (BodyDecoder::Length(5), true, 5));
-
-        let (_, decoder, reusable, _) =
-            parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n", Method::POST);
-        assert_eq!((decoder, reusable), (BodyDecoder::Chunked(Chunk::Size), true));
-
-        let (_, decoder, reusable, _) =
-            parse("HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n", Method::GET);
-        assert_eq!((decoder, reusable), (BodyDecoder::Length(0), false));
-
-        let (_, decoder, reusable, _) = parse("HTTP/1.0 200 OK\r\n\r\n", Method::GET);
-        assert_eq!((decoder, reusable), (BodyDecoder::UntilClose, false));
-
-        let (_, decoder, _, _) = parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", Method::HEAD);
-        assert_eq!(decoder, BodyDecoder::Done);
-    }
-
-    #[test]
-    fn malformed_heads_are_errors_not_guesses() {
-        for raw in [
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nContent-Length: 5 5\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
-            "NOT HTTP\r\n\r\n",
-        ] {
-            let mut buf = BytesMut::from(raw.as_bytes());
-            assert!(parse_head(&mut buf, &Method::GET).is_err(), "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn transfer_encoding_overrides_content_length_which_is_removed() {
-        let (response, decoder, reusable, _) =
-            parse("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n", Method::GET);
-        assert_eq!(decoder, BodyDecoder::Chunked(Chunk::Size));
-        assert!(response.headers().get(header::CONTENT_LENGTH).is_none(), "never forwarded");
-        assert!(!reusable, "an ambiguously framed connection is not kept");
-    }
-
-    #[test]
-    fn an_announced_keep_alive_timeout_shortens_the_idle_limit() {
-        let keep =
-            |header: &str| parse_keep(&format!("HTTP/1.1 200 OK\r\n{header}Content-Length: 0\r\n\r\n"), Method::GET).2;
-        assert_eq!(keep(""), Keep::Idle(IDLE_TIMEOUT));
-        assert_eq!(keep("Keep-Alive: timeout=5, max=100\r\n"), Keep::Idle(Duration::from_secs(4)));
-        assert_eq!(keep("Keep-Alive: max=100, TIMEOUT=2\r\n"), Keep::Idle(Duration::from_secs(1)));
-        assert_eq!(keep("Keep-Alive: timeout=1\r\n"), Keep::Close, "no time left to reuse it safely");
-        assert_eq!(
-            keep("Keep-Alive: timeout=600\r\n"),
-            Keep::Idle(Duration::from_secs(599)),
-            "then capped by the pool"
-        );
-        assert_eq!(keep("Keep-Alive: timeout=abc\r\n"), Keep::Idle(IDLE_TIMEOUT));
-    }
-
-    #[test]
-    fn the_head_limit_holds_for_a_head_that_arrives_whole() {
-        let raw = format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n", "a".repeat(70 * 1024));
-        let mut buf = BytesMut::from(raw.as_bytes());
-        assert!(parse_head(&mut buf, &Method::GET).is_err());
-    }
-
-    #[test]
-    fn request_heads_are_written_in_origin_form() {
-        let (mut parts, ()) = http::Request::post("/ignored").body(()).expect("valid").into_parts();
-        parts.headers.insert("x-one", HeaderValue::from_static("1"));
-        let mut out = Vec::new();
-        let head = RequestHead { parts: &parts, path_and_query: "/a?b=c", authority: "backend:8443", chunked: true };
-        encode_head(&mut out, &head);
-        assert_eq!(
-            String::from_utf8(out).expect("ascii"),
-            "POST /a?b=c HTTP/1.1\r\nhost: backend:8443\r\nx-one: 1\r\ntransfer-encoding: chunked\r\n\r\n"
-        );
     }
 }

@@ -8,6 +8,7 @@
 mod body;
 mod decoder;
 mod h1;
+mod head;
 mod pool;
 mod transport;
 
@@ -23,7 +24,8 @@ use rustls_pki_types::ServerName;
 
 pub(crate) use body::{BoxError, UpstreamBody};
 
-use h1::{H1Conn, RequestHead, ResponseBody};
+use h1::{H1Conn, ResponseBody, Retry};
+use head::RequestHead;
 use pool::{Home, Pool, PoolKey, Pooled};
 use transport::Transport;
 
@@ -116,7 +118,7 @@ impl Upstream {
         body: Incoming,
         path_and_query: &str,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let (conn, reused) = match self.checkout(origin) {
+        let (mut conn, reused) = match self.checkout(origin) {
             Pooled::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
             Pooled::Http1(conn) => (conn, true),
             Pooled::Empty => match self.connect(origin).await? {
@@ -132,22 +134,28 @@ impl Upstream {
             chunked: has_body && !parts.headers.contains_key(CONTENT_LENGTH),
         };
         let release = || Home::new(self.pool.clone(), origin.pool_key.clone());
-        let (request_body, unsent_body) = if has_body { (Some(body), None) } else { (None, Some(body)) };
-        let exchange = match conn.exchange(&head, request_body, release()).await {
+        let (request_body, empty_body) = if has_body { (Some(body), None) } else { (None, Some(body)) };
+        let upload = conn.upload(&head, request_body);
+        let exchange = match conn.exchange(upload, &parts.method, release()).await {
             Ok(exchange) => exchange,
             // A pooled connection the backend closed in the instant after checkout. A fresh
             // connection failing is the backend's answer, not a reason to try again.
             Err(failed) if reused && failed.retry.allows(&parts.method) => {
                 tracing::debug!(error = %failed.error, retry = ?failed.retry, "pooled backend connection failed; retrying once on a fresh one");
-                match (self.connect(origin).await?, unsent_body) {
-                    (Connected::Http2(sender), Some(body)) => {
-                        return send_h2(sender, origin, parts, body, path_and_query).await;
+                match (self.connect(origin).await?, failed.retry) {
+                    (Connected::Http1(conn), Retry::Always(upload)) => {
+                        conn.exchange(upload, &parts.method, release()).await.map_err(|again| again.error)?
                     }
-                    // Requests with a body are never retried (see `ExchangeError`).
-                    (Connected::Http2(_), None) => return Err(failed.error),
-                    (Connected::Http1(conn), _) => {
-                        conn.exchange(&head, None, release()).await.map_err(|again| again.error)?
+                    // Only a bodyless request is repeated once written (see `Retry`).
+                    (Connected::Http1(mut conn), _) => {
+                        let upload = conn.upload(&head, None);
+                        conn.exchange(upload, &parts.method, release()).await.map_err(|again| again.error)?
                     }
+                    (Connected::Http2(sender), _) => match empty_body {
+                        Some(body) => return send_h2(sender, origin, parts, body, path_and_query).await,
+                        // The body's first bytes were taken for HTTP/1.1 framing.
+                        None => return Err(failed.error),
+                    },
                 }
             }
             Err(failed) => return Err(failed.error),
