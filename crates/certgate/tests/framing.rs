@@ -110,7 +110,7 @@ async fn idle_closing_backend_under_a_concurrent_get_post_mix() {
     )
     .await;
     let gateway = stage.node.gateway.clone();
-    let mut rounds = SplitMix64(0x2005_eed);
+    let mut rounds = SplitMix64(0x0200_5eed);
     let pauses: Arc<Vec<Duration>> =
         Arc::new((0..PER_CLIENT / ROUND).map(|_| rounds.pause_clustered_at_two_seconds()).collect());
     let idle_rounds = pauses.iter().filter(|p| **p > Duration::from_millis(2100)).count();
