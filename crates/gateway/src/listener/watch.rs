@@ -22,6 +22,10 @@
 //! "Busy" is known exactly, not guessed from socket traffic: every request holds a
 //! [`RequestGuard`] from the moment hyper hands it to the service until hyper drops its
 //! response body (which it does at the body's end, or when the connection dies).
+//!
+//! One approximation: bytes of a pipelined next head that arrive while a response is still
+//! being sent are not seen as the start of a head; if that head stays incomplete, the
+//! connection gets the idle timeout instead of the header-read timeout (still bounded).
 
 use std::io;
 use std::pin::Pin;
