@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use certgate_model::EntityId;
 use clap::Args;
 
 pub use crate::config_error::ConfigError;
-use crate::vault_config::{IdentityFile, VaultConfig};
+use crate::vault_config::{IdentityFile, VaultConfig, parse_duration};
 use serde::Deserialize;
 
 /// `certgate server` options. Each also reads `CERTGATE_<NAME>` and the `--config` TOML file.
@@ -43,6 +44,20 @@ pub struct ServerArgs {
     /// Largest accepted management request body in bytes [default: 1048576]
     #[arg(long, env = "CERTGATE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// How long a client may take to send a complete request head, from connecting or from its
+    /// first byte after an idle wait, on every listener [default: 30s]
+    #[arg(long, env = "CERTGATE_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// How long a client connection may sit idle between requests on every listener [default: 60s]
+    #[arg(long, env = "CERTGATE_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<String>,
+    /// Open client connections the gateway's HTTP and HTTPS listeners may hold together
+    /// [default: (open-file limit - 128 - admin cap) / 2]
+    #[arg(long, env = "CERTGATE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open connections the management API may hold, apart from the gateway's [default: 256]
+    #[arg(long, env = "CERTGATE_ADMIN_MAX_CONNECTIONS")]
+    pub admin_max_connections: Option<usize>,
     /// TOML file with any of the options above (snake_case keys)
     #[arg(long, env = "CERTGATE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -59,6 +74,10 @@ struct FileConfig {
     https_certificate_id: Option<String>,
     master_key_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
+    admin_max_connections: Option<usize>,
     vault_token_file: Option<PathBuf>,
     vault_refresh_interval: Option<String>,
     vault_ca_file: Option<PathBuf>,
@@ -76,7 +95,49 @@ pub struct ServerConfig {
     pub https: Option<(SocketAddr, EntityId)>,
     pub master_key_file: Option<PathBuf>,
     pub max_body_bytes: usize,
+    pub connections: ConnectionLimits,
     pub vault: VaultConfig,
+}
+
+/// What every listener enforces on client connections (see the gateway's listener module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// The gateway listeners' shared cap; `None`: derived from the open-file limit at start.
+    pub max_connections: Option<usize>,
+    pub admin_max_connections: usize,
+}
+
+/// The management API's connection cap unless configured: far more than its operators and
+/// probes use, and few enough to leave the gateway nearly all descriptors.
+pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 256;
+
+impl ConnectionLimits {
+    fn resolve(
+        header_read_timeout: Option<String>,
+        idle_timeout: Option<String>,
+        max_connections: Option<usize>,
+        admin_max_connections: Option<usize>,
+    ) -> Result<Self, ConfigError> {
+        let duration = |text: Option<String>, default: Duration| match text {
+            Some(text) => parse_duration(&text).ok_or(ConfigError::Duration(text)),
+            None => Ok(default),
+        };
+        let defaults = certgate_gateway::Timeouts::default();
+        if max_connections == Some(0) {
+            return Err(ConfigError::ZeroConnectionCap("max_connections"));
+        }
+        if admin_max_connections == Some(0) {
+            return Err(ConfigError::ZeroConnectionCap("admin_max_connections"));
+        }
+        Ok(ConnectionLimits {
+            header_read_timeout: duration(header_read_timeout, defaults.header_read)?,
+            idle_timeout: duration(idle_timeout, defaults.idle)?,
+            max_connections,
+            admin_max_connections: admin_max_connections.unwrap_or(DEFAULT_ADMIN_MAX_CONNECTIONS),
+        })
+    }
 }
 
 impl ServerArgs {
@@ -99,6 +160,12 @@ impl ServerArgs {
                     EntityId::parse(&id).map_err(|e| ConfigError::BadCertificateId { reason: e.to_string(), id })?,
                 )),
             };
+        let connections = ConnectionLimits::resolve(
+            self.header_read_timeout.or(file.header_read_timeout),
+            self.idle_timeout.or(file.idle_timeout),
+            self.max_connections.or(file.max_connections),
+            self.admin_max_connections.or(file.admin_max_connections),
+        )?;
         let vault = VaultConfig::resolve(
             std::env::var("CERTGATE_VAULT_TOKEN").ok().filter(|t| !t.is_empty()).map(zeroize::Zeroizing::new),
             self.vault_token_file.or(file.vault_token_file).as_deref(),
@@ -113,6 +180,7 @@ impl ServerArgs {
             https,
             master_key_file: self.master_key_file.or(file.master_key_file),
             max_body_bytes,
+            connections,
             vault,
         })
     }
@@ -151,6 +219,44 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(args.resolve().expect("valid").https.map(|(_, id)| id.to_string()), Some("gw".into()));
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_come_from_file_or_command_line() {
+        let defaults = ServerArgs::default().resolve().expect("valid").connections;
+        assert_eq!(
+            defaults,
+            ConnectionLimits {
+                header_read_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: None,
+                admin_max_connections: 256,
+            }
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("certgate.toml");
+        std::fs::write(
+            &path,
+            "header_read_timeout = \"5s\"\nidle_timeout = \"2m\"\nmax_connections = 50\nadmin_max_connections = 8\n",
+        )
+        .expect("write");
+        let args = ServerArgs { idle_timeout: Some("15s".into()), config: Some(path), ..Default::default() };
+        let limits = args.resolve().expect("valid").connections;
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(15), "the command line wins");
+        assert_eq!((limits.max_connections, limits.admin_max_connections), (Some(50), 8));
+    }
+
+    #[test]
+    fn zero_caps_and_bad_durations_are_refused() {
+        let args = ServerArgs { max_connections: Some(0), ..Default::default() };
+        assert!(matches!(args.resolve(), Err(ConfigError::ZeroConnectionCap("max_connections"))));
+        let args = ServerArgs { admin_max_connections: Some(0), ..Default::default() };
+        assert!(matches!(args.resolve(), Err(ConfigError::ZeroConnectionCap("admin_max_connections"))));
+        let args = ServerArgs { header_read_timeout: Some("0s".into()), ..Default::default() };
+        assert!(matches!(args.resolve(), Err(ConfigError::Duration(text)) if text == "0s"));
+        let args = ServerArgs { idle_timeout: Some("soon".into()), ..Default::default() };
+        assert!(matches!(args.resolve(), Err(ConfigError::Duration(text)) if text == "soon"));
     }
 
     #[test]

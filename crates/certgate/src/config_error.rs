@@ -10,6 +10,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("max_body_bytes must be at least 1")]
     ZeroBodyLimit,
+    #[error("{0} must be at least 1")]
+    ZeroConnectionCap(&'static str),
     #[error("identity '{id}': {reason}")]
     Identity { id: String, reason: String },
     #[error("'{0}' is not a duration (e.g. 1s, 30s, 15m, 4h)")]

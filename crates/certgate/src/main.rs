@@ -6,6 +6,7 @@ mod config_error;
 mod control;
 mod refresher;
 mod server;
+mod sockets;
 mod vault_config;
 
 use std::process::ExitCode;

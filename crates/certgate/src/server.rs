@@ -4,13 +4,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use certgate_admin::{AdminState, Authenticator};
+use certgate_gateway::{ConnectionCap, ListenerSettings, Timeouts};
 use certgate_store::{SqlStore, Store};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 use crate::bootstrap::{self, BootstrapError};
-use crate::config::{ConfigError, ServerArgs, ServerConfig};
+use crate::config::{ConfigError, ConnectionLimits, ServerArgs, ServerConfig};
 use crate::vault_config::VaultConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,8 @@ fn init_logging() {
 
 async fn run(args: ServerArgs) -> Result<(), StartError> {
     let mut config = args.resolve()?;
+    // Before anything opens descriptors, so the whole run sees one limit.
+    let descriptor_limit = crate::sockets::raise_descriptor_limit();
     let vault_config = std::mem::take(&mut config.vault);
     let refresh_interval = vault_config.refresh_interval;
     // Before anything is announced: a signal that arrives once the addresses are logged must
@@ -81,13 +85,15 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     let compiler = Arc::new(compiler);
     let (snapshots, published, state) = crate::control::first_snapshot(store.as_ref(), &compiler).await?;
 
-    let admin_listener = bind("admin API", config.admin_listen).await?;
-    let http_listener = bind("gateway HTTP", config.http_listen).await?;
+    let (gateway_settings, admin_settings) = listener_settings(&config.connections, descriptor_limit);
+    let backlog = crate::sockets::listen_backlog();
+    let admin_listener = bind("admin API", config.admin_listen, backlog)?;
+    let http_listener = bind("gateway HTTP", config.http_listen, backlog)?;
     tracing::info!("admin API listening on http://{}", local_addr(&admin_listener));
     tracing::info!("gateway HTTP listening on http://{}", local_addr(&http_listener));
     let https_listener = match &config.https {
         Some((addr, certificate)) => {
-            let listener = bind("gateway HTTPS", *addr).await?;
+            let listener = bind("gateway HTTPS", *addr, backlog)?;
             tracing::info!(%certificate, "gateway HTTPS listening on https://{}", local_addr(&listener));
             Some(listener)
         }
@@ -117,21 +123,28 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         state,
         wait_for(shutdown_rx.clone()),
     ));
-    let admin_task = tokio::spawn({
-        let shutdown = wait_for(shutdown_rx.clone());
-        async move { axum::serve(admin_listener, certgate_admin::router(admin)).with_graceful_shutdown(shutdown).await }
-    });
+    let admin_task = tokio::spawn(certgate_gateway::serve(
+        admin_listener,
+        admin_settings,
+        TowerToHyperService::new(certgate_admin::router(admin)),
+        wait_for(shutdown_rx.clone()),
+    ));
     let https_task = https_listener.map(|listener| {
-        tokio::spawn(certgate_gateway::serve_https(listener, snapshots.clone(), wait_for(shutdown_rx.clone())))
+        let settings = ListenerSettings { name: "gateway HTTPS", ..gateway_settings.clone() };
+        tokio::spawn(certgate_gateway::serve_https(
+            listener,
+            settings,
+            snapshots.clone(),
+            wait_for(shutdown_rx.clone()),
+        ))
     });
-    let gateway_task = tokio::spawn(certgate_gateway::serve_http(http_listener, snapshots, wait_for(shutdown_rx)));
+    let gateway_task =
+        tokio::spawn(certgate_gateway::serve_http(http_listener, gateway_settings, snapshots, wait_for(shutdown_rx)));
 
     shutdown.await;
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     let _ = shutdown_tx.send(true);
-    if let Ok(Err(error)) = admin_task.await {
-        tracing::warn!(%error, "admin API ended with an error");
-    }
+    let _ = admin_task.await;
     let _ = gateway_task.await;
     if let Some(task) = https_task {
         let _ = task.await;
@@ -175,8 +188,35 @@ async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StartError>
     Ok(Arc::new(store))
 }
 
-async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what, addr, source })
+fn bind(what: &'static str, addr: std::net::SocketAddr, backlog: u32) -> Result<TcpListener, StartError> {
+    crate::sockets::bind(addr, backlog).map_err(|source| StartError::Bind { what, addr, source })
+}
+
+/// The gateway listeners' settings (HTTP and HTTPS share one cap) and the management API's,
+/// whose own cap keeps `/health`, `/ready` and the API answering while the gateway is flooded.
+fn listener_settings(limits: &ConnectionLimits, descriptor_limit: u64) -> (ListenerSettings, ListenerSettings) {
+    let timeouts =
+        Timeouts { header_read: limits.header_read_timeout, idle: limits.idle_timeout, ..Timeouts::default() };
+    let derived = crate::sockets::derived_gateway_cap(descriptor_limit, limits.admin_max_connections);
+    let gateway_cap = limits.max_connections.unwrap_or(derived);
+    if gateway_cap > derived {
+        tracing::warn!(
+            max_connections = gateway_cap,
+            open_file_limit = descriptor_limit,
+            fits = derived,
+            "max_connections is more than the open-file limit leaves room for; accepts and backend connects may fail"
+        );
+    }
+    tracing::info!(
+        gateway = gateway_cap,
+        admin = limits.admin_max_connections,
+        header_read_timeout_s = timeouts.header_read.as_secs(),
+        idle_timeout_s = timeouts.idle.as_secs(),
+        "connection caps and timeouts"
+    );
+    let gateway = ListenerSettings { name: "gateway HTTP", cap: ConnectionCap::new(gateway_cap), timeouts };
+    let admin = ListenerSettings { name: "admin API", cap: ConnectionCap::new(limits.admin_max_connections), timeouts };
+    (gateway, admin)
 }
 
 fn local_addr(listener: &TcpListener) -> String {

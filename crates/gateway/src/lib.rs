@@ -17,5 +17,5 @@ mod template;
 mod upstream;
 
 pub use body::GatewayBody;
-pub use listener::{SnapshotHandle, serve_http, serve_https};
+pub use listener::{ConnectionCap, ListenerSettings, SnapshotHandle, Timeouts, serve, serve_http, serve_https};
 pub use snapshot::{Compiler, Snapshot};

@@ -1,95 +1,318 @@
+//! The one accept loop behind every listener of a node: the gateway's HTTP and HTTPS listeners
+//! and, handed its router as a hyper service by the binary, the management API.
+//!
+//! What a listener does with its connections:
+//! - **Connection cap.** Every open connection holds a permit of the listener's
+//!   [`ConnectionCap`]. The binary gives the two gateway listeners one shared cap and the
+//!   management API its own, so a flood on the gateway ports never takes `/health`, `/ready`
+//!   or the management API with it. At the cap the loop *stops accepting*, as nginx
+//!   (`worker_connections`) and HAProxy (`maxconn`) do: new connections wait in the kernel's
+//!   listen backlog and are served as soon as an open one closes; once the backlog is full
+//!   too, the kernel drops new SYNs and clients retry. Accepting and closing at once would
+//!   turn a short overload into errors for clients that would only have waited, and costs a
+//!   descriptor and two syscalls per refused connection while the flood lasts. Reaching the
+//!   cap is logged at most once a second.
+//! - **Timeouts** (see `watch.rs`): a connection must deliver a complete request head within
+//!   the header-read timeout (from its start, or from the first byte after an idle wait),
+//!   however slowly its bytes trickle; between requests it may sit idle for the idle
+//!   timeout; a TLS client must finish its handshake within the handshake timeout, after
+//!   which the header-read clock starts. A request in flight is not timed out here.
+//! - **Accept errors** that would repeat at once (out of descriptors: `EMFILE`, `ENFILE`;
+//!   `ENOBUFS`, `ENOMEM`) pause the loop, 10 ms doubling to 1 s, and are logged at most once
+//!   a second with the number held back; a peer that gave up before its accept is skipped.
+//! - **Shutdown**: the listener closes at once; open connections finish the request they
+//!   are serving (keep-alive off) for up to 30 s, then are closed.
+
+mod accept;
+mod watch;
+
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{Service, service_fn};
+use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
+use self::accept::{Backoff, Throttle, is_peer_error};
+use self::watch::{Clock, Requests, TrackedBody, Watched};
+use crate::GatewayBody;
 use crate::proxy::{self, Downstream};
 use crate::snapshot::Snapshot;
+use crate::upstream::BoxError;
 
 /// How long in-flight requests may run after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a client may take to complete its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The data plane's only input: the current snapshot, replaced as a whole on every change.
 pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
 
+/// How long a client connection may take for each thing it owes the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From the start of the connection (or the first byte after an idle wait) to a complete
+    /// request head.
+    pub header_read: Duration,
+    /// Between the end of a response and the first byte of the next request.
+    pub idle: Duration,
+    /// From accept to a completed TLS handshake (HTTPS only).
+    pub tls_handshake: Duration,
+}
+
+impl Default for Timeouts {
+    /// 30 s for a head and 10 s for a handshake, as before; 60 s idle, nginx's `keepalive_timeout`
+    /// order of magnitude and above what HTTP client pools keep idle connections (reqwest 90 s
+    /// would see a close it can handle; browsers and curl reuse well under 60 s).
+    fn default() -> Self {
+        Timeouts {
+            header_read: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
+            tls_handshake: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How many connections one or several listeners may hold open at once (a clone shares the
+/// count). At the cap the listeners stop accepting until a connection closes.
+#[derive(Clone, Debug)]
+pub struct ConnectionCap {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl ConnectionCap {
+    /// At least one connection; more than tokio's semaphore can count is clamped to its maximum.
+    pub fn new(limit: usize) -> Self {
+        let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
+        ConnectionCap { permits: Arc::new(Semaphore::new(limit)), limit }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+/// What one listener enforces: its name (for logs), its cap and its timeouts.
+#[derive(Clone, Debug)]
+pub struct ListenerSettings {
+    pub name: &'static str,
+    pub cap: ConnectionCap,
+    pub timeouts: Timeouts,
+}
+
 /// Serves plain HTTP on `listener` until `shutdown` completes, then drains open connections.
-pub async fn serve_http(listener: TcpListener, snapshots: SnapshotHandle, shutdown: impl Future<Output = ()>) {
-    serve(listener, snapshots, shutdown, false).await;
+pub async fn serve_http(
+    listener: TcpListener,
+    settings: ListenerSettings,
+    snapshots: SnapshotHandle,
+    shutdown: impl Future<Output = ()>,
+) {
+    accept_loop(listener, settings, None, move |peer| gateway_service(snapshots.clone(), peer, false), shutdown).await;
 }
 
 /// Serves HTTPS with the certificate of the current snapshot (a replaced certificate is used
 /// from the next connection on); connections are refused while the snapshot has none.
-pub async fn serve_https(listener: TcpListener, snapshots: SnapshotHandle, shutdown: impl Future<Output = ()>) {
-    serve(listener, snapshots, shutdown, true).await;
+pub async fn serve_https(
+    listener: TcpListener,
+    settings: ListenerSettings,
+    snapshots: SnapshotHandle,
+    shutdown: impl Future<Output = ()>,
+) {
+    let certificates = snapshots.clone();
+    accept_loop(
+        listener,
+        settings,
+        Some(certificates),
+        move |peer| gateway_service(snapshots.clone(), peer, true),
+        shutdown,
+    )
+    .await;
 }
 
-async fn serve(listener: TcpListener, snapshots: SnapshotHandle, shutdown: impl Future<Output = ()>, https: bool) {
+/// Serves any hyper service (the management API's router, say) over plain HTTP/1.1 with the
+/// same cap, timeouts, accept backoff and graceful drain as the gateway's listeners.
+pub async fn serve<S, B>(
+    listener: TcpListener,
+    settings: ListenerSettings,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    accept_loop(listener, settings, None, move |_| service.clone(), shutdown).await;
+}
+
+/// One gateway connection's service: the snapshot is loaded once per request, so the whole
+/// request sees one configuration.
+fn gateway_service(
+    snapshots: SnapshotHandle,
+    peer: SocketAddr,
+    https: bool,
+) -> impl Service<Request<Incoming>, Response = Response<GatewayBody>, Error = Infallible, Future: Send + 'static>
++ Send
++ 'static {
+    let downstream = Arc::new(Downstream::new(peer, https));
+    service_fn(move |request| {
+        let snapshot = snapshots.load_full();
+        let downstream = downstream.clone();
+        async move { Ok(proxy::handle(&snapshot, request, &downstream).await) }
+    })
+}
+
+/// `certificates`: where HTTPS listeners find their current server configuration; `None` for
+/// plain HTTP.
+async fn accept_loop<M, S, B>(
+    listener: TcpListener,
+    settings: ListenerSettings,
+    certificates: Option<SnapshotHandle>,
+    make_service: M,
+    shutdown: impl Future<Output = ()>,
+) where
+    M: Fn(SocketAddr) -> S,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let ListenerSettings { name, cap, timeouts } = settings;
+    let clock = Clock { header_read: timeouts.header_read, idle: timeouts.idle };
+    let mut builder = http1::Builder::new();
+    // hyper's own timer would also cut idle keep-alive connections at the header timeout and
+    // boxes a timer per request; `Watched` does both jobs (see watch.rs).
+    builder.header_read_timeout(None);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let mut backoff = Backoff::default();
+    let (mut cap_log, mut error_log, mut no_certificate_log) =
+        (Throttle::default(), Throttle::default(), Throttle::default());
     tokio::pin!(shutdown);
     loop {
+        let permit = match cap.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if let Some(suppressed) = cap_log.admit(Instant::now()) {
+                    tracing::warn!(
+                        listener = name,
+                        limit = cap.limit,
+                        suppressed,
+                        "connection cap reached: new connections wait in the listen backlog until one closes"
+                    );
+                }
+                tokio::select! {
+                    permit = cap.permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        // Never happens: nothing closes the semaphore.
+                        Err(_closed) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(error) if is_peer_error(&error) => {
+                    tracing::debug!(listener = name, %error, "client gave up before its connection was accepted");
                     continue;
+                }
+                Err(error) => {
+                    let pause = backoff.failed();
+                    if let Some(suppressed) = error_log.admit(Instant::now()) {
+                        tracing::warn!(
+                            listener = name,
+                            %error,
+                            suppressed,
+                            pause_ms = pause.as_millis() as u64,
+                            "accept failed; pausing before the next accept"
+                        );
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
         };
+        backoff.succeeded();
         let _ = stream.set_nodelay(true);
-        let downstream = Arc::new(Downstream::new(peer, https));
-        let service = {
-            let snapshots = snapshots.clone();
-            service_fn(move |request| {
-                // One load per request: the whole request sees one configuration.
-                let snapshot = snapshots.load_full();
-                let downstream = downstream.clone();
-                async move { Ok::<_, std::convert::Infallible>(proxy::handle(&snapshot, request, &downstream).await) }
-            })
-        };
-        if !https {
-            let connection = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%peer, %error, "client connection ended with an error");
-                }
-            });
-            continue;
-        }
-        let Some(config) = snapshots.load().https.clone() else {
-            tracing::warn!(%peer, "HTTPS connection refused: no usable listener certificate");
+        let service = make_service(peer);
+        let connection = Connection { builder: builder.clone(), clock, watcher: graceful.watcher(), peer, permit };
+        let Some(certificates) = &certificates else {
+            tokio::spawn(connection.serve(stream, service));
             continue;
         };
-        let watcher = graceful.watcher();
+        let Some(config) = certificates.load().https.clone() else {
+            if let Some(suppressed) = no_certificate_log.admit(Instant::now()) {
+                tracing::warn!(%peer, suppressed, "HTTPS connection refused: no usable listener certificate");
+            }
+            continue;
+        };
+        let handshake_timeout = timeouts.tls_handshake;
         tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_rustls::TlsAcceptor::from(config).accept(stream))
-                    .await
-                {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(error)) => return tracing::debug!(%peer, %error, "client TLS handshake failed"),
-                    Err(_) => return tracing::debug!(%peer, "client TLS handshake timed out"),
-                };
-            let connection = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(tls), service));
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "client connection ended with an error");
+            let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+            match tokio::time::timeout(handshake_timeout, accept).await {
+                Ok(Ok(tls)) => connection.serve(tls, service).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "client TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "client TLS handshake timed out"),
             }
         });
     }
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("gateway connections still open after the drain timeout; closing them");
+        tracing::warn!(listener = name, "connections still open after the drain timeout; closing them");
+    }
+}
+
+/// One accepted connection and what it holds until it ends: its cap permit and its place in
+/// the graceful drain.
+struct Connection {
+    builder: Arc<http1::Builder>,
+    clock: Clock,
+    watcher: Watcher,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn serve<IO, S, B>(self, io: IO, service: S)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Unpin + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let Connection { builder, clock, watcher, peer, permit: _permit } = self;
+        let requests = Arc::new(Requests::default());
+        let io = TokioIo::new(Watched::new(io, clock, requests.clone()));
+        // Every request is in flight, for the idle clock, from its head to its body's end.
+        let service = service_fn(move |request| {
+            let guard = requests.begin();
+            let response = service.call(request);
+            async move { response.await.map(|response| response.map(|body| TrackedBody::new(body, guard))) }
+        });
+        if let Err(error) = watcher.watch(builder.serve_connection(io, service)).await {
+            tracing::debug!(%peer, %error, "client connection ended with an error");
+        }
     }
 }

@@ -22,7 +22,13 @@ pub struct Node {
 impl Node {
     /// Starts a node on `data_dir` with extra arguments and environment variables.
     pub fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
-        let mut child = server_command(data_dir, args, env)
+        Self::start_under(&[], data_dir, args, env)
+    }
+
+    /// As [`Node::start_with`], run through `wrapper` (`["prlimit", "--nofile=1024:4096", "--"]`,
+    /// say), which must exec the binary so the node keeps the wrapper's process id.
+    pub fn start_under(wrapper: &[&str], data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
+        let mut child = server_command(wrapper, data_dir, args, env)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -78,6 +84,10 @@ impl Node {
         self.logs.lock().unwrap().clone()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident memory of the node process, from /proc.
     pub fn rss_kib(&self) -> usize {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
@@ -118,7 +128,7 @@ impl Node {
 
     /// Waits for the process to exit by itself (start-up failures) and returns its logs.
     pub fn wait_exit(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
-        let output = server_command(data_dir, args, env).output().unwrap();
+        let output = server_command(&[], data_dir, args, env).output().unwrap();
         (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
     }
 }
@@ -131,8 +141,16 @@ impl Drop for Node {
 }
 
 /// `certgate server` on `data_dir` with both listeners on free ports and a clean environment.
-fn server_command(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_certgate"));
+fn server_command(wrapper: &[&str], data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let binary = env!("CARGO_BIN_EXE_certgate");
+    let mut command = match wrapper.split_first() {
+        None => Command::new(binary),
+        Some((program, wrapper_args)) => {
+            let mut command = Command::new(program);
+            command.args(wrapper_args).arg(binary);
+            command
+        }
+    };
     command
         .arg("server")
         .arg("--data-dir")
