@@ -7,6 +7,7 @@
 mod backend_tls;
 mod ca;
 mod danger;
+mod expiry;
 mod facts;
 mod pkcs12;
 
