@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use certgate_model::{Api, Backend, CaStoreName, ConfigState, EntityId, EntityKind, PolicyScope, StoredCertificate};
-use certgate_pki::{BackendTrust, ClientIdentity, TlsSwitches, backend_client_config, import_pkcs12};
+use certgate_pki::{BackendTrust, ClientIdentity, TlsSwitches, backend_client_config, import_pkcs12_base64};
 use certgate_policy::{BackendRef, CertificateRef, EffectivePolicy, PolicyDocument, SectionKind, Statement, compose};
 use rustls_pki_types::CertificateDer;
 
@@ -484,13 +484,7 @@ impl<'a> Context<'a> {
                 self.certificates_by_thumbprint.get(&t.to_ascii_uppercase()).copied()
             }
             CertificateRef::Inline { body_base64, password } => {
-                use base64::Engine as _;
-                let pfx = zeroize::Zeroizing::new(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(body_base64)
-                        .map_err(|_| "inline authentication-certificate body is not base64".to_owned())?,
-                );
-                let imported = import_pkcs12(&pfx, password.as_deref().unwrap_or(""))
+                let imported = import_pkcs12_base64(body_base64, password.as_deref().unwrap_or(""))
                     .map_err(|e| format!("inline authentication-certificate: {e}"))?;
                 return Ok(Identity {
                     not_after: imported.not_after,

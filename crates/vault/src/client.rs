@@ -2,9 +2,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use certgate_model::LastStatusCode;
-use certgate_pki::{ImportedCertificate, import_pem, import_pkcs12};
+use certgate_pki::{ImportedCertificate, import_pem, import_pkcs12_base64};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -249,13 +248,8 @@ fn parse_secret(body: &Value) -> Result<SecretMaterial, ReadFailure> {
     let data = &body["data"]["data"];
     let version = body["data"]["metadata"]["version"].as_u64();
     let certificate = if let Some(pfx) = data["pfx"].as_str() {
-        let der = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(pfx.split_whitespace().collect::<String>())
-                .map_err(|_| invalid("'pfx' is not base64".into()))?,
-        );
         let password = data["password"].as_str().unwrap_or("");
-        import_pkcs12(&der, password).map_err(|e| invalid(format!("'pfx': {e}")))?
+        import_pkcs12_base64(pfx, password).map_err(|e| invalid(format!("'pfx': {e}")))?
     } else if let (Some(certificate), Some(key)) = (data["certificate"].as_str(), data["private_key"].as_str()) {
         let mut chain = certificate.to_owned();
         match &data["ca_chain"] {
