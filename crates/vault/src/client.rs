@@ -161,8 +161,8 @@ impl VaultClient {
         }
     }
 
-    /// Keeps a token alive while it is used: `renew-self` on first use and then at two thirds of
-    /// the lease it returns. Tokens that cannot be renewed (root, non-renewable) are retried hourly.
+    /// Keeps a token alive while it is used: `renew-self` on first use and then at half of the
+    /// lease it returns. Tokens that cannot be renewed (root, non-renewable) are retried hourly.
     async fn renew_token(&self, identity: &Identity, server: &str, token: &str) {
         if !matches!(identity.method, AuthMethod::Token(_)) {
             return;
@@ -179,7 +179,10 @@ impl VaultClient {
                 match body["auth"]["lease_duration"].as_u64().filter(|s| *s > 0) {
                     Some(ttl) => {
                         tracing::debug!(identity = %identity.id, ttl, "vault token renewed");
-                        relogin_at(Duration::from_secs(ttl))
+                        // Renewal rides on reads, which come once per refresh interval (jittered):
+                        // at half the lease the next read still finds the token alive when the
+                        // interval is close to the lease (two thirds left only a sixth of it).
+                        Instant::now() + Duration::from_secs(ttl) / 2
                     }
                     None => Instant::now() + RENEWAL_RETRY,
                 }
