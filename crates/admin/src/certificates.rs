@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use certgate_model::{Certificate, CertificateSource, EntityId, EntityKind, LastStatusCode};
-use certgate_pki::{ImportedCertificate, Pkcs12Error, format_utc, import_pkcs12};
+use certgate_pki::{ImportedCertificate, Pkcs12Error, format_utc, import_pkcs12_base64};
 use certgate_vault::{Identity, SecretReference};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,7 +17,7 @@ use crate::envelope::{Envelope, Page, Resource};
 use crate::error::ErrorResponse;
 use crate::extract::{IdPath, JsonBody, ListParams};
 use crate::list::{Filterable, ListQuery};
-use crate::resource::{Loaded, decode_base64, respond_with};
+use crate::resource::{Loaded, respond_with};
 use crate::{AdminState, ApiError};
 
 const KIND: EntityKind = EntityKind::Certificate;
@@ -161,9 +161,8 @@ async fn import(
         }
         (None, None) => Ok(None),
         (Some(data), None) => {
-            let pfx = Zeroizing::new(decode_base64("properties.data", &data)?);
             let password = properties.password.as_deref().map_or("", String::as_str);
-            let imported = import_pkcs12(&pfx, password).map_err(|e| {
+            let imported = import_pkcs12_base64(&data, password).map_err(|e| {
                 let target = match e {
                     Pkcs12Error::WrongPassword | Pkcs12Error::WrongPasswordOrCorrupt => "properties.password",
                     _ => "properties.data",

@@ -17,7 +17,7 @@ use crate::envelope::{Envelope, Resource};
 use crate::error::ErrorResponse;
 use crate::extract::{IdPath, JsonBody, OperationPath};
 use crate::references::CertificateIndex;
-use crate::resource::{decode_base64, respond_with};
+use crate::resource::respond_with;
 use crate::{AdminState, ApiError};
 
 const KIND: EntityKind = EntityKind::Policy;
@@ -110,8 +110,7 @@ fn check_inline_certificates(document: &certgate_policy::PolicyDocument) -> Resu
     use certgate_policy::{SectionKind, Statement};
     for statement in document.section(SectionKind::Inbound).unwrap_or_default() {
         if let Statement::AuthenticationCertificate(CertificateRef::Inline { body_base64, password }) = statement {
-            let pfx = Zeroizing::new(decode_base64("properties.value", body_base64)?);
-            certgate_pki::import_pkcs12(&pfx, password.as_deref().unwrap_or("")).map_err(|e| {
+            certgate_pki::import_pkcs12_base64(body_base64, password.as_deref().unwrap_or("")).map_err(|e| {
                 ApiError::validation("properties.value", format!("authentication-certificate body: {e}"))
             })?;
         }

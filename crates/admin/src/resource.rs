@@ -97,11 +97,10 @@ pub fn respond_with<P: Serialize>(status: StatusCode, revision: i64, resource: R
     response
 }
 
-/// Decodes standard base64, tolerating line breaks (as pasted from `base64` output).
+/// Decodes standard base64, tolerating line breaks (as pasted from `base64` output); the same
+/// rule as every PKCS#12 given inline (`certgate_pki::import_pkcs12_base64`).
 pub fn decode_base64(target: &str, text: &str) -> Result<Vec<u8>, ApiError> {
-    use base64::Engine as _;
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|_| ApiError::validation(target, "the value is not valid base64"))
+    certgate_pki::decode_wrapped_base64(text)
+        .map(|der| der.to_vec())
+        .ok_or_else(|| ApiError::validation(target, certgate_pki::Pkcs12Error::NotBase64.to_string()))
 }

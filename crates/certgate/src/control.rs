@@ -2,7 +2,7 @@
 //! swap it in. The data plane only ever sees complete snapshots.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use certgate_gateway::{Compiler, SnapshotHandle};
@@ -37,11 +37,11 @@ pub async fn run(
     let mut kept = Some(state);
     tokio::pin!(shutdown);
     loop {
-        let expiry = until_expiry(snapshots.load().next_expiry);
+        let expiry = expiry_deadline(snapshots.load().next_expiry, Instant::now(), SystemTime::now());
         // Expiry changes what every route using the certificate does: compile everything.
         let expired = tokio::select! {
             changed = changes.changed() => if changed.is_err() { return } else { false },
-            () = tokio::time::sleep(expiry) => {
+            () = tokio::time::sleep_until(expiry.into()) => {
                 tracing::info!("a client certificate in use expired; recompiling");
                 true
             }
@@ -81,23 +81,46 @@ pub async fn run(
                 kept = Some(state);
                 let revision = next.revision;
                 let pools = next.upstream_count();
-                let replaced = snapshots.swap(Arc::new(next));
+                let next = Arc::new(next);
+                let replaced = snapshots.swap(next.clone());
+                // The identities nobody routes to any more: their idle connections close now.
+                let retired = replaced.retire_pools_unused_by(&next);
                 published.send_replace(revision);
                 // Freeing a large snapshot takes milliseconds: not on the runtime's threads.
                 tokio::task::spawn_blocking(move || drop(replaced));
                 let elapsed_us = started.elapsed().as_micros();
-                tracing::debug!(revision, pools, read_us, elapsed_us, "snapshot published");
+                tracing::debug!(revision, pools, retired, read_us, elapsed_us, "snapshot published");
             }
             Err(error) => tracing::error!(%error, "compiling the snapshot failed; the previous one keeps serving"),
         }
     }
 }
 
-/// How long until the first certificate in use expires (a day when none does).
-fn until_expiry(next_expiry: Option<i64>) -> std::time::Duration {
-    const IDLE: std::time::Duration = std::time::Duration::from_secs(86_400);
-    next_expiry.map_or(IDLE, |at| {
-        let seconds = u64::try_from(at.saturating_sub(certgate_model::unix_now())).unwrap_or(0);
-        std::time::Duration::from_secs(seconds + 1).min(IDLE)
-    })
+/// The instant (on the monotonic clock `now` reads) at which the wall clock, `wall` at `now`,
+/// reaches the first instant of second `next_expiry`: a certificate counts as expired from
+/// then on (`not_after <= now` in the compiler). A day from now when nothing expires.
+fn expiry_deadline(next_expiry: Option<i64>, now: Instant, wall: SystemTime) -> Instant {
+    const IDLE: Duration = Duration::from_secs(86_400);
+    let at = next_expiry.map(|at| UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(at).unwrap_or(0))));
+    match at {
+        Some(Some(at)) => now + at.duration_since(wall).unwrap_or(Duration::ZERO).min(IDLE),
+        // Nothing expires, or not within what the clock can represent.
+        None | Some(None) => now + IDLE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recompile_is_due_at_the_first_instant_of_the_expiry_second() {
+        let now = Instant::now();
+        let wall = UNIX_EPOCH + Duration::from_millis(100_250);
+        assert_eq!(expiry_deadline(Some(101), now, wall), now + Duration::from_millis(750));
+        assert_eq!(expiry_deadline(Some(100), now, wall), now, "already due");
+        assert_eq!(expiry_deadline(Some(-5), now, wall), now);
+        assert_eq!(expiry_deadline(None, now, wall), now + Duration::from_secs(86_400));
+        assert_eq!(expiry_deadline(Some(i64::MAX), now, wall), now + Duration::from_secs(86_400));
+    }
 }

@@ -1,5 +1,5 @@
 //! The vault refresher: re-reads every version-less reference on a jittered schedule with
-//! per-reference backoff, a few at a time. Reads go through `certgate_vault::refresh`, which
+//! per-reference backoff, a few at a time, waking exactly when the next one is due. Reads go through `certgate_vault::refresh`, which
 //! validates new material before storing it; the control loop then publishes it.
 
 use std::collections::HashMap;
@@ -16,9 +16,25 @@ use tokio::task::JoinSet;
 /// How many references are read at the same time.
 const CONCURRENT_READS: usize = 4;
 
+/// The reference list is read again after a store change, but at most this often: every write
+/// (the refresher's own included) is a change, and a due time depends on the stored read time,
+/// not on when the refresher noticed the reference.
+const RELIST_GAP: Duration = Duration::from_secs(1);
+
+/// How soon a failed listing is tried again.
+const RELIST_RETRY: Duration = Duration::from_secs(5);
+
+/// With no reference at all, the refresher still wakes this often (it also wakes on changes).
+const IDLE: Duration = Duration::from_secs(3600);
+
+/// One scheduled reference.
 struct Due {
+    id: EntityId,
     at: Instant,
     failures: u32,
+    /// For PKI references: the notAfter the due time was computed from; a certificate replaced
+    /// by someone else (`refreshSecret`, another node) is rescheduled from its own lifetime.
+    expires: Option<i64>,
 }
 
 /// A reference the refresher watches.
@@ -30,38 +46,49 @@ struct Watched {
     expires: Option<i64>,
 }
 
+/// Reads each reference when it is due: it sleeps until the earliest due time (not on a fixed
+/// tick, so a short-lived PKI certificate is renewed at two thirds of its life however long the
+/// KV interval is), and lists the references again when the store changes.
 pub async fn run(
     store: Arc<dyn Store>,
     vault: Arc<VaultClient>,
     interval: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let tick = (interval / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut schedule: HashMap<String, Due> = HashMap::new();
+    let mut changes = store.changes();
+    let mut watching_changes = true;
+    let mut list_at = Some(Instant::now());
+    let mut listed_at: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
+        let wake = schedule.values().map(|due| due.at).chain(list_at).min().unwrap_or_else(|| Instant::now() + IDLE);
         tokio::select! {
-            () = tokio::time::sleep(tick) => {}
-            () = &mut shutdown => return,
-        }
-        let references = match references(store.as_ref()).await {
-            Ok(references) => references,
-            Err(error) => {
-                tracing::warn!(%error, "the refresher cannot list certificates");
+            () = tokio::time::sleep_until(wake.into()) => {}
+            changed = changes.changed(), if watching_changes => {
+                if changed.is_err() {
+                    watching_changes = false;
+                } else if list_at.is_none() {
+                    let earliest = listed_at.map_or_else(Instant::now, |at| at + RELIST_GAP);
+                    list_at = Some(earliest.max(Instant::now()));
+                }
                 continue;
             }
-        };
-        let now = Instant::now();
-        schedule.retain(|key, _| references.iter().any(|r| r.id.key() == *key));
-        let mut due = Vec::new();
-        for watched in references {
-            let entry = schedule
-                .entry(watched.id.key())
-                .or_insert_with(|| Due { at: Instant::now() + first_delay(&watched, interval), failures: 0 });
-            if entry.at <= now {
-                due.push(watched.id);
+            () = &mut shutdown => return,
+        }
+        if list_at.is_some_and(|at| at <= Instant::now()) {
+            listed_at = Some(Instant::now());
+            list_at = None;
+            match references(store.as_ref()).await {
+                Ok(references) => reconcile(&mut schedule, references, interval),
+                Err(error) => {
+                    tracing::warn!(%error, "the refresher cannot list certificates");
+                    list_at = Some(Instant::now() + RELIST_RETRY);
+                }
             }
         }
+        let now = Instant::now();
+        let due: Vec<EntityId> = schedule.values().filter(|due| due.at <= now).map(|due| due.id.clone()).collect();
         let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS));
         let mut reads = JoinSet::new();
         for id in due {
@@ -106,7 +133,28 @@ pub async fn run(
                 ),
                 None => next_delay(interval, entry.failures, jitter()),
             };
+            entry.expires = expires;
             entry.at = Instant::now() + delay;
+        }
+    }
+}
+
+/// Brings the schedule in line with the listed references: new ones are scheduled, deleted
+/// ones dropped, and a PKI reference whose certificate changed behind the refresher's back is
+/// rescheduled from the new certificate's lifetime.
+fn reconcile(schedule: &mut HashMap<String, Due>, references: Vec<Watched>, interval: Duration) {
+    let listed: std::collections::HashSet<String> = references.iter().map(|r| r.id.key()).collect();
+    schedule.retain(|key, _| listed.contains(key));
+    for watched in references {
+        let at = Instant::now() + first_delay(&watched, interval);
+        let entry = schedule.entry(watched.id.key()).or_insert_with(|| Due {
+            id: watched.id.clone(),
+            at,
+            failures: 0,
+            expires: watched.expires,
+        });
+        if watched.expires.is_some() && entry.expires != watched.expires {
+            *entry = Due { id: watched.id, at, failures: 0, expires: watched.expires };
         }
     }
 }

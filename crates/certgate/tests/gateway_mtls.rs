@@ -92,6 +92,39 @@ async fn the_seed_flow_certificate_id_thumbprint_backend_credentials_and_global_
     assert!(wrong.error_message().contains("password"), "{}", wrong.text);
 }
 
+/// An inline body wrapped at 76 columns (as `base64` writes it) is accepted by the admin API and
+/// served by the gateway alike: one decoding rule (`certgate_pki::import_pkcs12_base64`).
+#[tokio::test]
+async fn a_line_wrapped_inline_body_that_the_admin_api_accepts_serves_requests() {
+    let Stage { node, api, http, dir: _dir } = Stage::start();
+    let backend = self_signed_echo_backend().await;
+    let inline = Identity::self_signed_client("wrapped", KeyKind::EcdsaP256);
+    let file = certgate_testkit::pfx(&inline, &[], "p", certgate_testkit::PfxFlavor::Modern);
+    let encoded = support::b64(&file);
+    let wrapped: Vec<&str> = encoded.as_bytes().chunks(76).map(|line| std::str::from_utf8(line).unwrap()).collect();
+    assert!(wrapped.len() > 1, "long enough to wrap");
+    must_put(
+        &api,
+        "/backends/wrapped",
+        json!({"properties": {"url": backend.url("localhost"), "tls": {"validateCertificateChain": false}}}),
+    )
+    .await;
+    must_put(&api, "/apis/wrapped", json!({"properties": {"displayName": "wrapped", "path": "wrapped"}})).await;
+    let saved = must_put(
+        &api,
+        "/apis/wrapped/policies/policy",
+        policy(&format!(
+            r#"<set-backend-service backend-id="wrapped" /><authentication-certificate body="{}" password="p" />"#,
+            wrapped.join("\n")
+        )),
+    )
+    .await;
+    assert_eq!(saved.status, 201);
+    let (status, body) = via_gateway(&http, &node, "/wrapped/x").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seen_fingerprint(&body), certgate_testkit::sha1_hex(&inline.cert_der));
+}
+
 #[tokio::test]
 async fn operation_policy_overrides_the_api_policy() {
     let Stage { node, api, http, dir: _dir } = Stage::start();

@@ -272,25 +272,3 @@ async fn the_https_listener_serves_a_certificate_from_the_store() {
     let (status, _) = via_gateway(&reqwest::Client::new(), &node, "/secure/x").await;
     assert_eq!(status, 404, "an https-only API is not served on the HTTP listener");
 }
-
-/// No pooled connection is used past its certificate's notAfter: when the certificate expires
-/// the gateway recompiles, and the next request opens a new connection instead of reusing one.
-#[tokio::test]
-async fn pooled_connections_are_not_used_past_the_certificate_expiry() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let api = node.client();
-    let backend = self_signed_echo_backend().await;
-    upload_certificate(&api, "soon", &Identity::expiring_client("soon", 3)).await;
-    expose(&api, "expiry", &backend.url("localhost"), json!({"validateCertificateChain": false}), "soon").await;
-    let http = reqwest::Client::new();
-    for _ in 0..5 {
-        assert_eq!(via_gateway(&http, &node, "/expiry/x").await.0, 200);
-    }
-    let before = backend.connection_count();
-    assert_eq!(before, 1, "keep-alive: one pooled backend connection");
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    via_gateway(&http, &node, "/expiry/x").await;
-    assert_eq!(backend.connection_count(), before + 1, "a new connection after the certificate expired");
-    assert!(node.logs().contains("expired; recompiling"));
-}

@@ -10,7 +10,7 @@ use http::Method;
 use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
 
 use crate::template::UrlTemplate;
-use crate::upstream::{Origin, Upstream};
+use crate::upstream::{Origin, Upstream, UpstreamKey};
 
 /// An API as the router sees it.
 #[derive(Debug)]
@@ -28,6 +28,9 @@ pub(crate) struct CompiledApi {
     /// backend and certificate named (found or not), so a change to one of them recompiles
     /// exactly the APIs that use it.
     pub references: Vec<(EntityKind, String)>,
+    /// The connection pools its routes use, each once: the snapshot counts the APIs per pool,
+    /// so a pool no API uses any more is retired.
+    pub upstreams: Vec<UpstreamKey>,
     /// A certificate is named by thumbprint: any certificate change may concern this API.
     pub any_certificate: bool,
 }
@@ -159,6 +162,7 @@ mod tests {
             operations: Vec::new(),
             fallback: Arc::new(Route::Broken(String::new())),
             references: Vec::new(),
+            upstreams: Vec::new(),
             any_certificate: false,
         }
     }

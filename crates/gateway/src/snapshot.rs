@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use certgate_model::{Api, Backend, CaStoreName, ConfigState, EntityId, EntityKind, PolicyScope, StoredCertificate};
-use certgate_pki::{BackendTrust, ClientIdentity, TlsSwitches, backend_client_config, import_pkcs12};
+use certgate_pki::{BackendTrust, ClientIdentity, TlsSwitches, backend_client_config, import_pkcs12_base64};
 use certgate_policy::{BackendRef, CertificateRef, EffectivePolicy, PolicyDocument, SectionKind, Statement, compose};
 use rustls_pki_types::CertificateDer;
 
@@ -22,19 +22,44 @@ pub struct Snapshot {
     /// The store revision it was compiled from.
     pub revision: i64,
     pub(crate) router: Router,
-    /// Every backend connection pool in use, kept so the next compilation can reuse them.
-    pub(crate) upstreams: HashMap<UpstreamKey, Arc<Upstream>>,
+    /// Every backend connection pool in use, with how many compiled APIs use it: kept so the
+    /// next compilation can reuse them, and retire those no API uses any more.
+    pub(crate) upstreams: HashMap<UpstreamKey, PoolUse>,
     /// The HTTPS listener's server configuration; `None` while its certificate is missing.
     pub(crate) https: Option<Arc<rustls::ServerConfig>>,
     /// When the first client certificate in use expires (Unix seconds): the control plane
-    /// recompiles then, so no pooled connection is used past its certificate's notAfter.
+    /// recompiles at the first instant of that second, and the routes using it then answer 500
+    /// (the data plane itself stops presenting it at that instant, see `certgate_pki`).
     pub next_expiry: Option<i64>,
+}
+
+/// A connection pool of a snapshot and the number of its compiled APIs that route to it.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolUse {
+    pub upstream: Arc<Upstream>,
+    pub apis: usize,
 }
 
 impl Snapshot {
     /// How many distinct TLS identities (connection pools) the snapshot uses.
     pub fn upstream_count(&self) -> usize {
         self.upstreams.len()
+    }
+
+    /// Called on the snapshot `next` replaced: retires the pools `next` no longer uses, so their
+    /// idle backend connections close now and the busy ones when their exchange ends (requests
+    /// still holding this snapshot open fresh connections that are not pooled). Returns how
+    /// many were retired.
+    pub fn retire_pools_unused_by(&self, next: &Snapshot) -> usize {
+        let mut retired = 0;
+        for (key, used) in &self.upstreams {
+            let kept = next.upstreams.get(key).is_some_and(|n| Arc::ptr_eq(&n.upstream, &used.upstream));
+            if !kept {
+                used.upstream.retire();
+                retired += 1;
+            }
+        }
+        retired
     }
 }
 
@@ -79,15 +104,17 @@ impl Compiler {
         let mut context = Context::new(self, state, previous, std::mem::take(&mut *cache));
         let operations = operations_by_api(state, |_| true);
         let global = context.policy(&PolicyScope::Global);
-        let apis =
+        let apis: Vec<Arc<CompiledApi>> =
             state.apis.iter().map(|(id, api)| Arc::new(context.api(id, api, global.as_deref(), &operations))).collect();
         // Only the documents in use stay cached.
         *cache = context.documents_used;
+        let mut upstreams = HashMap::new();
+        count_pool_users(&mut upstreams, &context.used, &apis);
         Snapshot {
             revision: state.revision,
             router: Router::new(apis),
             next_expiry: context.next_expiry,
-            upstreams: context.used,
+            upstreams,
             https: self.https_config(state),
         }
     }
@@ -105,16 +132,33 @@ impl Compiler {
         let Some(affected) = affected_apis(changed, previous) else { return self.compile(state, Some(previous)) };
         let mut cache = self.parsed_policies.lock().unwrap_or_else(PoisonError::into_inner);
         let mut context = Context::new(self, state, Some(previous), std::mem::take(&mut *cache));
-        // Pools stay as they were (one no longer used is released by the next full compile).
-        context.used = previous.upstreams.clone();
         context.next_expiry = previous.next_expiry;
         let operations = operations_by_api(state, |api| affected.contains(api));
         let global = context.policy(&PolicyScope::Global);
-        let mut apis: Vec<Arc<CompiledApi>> =
-            previous.router.apis().iter().filter(|api| !affected.contains(&api.id.key())).cloned().collect();
-        for (id, api) in state.apis.iter().filter(|(id, _)| affected.contains(&id.key())) {
-            apis.push(Arc::new(context.api(id, api, global.as_deref(), &operations)));
+        // The pools of the APIs compiled again lose those users; a pool no API uses any more
+        // is left out (and retired once the snapshot is published).
+        let mut upstreams = previous.upstreams.clone();
+        let mut apis: Vec<Arc<CompiledApi>> = Vec::with_capacity(previous.router.apis().len());
+        for api in previous.router.apis() {
+            if !affected.contains(&api.id.key()) {
+                apis.push(api.clone());
+                continue;
+            }
+            for key in &api.upstreams {
+                if let Some(used) = upstreams.get_mut(key) {
+                    used.apis -= 1;
+                    if used.apis == 0 {
+                        upstreams.remove(key);
+                    }
+                }
+            }
         }
+        let mut compiled = Vec::new();
+        for (id, api) in state.apis.iter().filter(|(id, _)| affected.contains(&id.key())) {
+            compiled.push(Arc::new(context.api(id, api, global.as_deref(), &operations)));
+        }
+        count_pool_users(&mut upstreams, &context.used, &compiled);
+        apis.extend(compiled);
         // The documents of the APIs not compiled again stay cached as well.
         cache.extend(context.documents_before);
         cache.extend(context.documents_used);
@@ -122,12 +166,24 @@ impl Compiler {
             revision: state.revision,
             router: Router::new(apis),
             next_expiry: context.next_expiry,
-            upstreams: context.used,
+            upstreams,
             https: match &self.https_certificate {
                 Some(id) if changed.contains(&(EntityKind::Certificate, id.key())) => self.https_config(state),
                 _ => previous.https.clone(),
             },
         }
+    }
+}
+
+/// Adds the pools `apis` route to (found in `created`, this compilation's pools) to `upstreams`.
+fn count_pool_users(
+    upstreams: &mut HashMap<UpstreamKey, PoolUse>,
+    created: &HashMap<UpstreamKey, Arc<Upstream>>,
+    apis: &[Arc<CompiledApi>],
+) {
+    for key in apis.iter().flat_map(|api| &api.upstreams) {
+        let Some(upstream) = created.get(key) else { continue };
+        upstreams.entry(key.clone()).or_insert_with(|| PoolUse { upstream: upstream.clone(), apis: 0 }).apis += 1;
     }
 }
 
@@ -181,6 +237,8 @@ struct Context<'a> {
     parsed: HashMap<PolicyScope, Option<Arc<PolicyDocument>>>,
     /// What the API being compiled depends on (see [`CompiledApi::references`]).
     references: Vec<(EntityKind, String)>,
+    /// The pools the API being compiled routes to (see [`CompiledApi::upstreams`]).
+    api_upstreams: Vec<UpstreamKey>,
     any_certificate: bool,
     /// Documents parsed by the previous compilation, by text; and those this one uses.
     documents_before: HashMap<String, Arc<PolicyDocument>>,
@@ -223,6 +281,7 @@ impl<'a> Context<'a> {
             documents_before,
             documents_used: HashMap::new(),
             references: Vec::new(),
+            api_upstreams: Vec::new(),
             any_certificate: false,
             next_expiry: None,
             certificates_by_id: state.certificates.iter().map(|c| (c.id.key(), c)).collect(),
@@ -269,6 +328,13 @@ impl<'a> Context<'a> {
         let mut references = std::mem::take(&mut self.references);
         references.sort();
         references.dedup();
+        // A handful per API: a linear dedup (keys have no order).
+        let upstreams = std::mem::take(&mut self.api_upstreams).into_iter().fold(Vec::new(), |mut unique, key| {
+            if !unique.contains(&key) {
+                unique.push(key);
+            }
+            unique
+        });
         CompiledApi {
             id: api_id.clone(),
             prefix: if api.path.is_empty() { String::new() } else { format!("/{}", api.path) },
@@ -277,6 +343,7 @@ impl<'a> Context<'a> {
             operations,
             fallback,
             references,
+            upstreams,
             any_certificate: std::mem::take(&mut self.any_certificate),
         }
     }
@@ -417,13 +484,7 @@ impl<'a> Context<'a> {
                 self.certificates_by_thumbprint.get(&t.to_ascii_uppercase()).copied()
             }
             CertificateRef::Inline { body_base64, password } => {
-                use base64::Engine as _;
-                let pfx = zeroize::Zeroizing::new(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(body_base64)
-                        .map_err(|_| "inline authentication-certificate body is not base64".to_owned())?,
-                );
-                let imported = import_pkcs12(&pfx, password.as_deref().unwrap_or(""))
+                let imported = import_pkcs12_base64(body_base64, password.as_deref().unwrap_or(""))
                     .map_err(|e| format!("inline authentication-certificate: {e}"))?;
                 return Ok(Identity {
                     not_after: imported.not_after,
@@ -440,32 +501,46 @@ impl<'a> Context<'a> {
         })
     }
 
+    /// The pool for `identity` with `switches`. A certificate counts as expired from the first
+    /// instant of its notAfter second (`not_after <= now`, as the handshake decides it): its
+    /// routes are broken from then on, so no request is sent with it.
     fn upstream(&mut self, identity: Option<Identity>, switches: TlsSwitches) -> Result<Arc<Upstream>, String> {
-        let now = certgate_model::unix_now();
-        let expired = identity.as_ref().is_some_and(|i| i.not_after <= now);
-        if let Some(i) = identity.as_ref().filter(|i| i.not_after > now) {
-            self.next_expiry = Some(self.next_expiry.map_or(i.not_after, |e| e.min(i.not_after)));
+        if let Some(identity) = &identity {
+            if identity.not_after <= certgate_model::unix_now() {
+                return Err(format!(
+                    "the client certificate {} expired at {}; requests are not sent with an expired certificate",
+                    identity.thumbprint,
+                    certgate_pki::format_utc(identity.not_after)
+                ));
+            }
+            self.next_expiry = Some(self.next_expiry.map_or(identity.not_after, |e| e.min(identity.not_after)));
         }
-        let key = UpstreamKey {
-            identity: identity.as_ref().map(|i| i.thumbprint.clone()),
-            expired,
-            switches,
-            trust: self.trust_hash,
-        };
+        let key =
+            UpstreamKey { identity: identity.as_ref().map(|i| i.thumbprint.clone()), switches, trust: self.trust_hash };
+        self.api_upstreams.push(key.clone());
         if let Some(upstream) = self.used.get(&key) {
             return Ok(upstream.clone());
         }
         let upstream = match self.previous.and_then(|p| p.upstreams.get(&key)) {
-            Some(reused) => reused.clone(),
+            Some(reused) => reused.upstream.clone(),
             None => {
-                let config = backend_client_config(identity.as_ref().map(|i| &i.client), switches, &self.trust)
-                    .map_err(|e| e.to_string())?;
-                Upstream::new(config)
+                let usable_until = identity.as_ref().and_then(|i| monotonic_deadline(i.not_after));
+                let client = identity.map(|i| i.client.valid_until(i.not_after));
+                let config =
+                    backend_client_config(client.as_ref(), switches, &self.trust).map_err(|e| e.to_string())?;
+                Upstream::new(config, usable_until)
             }
         };
         self.used.insert(key, upstream.clone());
         Ok(upstream)
     }
+}
+
+/// The monotonic instant at which the wall clock reaches `unix_seconds` (now, if it has; `None`
+/// when that is too far ahead to represent, i.e. never in practice).
+fn monotonic_deadline(unix_seconds: i64) -> Option<Instant> {
+    let at = UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(unix_seconds).unwrap_or(0)))?;
+    Instant::now().checked_add(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 struct Identity {
@@ -589,5 +664,32 @@ mod tests {
         let found = compiler.compile_changes(&state, &after, &[(EntityKind::Backend, "missing".to_owned())]);
         assert_eq!(outcome(&found, "/api2/x").as_deref(), Some("/found"), "a dangling reference is a dependency too");
         assert!(shared(&after, &found, "api0") && shared(&after, &found, "api1"));
+    }
+
+    #[test]
+    fn an_incremental_compile_drops_the_pools_no_api_uses_and_retires_them_after_the_swap() {
+        let compiler = Compiler::new(Vec::new());
+        let mut state = state(3);
+        for (api, target) in [("api0", "strict"), ("api1", "strict"), ("api2", "lax")] {
+            let text =
+                format!(r#"<policies><inbound><set-backend-service backend-id="{target}" /></inbound></policies>"#);
+            state.policies.push((PolicyScope::Api(id(api)), text));
+        }
+        state.backends.push((id("strict"), backend("https://127.0.0.1:9/")));
+        let mut lax = backend("https://127.0.0.1:9/");
+        lax.tls.validate_certificate_chain = false;
+        state.backends.push((id("lax"), lax));
+        let before = compiler.compile(&state, None);
+        assert_eq!(before.upstream_count(), 2, "one pool per set of TLS switches");
+
+        // The lax backend becomes strict: its pool has no user left.
+        state.backends[1].1.tls.validate_certificate_chain = true;
+        let after = compiler.compile_changes(&state, &before, &[(EntityKind::Backend, "lax".to_owned())]);
+        assert_eq!(after.upstream_count(), 1);
+        let pool = after.upstreams.values().next().expect("one pool");
+        assert_eq!(pool.apis, 3, "all three APIs now share the strict pool");
+        let full = compiler.compile(&state, Some(&before));
+        assert_eq!(full.upstreams.values().next().map(|p| p.apis), Some(3), "as a full compilation counts");
+        assert_eq!(before.retire_pools_unused_by(&after), 1, "the lax pool is retired, the strict one kept");
     }
 }

@@ -12,6 +12,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 
 use crate::danger;
+use crate::expiry::{SessionsUntilExpiry, UntilExpiry};
 
 /// The backend's `tls` switches, as in APIM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,6 +32,8 @@ impl Default for TlsSwitches {
 pub struct ClientIdentity {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    /// The leaf's notAfter (Unix seconds), when the handshake must stop presenting it.
+    not_after: Option<i64>,
 }
 
 impl ClientIdentity {
@@ -38,7 +41,15 @@ impl ClientIdentity {
         Self {
             chain: chain.iter().map(|der| CertificateDer::from(der.clone())).collect(),
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8_key.to_vec())),
+            not_after: None,
         }
+    }
+
+    /// From the first instant of `not_after` (Unix seconds) on, a configuration built from this
+    /// identity neither presents it nor resumes a session it authenticated.
+    pub fn valid_until(mut self, not_after: i64) -> Self {
+        self.not_after = Some(not_after);
+        self
     }
 }
 
@@ -104,12 +115,19 @@ pub fn backend_client_config(
         validate_name: switches.validate_name,
         algorithms: provider.signature_verification_algorithms,
     });
-    let builder = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsConfigError::Build(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let config = match identity {
+        Some(ClientIdentity { chain, key, not_after: Some(not_after) }) => {
+            let certified = rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
+                .map_err(|e| TlsConfigError::BadIdentity(e.to_string()))?;
+            let mut config = builder.with_client_cert_resolver(Arc::new(UntilExpiry::new(certified, *not_after)));
+            config.resumption = rustls::client::Resumption::store(Arc::new(SessionsUntilExpiry::new(*not_after)));
+            config
+        }
         Some(identity) => builder
             .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
             .map_err(|e| TlsConfigError::BadIdentity(e.to_string()))?,

@@ -7,6 +7,7 @@
 mod backend_tls;
 mod ca;
 mod danger;
+mod expiry;
 mod facts;
 mod pkcs12;
 
@@ -15,4 +16,6 @@ pub use backend_tls::{
 };
 pub use ca::{CaImportError, ImportedCaCertificate, import_ca_certificate};
 pub use facts::{CertificateFacts, FactsError, certificate_facts, format_utc};
-pub use pkcs12::{ImportedCertificate, Pkcs12Error, import_pem, import_pkcs12};
+pub use pkcs12::{
+    ImportedCertificate, Pkcs12Error, decode_wrapped_base64, import_pem, import_pkcs12, import_pkcs12_base64,
+};

@@ -60,6 +60,24 @@ pub enum Pkcs12Error {
     InvalidCertificate(String),
     #[error("{0}")]
     Pem(String),
+    #[error("the value is not valid base64")]
+    NotBase64,
+}
+
+/// Imports a PKCS#12 file given as standard base64 text, as every place that takes one inline
+/// does (an upload's `data`, a policy's `authentication-certificate body`, a vault secret's
+/// `pfx`). ASCII whitespace anywhere is ignored, so base64 wrapped at 64 or 76 columns (the
+/// `base64` and `openssl base64` output) is accepted the same everywhere.
+pub fn import_pkcs12_base64(text: &str, password: &str) -> Result<ImportedCertificate, Pkcs12Error> {
+    let der = decode_wrapped_base64(text).ok_or(Pkcs12Error::NotBase64)?;
+    import_pkcs12(&der, password)
+}
+
+/// Standard base64 with any ASCII whitespace removed first; `None` when it is not base64.
+pub fn decode_wrapped_base64(text: &str) -> Option<Zeroizing<Vec<u8>>> {
+    use base64::Engine as _;
+    let compact = Zeroizing::new(text.bytes().filter(|b| !b.is_ascii_whitespace()).collect::<Vec<u8>>());
+    base64::engine::general_purpose::STANDARD.decode(compact.as_slice()).ok().map(Zeroizing::new)
 }
 
 /// Imports a PKCS#12 file: decrypts it, finds the one leaf that has its private key, orders the

@@ -2,14 +2,15 @@
 //! JSON description of what it saw: the client certificate's SHA-1 and subject, the path, the
 //! protocol version and the headers. `/slow` streams its answer over ~2 s; `/arrivals` reports when
 //! the first and last body bytes arrived; `/sleep/<ms>` waits
-//! before answering; `/count` answers with the number of request body bytes it read.
+//! before answering; `/count` answers with the number of request body bytes it read. It records
+//! when each connection closed and which certificate it had presented.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -26,6 +27,16 @@ pub struct HttpsBackend {
     pub addr: SocketAddr,
     /// TLS connections accepted so far (handshakes, successful or not).
     pub connections: Arc<AtomicUsize>,
+    /// Connections that completed their handshake and have since closed, in closing order.
+    closed: Arc<Mutex<Vec<ClosedConnection>>>,
+}
+
+/// A connection the backend saw end (the gateway closed it, or it broke).
+#[derive(Clone, Debug)]
+pub struct ClosedConnection {
+    /// SHA-1 of the client certificate it presented (lower-case hex), empty for none.
+    pub fingerprint: String,
+    pub at: Instant,
 }
 
 impl HttpsBackend {
@@ -35,6 +46,11 @@ impl HttpsBackend {
 
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Every connection closed so far.
+    pub fn closed_connections(&self) -> Vec<ClosedConnection> {
+        self.closed.lock().unwrap().clone()
     }
 }
 
@@ -54,25 +70,30 @@ pub async fn https_echo_backend(server: &Identity, client_auth: ClientAuth<'_>, 
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let counter = connections.clone();
+    let closed = Arc::new(Mutex::new(Vec::new()));
+    let closings = closed.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
             counter.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
+            let closings = closings.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(stream).await else { return };
                 let (_, session) = tls.get_ref();
                 let certificate =
                     session.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).unwrap_or_default();
                 let seen = Arc::new(Seen::of(&certificate));
+                let fingerprint = seen.fingerprint.clone();
                 let service = hyper::service::service_fn(move |request| answer(seen.clone(), request));
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tls), service)
                     .await;
+                closings.lock().unwrap().push(ClosedConnection { fingerprint, at: Instant::now() });
             });
         }
     });
-    HttpsBackend { addr, connections }
+    HttpsBackend { addr, connections, closed }
 }
 
 struct Seen {

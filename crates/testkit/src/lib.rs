@@ -10,7 +10,7 @@ mod scripted_backend;
 mod tls_peer;
 
 pub use faults::{Filler, Immutable, SmallDisk};
-pub use http_backend::{HttpsBackend, https_echo_backend, self_signed_echo_backend};
+pub use http_backend::{ClosedConnection, HttpsBackend, https_echo_backend, self_signed_echo_backend};
 pub use openbao::OpenBao;
 pub use raw_client::{End, Framing, Parsed, Piece, RawClient, RawOutcome, RawResponse, parse_responses};
 pub use scripted_backend::{ConnectionLog, Options, Reading, Received, ScriptedBackend, Step};
@@ -125,6 +125,11 @@ impl Identity {
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
         Self::from_parts(cert, key, params)
+    }
+
+    /// notAfter in Unix seconds, as the certificate encodes it (whole seconds).
+    pub fn not_after_unix(&self) -> i64 {
+        self.params.not_after.unix_timestamp()
     }
 
     /// PKCS#8 DER of the private key.

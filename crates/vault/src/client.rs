@@ -2,9 +2,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use certgate_model::LastStatusCode;
-use certgate_pki::{ImportedCertificate, import_pem, import_pkcs12};
+use certgate_pki::{ImportedCertificate, import_pem, import_pkcs12_base64};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -162,8 +161,8 @@ impl VaultClient {
         }
     }
 
-    /// Keeps a token alive while it is used: `renew-self` on first use and then at two thirds of
-    /// the lease it returns. Tokens that cannot be renewed (root, non-renewable) are retried hourly.
+    /// Keeps a token alive while it is used: `renew-self` on first use and then at half of the
+    /// lease it returns. Tokens that cannot be renewed (root, non-renewable) are retried hourly.
     async fn renew_token(&self, identity: &Identity, server: &str, token: &str) {
         if !matches!(identity.method, AuthMethod::Token(_)) {
             return;
@@ -180,7 +179,10 @@ impl VaultClient {
                 match body["auth"]["lease_duration"].as_u64().filter(|s| *s > 0) {
                     Some(ttl) => {
                         tracing::debug!(identity = %identity.id, ttl, "vault token renewed");
-                        relogin_at(Duration::from_secs(ttl))
+                        // Renewal rides on reads, which come once per refresh interval (jittered):
+                        // at half the lease the next read still finds the token alive when the
+                        // interval is close to the lease (two thirds left only a sixth of it).
+                        Instant::now() + Duration::from_secs(ttl) / 2
                     }
                     None => Instant::now() + RENEWAL_RETRY,
                 }
@@ -249,13 +251,8 @@ fn parse_secret(body: &Value) -> Result<SecretMaterial, ReadFailure> {
     let data = &body["data"]["data"];
     let version = body["data"]["metadata"]["version"].as_u64();
     let certificate = if let Some(pfx) = data["pfx"].as_str() {
-        let der = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(pfx.split_whitespace().collect::<String>())
-                .map_err(|_| invalid("'pfx' is not base64".into()))?,
-        );
         let password = data["password"].as_str().unwrap_or("");
-        import_pkcs12(&der, password).map_err(|e| invalid(format!("'pfx': {e}")))?
+        import_pkcs12_base64(pfx, password).map_err(|e| invalid(format!("'pfx': {e}")))?
     } else if let (Some(certificate), Some(key)) = (data["certificate"].as_str(), data["private_key"].as_str()) {
         let mut chain = certificate.to_owned();
         match &data["ca_chain"] {

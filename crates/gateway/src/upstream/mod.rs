@@ -35,9 +35,6 @@ use transport::Transport;
 pub(crate) struct UpstreamKey {
     /// The client certificate presented, by thumbprint; `None` = no client certificate.
     pub identity: Option<Thumbprint>,
-    /// Set once the certificate has expired: the connections made before its notAfter are then
-    /// left behind with the old pool, and new handshakes show the backend's verdict.
-    pub expired: bool,
     pub switches: TlsSwitches,
     /// Hash of the trusted CA set, so uploading a CA certificate yields fresh connections.
     pub trust: u64,
@@ -103,10 +100,19 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    pub(crate) fn new(tls: Arc<rustls::ClientConfig>) -> Arc<Self> {
+    /// `usable_until`: the client certificate's notAfter, from which on no pooled connection
+    /// made with it is used (see [`Pool`]).
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, usable_until: Option<std::time::Instant>) -> Arc<Self> {
         let mut tls = (*tls).clone();
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Arc::new(Self { tls: tokio_rustls::TlsConnector::from(Arc::new(tls)), pool: Arc::default() })
+        let pool = Arc::new(Pool::new(usable_until));
+        Arc::new(Self { tls: tokio_rustls::TlsConnector::from(Arc::new(tls)), pool })
+    }
+
+    /// No snapshot uses this identity any more: close its idle connections now and the others
+    /// when their exchanges end.
+    pub(crate) fn retire(&self) {
+        self.pool.retire();
     }
 
     /// Sends `parts` + `body` to `path_and_query` at `origin` (which the caller has checked is a

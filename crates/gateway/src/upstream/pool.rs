@@ -1,6 +1,11 @@
 //! Idle backend connections of one upstream (one TLS identity), per origin. LIFO, so the
 //! connections kept busy stay warm and the rest age out. One short lock per checkout and per
 //! release; nothing is held across IO.
+//!
+//! A pool ends in two ways, and then neither hands out nor takes back a connection: it is
+//! *retired* when a new snapshot no longer uses its identity (its idle connections close at
+//! once, those still carrying an exchange close when it ends), and it *expires* at its client
+//! certificate's notAfter, even if a request still holding an older snapshot asks for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,12 +24,38 @@ pub(crate) type PoolKey = Arc<str>;
 
 /// Generic over the HTTP/1.1 connection type, so the pool knows nothing of the exchange.
 pub(crate) struct Pool<C> {
-    origins: Mutex<HashMap<PoolKey, OriginPool<C>>>,
+    origins: Mutex<Origins<C>>,
+    /// The client certificate's notAfter as a monotonic instant: from then on no connection
+    /// made with it is handed out or kept. `None` without a client certificate.
+    usable_until: Option<Instant>,
 }
 
-impl<C> Default for Pool<C> {
-    fn default() -> Self {
-        Self { origins: Mutex::default() }
+struct Origins<C> {
+    by_key: HashMap<PoolKey, OriginPool<C>>,
+    /// Set by [`Pool::retire`]; never cleared.
+    retired: bool,
+}
+
+impl<C> Pool<C> {
+    pub(crate) fn new(usable_until: Option<Instant>) -> Self {
+        Self { origins: Mutex::new(Origins { by_key: HashMap::new(), retired: false }), usable_until }
+    }
+
+    /// The snapshot that uses this pool's identity was replaced by one that does not: close the
+    /// idle connections now and every checked-out one when its exchange ends.
+    pub(crate) fn retire(&self) {
+        let closing = {
+            let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
+            origins.retired = true;
+            std::mem::take(&mut origins.by_key)
+        };
+        // Dropped outside the lock: closing sockets is IO.
+        drop(closing);
+    }
+
+    /// Whether connections may still be handed out or taken back at `now`.
+    fn open_at(&self, origins: &Origins<C>, now: Instant) -> bool {
+        !origins.retired && self.usable_until.is_none_or(|until| now < until)
     }
 }
 
@@ -82,15 +113,22 @@ pub(crate) enum Pooled<C> {
 impl<C> Pool<C> {
     /// The origin's HTTP/2 connection if it is open, else its most recently used idle HTTP/1.1
     /// connection that is not too old.
+    /// Nothing once the pool is retired or its certificate expired.
     pub(crate) fn checkout(&self, key: &PoolKey) -> Pooled<C> {
+        let now = Instant::now();
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(origin) = origins.get_mut(key) else { return Pooled::Empty };
+        if !self.open_at(&origins, now) {
+            let closing = std::mem::take(&mut origins.by_key);
+            drop(origins);
+            drop(closing);
+            return Pooled::Empty;
+        }
+        let Some(origin) = origins.by_key.get_mut(key) else { return Pooled::Empty };
         match &origin.h2 {
             Some(sender) if !sender.is_closed() => return Pooled::Http2(sender.clone()),
             Some(_) => origin.h2 = None,
             None => {}
         }
-        let now = Instant::now();
         while let Some(entry) = origin.idle.pop() {
             if now.duration_since(entry.since) < entry.limit {
                 return Pooled::Http1(entry.conn);
@@ -102,7 +140,13 @@ impl<C> Pool<C> {
     fn put_h1(&self, key: PoolKey, conn: C, limit: Duration) {
         let now = Instant::now();
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
-        let idle = &mut origins.entry(key).or_default().idle;
+        if !self.open_at(&origins, now) {
+            drop(origins);
+            // Closes it: the identity it was made with is no longer in use.
+            drop(conn);
+            return;
+        }
+        let idle = &mut origins.by_key.entry(key).or_default().idle;
         // The oldest entries sit at the front: drop those past their time while here (one with
         // a shorter limit behind a live one waits for its checkout, which checks it too).
         let expired = idle.iter().take_while(|e| now.duration_since(e.since) >= e.limit).count();
@@ -112,7 +156,65 @@ impl<C> Pool<C> {
         }
     }
 
+    /// A retired or expired pool does not keep it: the connection then closes once the
+    /// request that made it drops its sender.
     pub(crate) fn put_h2(&self, key: PoolKey, sender: http2::SendRequest<Incoming>) {
-        self.origins.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().h2 = Some(sender);
+        let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.open_at(&origins, Instant::now()) {
+            origins.by_key.entry(key).or_default().h2 = Some(sender);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Stands in for a connection: counts how many were closed (dropped).
+    struct Conn(Arc<AtomicUsize>);
+
+    impl Drop for Conn {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn key() -> PoolKey {
+        Arc::from("https://backend:443")
+    }
+
+    #[test]
+    fn a_retired_pool_closes_its_idle_connections_at_once_and_keeps_none_returned_later() {
+        let closed = Arc::new(AtomicUsize::new(0));
+        let pool = Arc::new(Pool::new(None));
+        for _ in 0..3 {
+            Home::new(pool.clone(), key()).put(Conn(closed.clone()));
+        }
+        let Pooled::Http1(in_use) = pool.checkout(&key()) else { panic!("an idle connection") };
+        assert_eq!(closed.load(Ordering::SeqCst), 0);
+
+        pool.retire();
+        assert_eq!(closed.load(Ordering::SeqCst), 2, "both idle connections closed by retire itself");
+        Home::new(pool.clone(), key()).put(in_use);
+        assert_eq!(closed.load(Ordering::SeqCst), 3, "the one in use closes when its exchange ends");
+        assert!(matches!(pool.checkout(&key()), Pooled::Empty));
+    }
+
+    #[test]
+    fn past_its_certificate_expiry_a_pool_hands_out_and_keeps_nothing() {
+        let closed = Arc::new(AtomicUsize::new(0));
+        let until = Instant::now() + Duration::from_millis(50);
+        let pool = Arc::new(Pool::new(Some(until)));
+        Home::new(pool.clone(), key()).put(Conn(closed.clone()));
+        assert!(matches!(pool.checkout(&key()), Pooled::Http1(_)), "usable before notAfter");
+        assert_eq!(closed.load(Ordering::SeqCst), 1, "the checked-out stand-in was dropped by the match");
+
+        Home::new(pool.clone(), key()).put(Conn(closed.clone()));
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        assert!(matches!(pool.checkout(&key()), Pooled::Empty), "not handed out at or after notAfter");
+        assert_eq!(closed.load(Ordering::SeqCst), 2, "and closed");
+        Home::new(pool.clone(), key()).put(Conn(closed.clone()));
+        assert_eq!(closed.load(Ordering::SeqCst), 3, "not kept either");
     }
 }
