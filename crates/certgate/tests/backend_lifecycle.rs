@@ -340,7 +340,15 @@ async fn failures_after_the_head_are_a_502_or_an_aborted_message() {
     let response = stage.http.get(format!("{}/broken/midway", stage.node.gateway)).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.bytes().await.is_err(), "a truncated body must not read as complete");
-    let logs = stage.node.logs();
+    // The node's log arrives through a pipe: give it a moment.
+    let mut logs = stage.node.logs();
+    for _ in 0..50 {
+        if logs.contains("broke off after its head") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        logs = stage.node.logs();
+    }
     let line = logs
         .lines()
         .find(|l| l.contains("broke off after its head"))
