@@ -51,9 +51,10 @@ use responses::run_reply;
 async fn framing_and_lifecycle_table() {
     let table = Table::start().await;
     let replies = responses::replies();
+    let refusals = requests::refusals();
     let customs = [responses::cases(), requests::cases()].concat();
     let timed = requests::timed();
-    let total = replies.len() + customs.len() + timed.len();
+    let total = replies.len() + refusals.len() + customs.len() + timed.len();
     assert!(total >= 60, "the table has {total} cases");
 
     let started = Instant::now();
@@ -64,6 +65,13 @@ async fn framing_and_lifecycle_table() {
         running.spawn(async move {
             let _permit = limit.acquire_owned().await.unwrap();
             (case.name.to_owned(), run_reply(table, case).await)
+        });
+    }
+    for refusal in refusals {
+        let (table, limit) = (table.clone(), limit.clone());
+        running.spawn(async move {
+            let _permit = limit.acquire_owned().await.unwrap();
+            (refusal.name.to_owned(), requests::run_refusal(table, refusal).await)
         });
     }
     for (name, case) in customs {

@@ -5,7 +5,7 @@
 //! both ended cleanly. A response body is read straight from the backend connection, which goes
 //! back to its pool when the body ends. Message heads are [`super::head`]'s pure functions.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
@@ -58,7 +58,8 @@ impl Upload {
             return;
         }
         if self.chunked {
-            self.out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            // Into the buffer directly: no string per chunk.
+            let _ = write!(self.out, "{:x}\r\n", data.len());
         }
         self.out.extend_from_slice(data);
         if self.chunked {
@@ -129,8 +130,18 @@ pub(crate) enum ResponseBody {
 enum HeadFailure {
     /// The client's request body broke off or was malformed.
     Client(hyper::Error),
-    /// The backend failed; `answered` once any response byte had arrived.
-    Backend { error: UpstreamError, answered: bool },
+    Backend(UpstreamError),
+}
+
+/// How far the exchange got before the final response head.
+#[derive(Default)]
+struct HeadProgress {
+    /// The upload failed; the backend may still have answered before it stopped reading.
+    write_error: Option<io::Error>,
+    /// Some response byte arrived.
+    answered: bool,
+    /// Interim (1xx) responses skipped.
+    interim: usize,
 }
 
 /// Why the upload stopped.
@@ -176,22 +187,17 @@ impl H1Conn {
         method: &Method,
         release: Home<H1Conn>,
     ) -> Result<Exchange, ExchangeError> {
-        let mut answered = false;
-        let mut interim = 0;
-        let mut write_error = None;
-        let head = std::future::poll_fn(|cx| {
-            self.poll_head(cx, &mut upload, method, &mut write_error, &mut answered, &mut interim)
-        })
-        .await;
+        let mut progress = HeadProgress::default();
+        let head = std::future::poll_fn(|cx| self.poll_head(cx, &mut upload, method, &mut progress)).await;
         let ResponseHead { response, mut decoder, keep } = match head {
             Ok(head) => head,
             Err(HeadFailure::Client(error)) => {
                 return Err(ExchangeError { error: UpstreamError::RequestBody(error), retry: Retry::Never });
             }
-            Err(HeadFailure::Backend { error, answered }) => {
+            Err(HeadFailure::Backend(error)) => {
                 // The upload's failure is the cause; the read only confirmed it.
-                let error = write_error.map_or(error, UpstreamError::Io);
-                let retry = if answered {
+                let error = progress.write_error.map_or(error, UpstreamError::Io);
+                let retry = if progress.answered {
                     Retry::Never
                 } else if !upload.written_any {
                     Retry::Always(upload)
@@ -205,7 +211,7 @@ impl H1Conn {
         };
         // Answered before the request was whole: the upload goes on beside the response body,
         // unless that failed already (then the backend stopped reading: the connection is done).
-        let upload = match (upload.finished, write_error) {
+        let upload = match (upload.finished, progress.write_error) {
             (true, _) => {
                 self.spare = upload.out;
                 None
@@ -256,41 +262,39 @@ impl H1Conn {
         cx: &mut Context<'_>,
         upload: &mut Upload,
         method: &Method,
-        write_error: &mut Option<io::Error>,
-        answered: &mut bool,
-        interim: &mut usize,
+        progress: &mut HeadProgress,
     ) -> Poll<Result<ResponseHead, HeadFailure>> {
-        if write_error.is_none() {
+        if progress.write_error.is_none() {
             match self.poll_upload(cx, upload) {
                 Poll::Ready(Err(UploadError::Client(error))) => return Poll::Ready(Err(HeadFailure::Client(error))),
-                Poll::Ready(Err(UploadError::Backend(error))) => *write_error = Some(error),
+                Poll::Ready(Err(UploadError::Backend(error))) => progress.write_error = Some(error),
                 Poll::Ready(Ok(())) | Poll::Pending => {}
             }
         }
-        let backend = |error, answered| Poll::Ready(Err(HeadFailure::Backend { error, answered }));
+        let backend = |error| Poll::Ready(Err(HeadFailure::Backend(error)));
         loop {
             if !self.buf.is_empty() {
-                *answered = true;
+                progress.answered = true;
                 match parse_head(&mut self.buf, method) {
                     Ok(Some(Head::Final(head))) => return Poll::Ready(Ok(head)),
-                    Ok(Some(Head::Informational)) if *interim < MAX_INTERIM_RESPONSES => {
-                        *interim += 1;
+                    Ok(Some(Head::Informational)) if progress.interim < MAX_INTERIM_RESPONSES => {
+                        progress.interim += 1;
                         continue;
                     }
                     Ok(Some(Head::Informational)) => {
-                        return backend(UpstreamError::InvalidResponse("too many interim responses".into()), true);
+                        return backend(UpstreamError::InvalidResponse("too many interim responses".into()));
                     }
                     Ok(None) if self.buf.len() > MAX_HEAD_BYTES => {
-                        return backend(UpstreamError::InvalidResponse("response head too large".into()), true);
+                        return backend(UpstreamError::InvalidResponse("response head too large".into()));
                     }
                     Ok(None) => {}
-                    Err(error) => return backend(error, true),
+                    Err(error) => return backend(error),
                 }
             }
             match ready!(self.poll_fill(cx)) {
-                Ok(0) => return backend(UpstreamError::ClosedBeforeResponse, *answered),
+                Ok(0) => return backend(UpstreamError::ClosedBeforeResponse),
                 Ok(_) => {}
-                Err(error) => return backend(UpstreamError::Io(error), *answered),
+                Err(error) => return backend(UpstreamError::Io(error)),
             }
         }
     }
