@@ -144,20 +144,7 @@ async fn closed_with(backend: &certgate_testkit::HttpsBackend, fingerprint: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thirty_second_pki_certificate_is_renewed_at_twenty_seconds() {
     let bao = OpenBao::start().await;
-    bao.api("POST", "sys/mounts/pki", Some(json!({"type": "pki", "config": {"max_lease_ttl": "24h"}}))).await;
-    let root = bao
-        .api("POST", "pki/root/generate/internal", Some(json!({"common_name": "lifetime test PKI", "ttl": "24h"})))
-        .await;
-    let root_pem = root["data"]["certificate"].as_str().unwrap().to_owned();
-    bao.api(
-        "POST",
-        "pki/roles/gateway",
-        Some(json!({"allowed_domains": ["contoso.test"], "allow_subdomains": true,
-        "max_ttl": "1h", "client_flag": true, "server_flag": false})),
-    )
-    .await;
-    let token =
-        bao.token_with_policy("pki-issue", r#"path "pki/issue/gateway" { capabilities = ["create", "update"] }"#).await;
+    let (root_pem, token) = bao.client_certificate_pki().await;
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start_with(dir.path(), &[], &[("CERTGATE_VAULT_TOKEN", &token)]);
     let api = node.client();

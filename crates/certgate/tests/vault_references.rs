@@ -326,20 +326,7 @@ async fn rotation_under_continuous_load_drops_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_pki_certificates_are_renewed_before_they_expire() {
     let bao = OpenBao::start().await;
-    bao.api("POST", "sys/mounts/pki", Some(json!({"type": "pki", "config": {"max_lease_ttl": "24h"}}))).await;
-    let root = bao
-        .api("POST", "pki/root/generate/internal", Some(json!({"common_name": "certgate test PKI", "ttl": "24h"})))
-        .await;
-    let root_pem = root["data"]["certificate"].as_str().unwrap().to_owned();
-    bao.api(
-        "POST",
-        "pki/roles/gateway",
-        Some(json!({"allowed_domains": ["contoso.test"], "allow_subdomains": true,
-        "max_ttl": "1h", "client_flag": true, "server_flag": false})),
-    )
-    .await;
-    let token =
-        bao.token_with_policy("pki-issue", r#"path "pki/issue/gateway" { capabilities = ["create", "update"] }"#).await;
+    let (root_pem, token) = bao.client_certificate_pki().await;
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start_with(dir.path(), &["--vault-refresh-interval", "1s"], &[("CERTGATE_VAULT_TOKEN", &token)]);
     let api = node.client();

@@ -79,6 +79,27 @@ impl OpenBao {
     }
 
     /// Creates policy `name` with `rules` (HCL) and a token carrying only it.
+    /// Mounts a PKI engine at `pki/` with a 24 h root and a `gateway` role issuing client
+    /// certificates for `*.contoso.test`; returns the root's PEM and a token that may only issue.
+    pub async fn client_certificate_pki(&self) -> (String, String) {
+        self.api("POST", "sys/mounts/pki", Some(json!({"type": "pki", "config": {"max_lease_ttl": "24h"}}))).await;
+        let root = self
+            .api("POST", "pki/root/generate/internal", Some(json!({"common_name": "certgate test PKI", "ttl": "24h"})))
+            .await;
+        let root_pem = root["data"]["certificate"].as_str().unwrap_or_default().to_owned();
+        self.api(
+            "POST",
+            "pki/roles/gateway",
+            Some(json!({"allowed_domains": ["contoso.test"], "allow_subdomains": true,
+            "max_ttl": "1h", "client_flag": true, "server_flag": false})),
+        )
+        .await;
+        let token = self
+            .token_with_policy("pki-issue", r#"path "pki/issue/gateway" { capabilities = ["create", "update"] }"#)
+            .await;
+        (root_pem, token)
+    }
+
     pub async fn token_with_policy(&self, name: &str, rules: &str) -> String {
         self.short_lived_token(name, rules, "1h").await
     }
