@@ -150,6 +150,11 @@ pub(crate) fn replies() -> Vec<Reply> {
             vec![w(format!("{CHUNKED}5;name=value;flag\r\nhello\r\n0;last\r\n\r\n"))],
             clean("hello", Reused),
         ),
+        reply(
+            "chunk: a 10 000-byte extension line in one write",
+            vec![w(format!("{CHUNKED}5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(9_998)))],
+            BadGatewayOrAborted,
+        ),
         reply("chunk: no CRLF after data", vec![w(format!("{CHUNKED}5\r\nhelloX\r\n0\r\n\r\n"))], BadGatewayOrAborted),
         reply("chunk: trailers", vec![w(format!("{CHUNKED}5\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n"))], clean("hello", Reused)),
         reply(

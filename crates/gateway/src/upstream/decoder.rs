@@ -6,7 +6,8 @@ use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-/// Longest chunk-size or trailer line accepted; anything longer is not a well-formed backend.
+/// A chunk-size or trailer line (without its CRLF) must be shorter than this, whether it
+/// arrives in one read or trickles in; anything longer is not a well-formed backend.
 const MAX_LINE: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +122,7 @@ fn take(buf: &mut BytesMut, at_most: u64) -> Option<Bytes> {
 /// consumes it; `None` until the line is complete.
 fn line<T>(buf: &mut BytesMut, read: impl FnOnce(&[u8]) -> io::Result<T>) -> io::Result<Option<T>> {
     match buf.windows(2).position(|w| w == b"\r\n") {
+        Some(end) if end >= MAX_LINE => Err(invalid("chunk line too long")),
         Some(end) => {
             // A bare CR or LF, NUL or other control byte in a chunk line is where parsers
             // disagree on framing (request smuggling): refused, not skipped.
@@ -261,6 +263,11 @@ mod tests {
         let too_long = |prefix: &str| format!("{prefix}{}", "x".repeat(MAX_LINE + 1 - prefix.len()));
         let (size_too_long, data_end_too_long, trailer_too_long) =
             (too_long("5;"), format!("1\r\na{}", too_long("")), format!("0\r\n{}", too_long("x: ")));
+        // Complete lines, arriving whole or in pieces: the shortest refused, and a far longer one.
+        let line_of = |length: usize| format!("5;{}", "x".repeat(length - 2));
+        let complete_at_limit = format!("{}\r\nhello\r\n0\r\n\r\n", line_of(MAX_LINE));
+        let complete_far_over = format!("{}\r\nhello\r\n0\r\n\r\n", line_of(10_000));
+        let trailer_complete = format!("0\r\nx: {}\r\n\r\n", "y".repeat(MAX_LINE - 3));
         let table: &[(&[u8], &str)] = &[
             (b"zz\r\n", "bad chunk size"),
             (b"\r\n", "bad chunk size"),
@@ -289,6 +296,9 @@ mod tests {
             (size_too_long.as_bytes(), "chunk line too long"),
             (data_end_too_long.as_bytes(), "chunk line too long"),
             (trailer_too_long.as_bytes(), "chunk line too long"),
+            (complete_at_limit.as_bytes(), "chunk line too long"),
+            (complete_far_over.as_bytes(), "chunk line too long"),
+            (trailer_complete.as_bytes(), "chunk line too long"),
         ];
         for (input, reason) in table {
             for (split, pieces) in every_split(input) {
