@@ -51,6 +51,10 @@ pub struct ServerArgs {
     /// How long a client connection may sit idle between requests on every listener [default: 60s]
     #[arg(long, env = "CERTGATE_IDLE_TIMEOUT")]
     pub idle_timeout: Option<String>,
+    /// How long a backend may pause within a response body before the response is aborted
+    /// [default: no limit; the forward-request timeout bounds the wait for the response head]
+    #[arg(long, env = "CERTGATE_BACKEND_READ_TIMEOUT")]
+    pub backend_read_timeout: Option<String>,
     /// Open client connections the gateway's HTTP and HTTPS listeners may hold together
     /// [default: (open-file limit - 128 - admin cap) / 2]
     #[arg(long, env = "CERTGATE_MAX_CONNECTIONS")]
@@ -76,6 +80,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     header_read_timeout: Option<String>,
     idle_timeout: Option<String>,
+    backend_read_timeout: Option<String>,
     max_connections: Option<usize>,
     admin_max_connections: Option<usize>,
     vault_token_file: Option<PathBuf>,
@@ -96,6 +101,8 @@ pub struct ServerConfig {
     pub master_key_file: Option<PathBuf>,
     pub max_body_bytes: usize,
     pub connections: ConnectionLimits,
+    /// `--backend-read-timeout`, when set.
+    pub backend_read_timeout: Option<Duration>,
     pub vault: VaultConfig,
 }
 
@@ -120,10 +127,7 @@ impl ConnectionLimits {
         max_connections: Option<usize>,
         admin_max_connections: Option<usize>,
     ) -> Result<Self, ConfigError> {
-        let duration = |text: Option<String>, default: Duration| match text {
-            Some(text) => parse_duration(&text).ok_or(ConfigError::Duration(text)),
-            None => Ok(default),
-        };
+        let duration = |text: Option<String>, default: Duration| Ok(optional_duration(text)?.unwrap_or(default));
         let defaults = certgate_gateway::Timeouts::default();
         if max_connections == Some(0) {
             return Err(ConfigError::ZeroConnectionCap("max_connections"));
@@ -166,6 +170,7 @@ impl ServerArgs {
             self.max_connections.or(file.max_connections),
             self.admin_max_connections.or(file.admin_max_connections),
         )?;
+        let backend_read_timeout = optional_duration(self.backend_read_timeout.or(file.backend_read_timeout))?;
         let vault = VaultConfig::resolve(
             std::env::var("CERTGATE_VAULT_TOKEN").ok().filter(|t| !t.is_empty()).map(zeroize::Zeroizing::new),
             self.vault_token_file.or(file.vault_token_file).as_deref(),
@@ -181,9 +186,14 @@ impl ServerArgs {
             master_key_file: self.master_key_file.or(file.master_key_file),
             max_body_bytes,
             connections,
+            backend_read_timeout,
             vault,
         })
     }
+}
+
+fn optional_duration(text: Option<String>) -> Result<Option<Duration>, ConfigError> {
+    text.map(|text| parse_duration(&text).ok_or(ConfigError::Duration(text))).transpose()
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -257,6 +267,11 @@ mod tests {
         assert!(matches!(args.resolve(), Err(ConfigError::Duration(text)) if text == "0s"));
         let args = ServerArgs { idle_timeout: Some("soon".into()), ..Default::default() };
         assert!(matches!(args.resolve(), Err(ConfigError::Duration(text)) if text == "soon"));
+        let args = ServerArgs { backend_read_timeout: Some("-1s".into()), ..Default::default() };
+        assert!(matches!(args.resolve(), Err(ConfigError::Duration(text)) if text == "-1s"));
+        let args = ServerArgs { backend_read_timeout: Some("15s".into()), ..Default::default() };
+        assert_eq!(args.resolve().expect("valid").backend_read_timeout, Some(Duration::from_secs(15)));
+        assert_eq!(ServerArgs::default().resolve().expect("valid").backend_read_timeout, None);
     }
 
     #[test]

@@ -82,6 +82,9 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     if let Some((_, certificate)) = &config.https {
         compiler = compiler.with_https_certificate(certificate.clone());
     }
+    if let Some(timeout) = config.backend_read_timeout {
+        compiler = compiler.with_backend_read_timeout(timeout);
+    }
     let compiler = Arc::new(compiler);
     let (snapshots, published, state) = crate::control::first_snapshot(store.as_ref(), &compiler).await?;
 

@@ -358,3 +358,51 @@ async fn failures_after_the_head_are_a_502_or_an_aborted_message() {
         assert!(line.contains(field), "{field} missing: {line}");
     }
 }
+
+/// `--backend-read-timeout`: a backend that pauses within a body for longer has the response
+/// cut — a 502 while nothing went downstream yet, an aborted message with its WARN line after
+/// that — and one that keeps sending, however long the whole body takes, is not cut.
+#[tokio::test]
+async fn a_backend_pausing_within_a_body_beyond_the_read_timeout_is_cut() {
+    let stage = Stage::start_with(&["--backend-read-timeout", "1s"]);
+    let backend = ScriptedBackend::start(None, |r: &Received| {
+        let line = r.request_line();
+        let pause = |ms| Step::Sleep(Duration::from_millis(ms));
+        if line.contains("/stall-first") {
+            vec![Step::write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"), pause(3000), Step::write("0123456789")]
+        } else if line.contains("/stall-midway") {
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n";
+            vec![Step::write(head), Step::write([b'a'; 5000]), pause(3000), Step::write([b'b'; 5000])]
+        } else {
+            let mut steps = vec![Step::write("HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n")];
+            for _ in 0..4 {
+                steps.extend([pause(600), Step::write([b'c'; 1000])]);
+            }
+            steps
+        }
+    })
+    .await;
+    route(&stage, "slow", &backend).await;
+
+    let started = std::time::Instant::now();
+    let (status, body) = send(&stage, "GET", "/slow/stall-first", None).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("activityId"), "{body}");
+    assert!(started.elapsed() < Duration::from_millis(2500), "cut after {:?}", started.elapsed());
+    let line = stage.node.wait_for_log("request failed");
+    assert!(line.contains("status=502") && line.contains("sent nothing of the response body for 1s"), "{line}");
+
+    let started = std::time::Instant::now();
+    let response = stage.http.get(format!("{}/slow/stall-midway", stage.node.gateway)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.bytes().await.is_err(), "a body cut by the timeout must not read as complete");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2500), "cut after {elapsed:?}");
+    let line = stage.node.wait_for_log("broke off after its head");
+    assert!(line.contains("sent nothing of the response body for 1s"), "{line}");
+
+    let started = std::time::Instant::now();
+    let (status, body) = send(&stage, "GET", "/slow/steady", None).await;
+    assert_eq!((status, body.len()), (200, 4000));
+    assert!(started.elapsed() > Duration::from_secs(2), "the whole body took longer than the timeout");
+}

@@ -6,9 +6,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use certgate_model::ConfigState;
 use http::Request;
 
+use crate::compile::Compiler;
 use crate::proxy::{self, Downstream, Target};
 use crate::route::Route;
-use crate::snapshot::{Compiler, Snapshot};
+use crate::snapshot::Snapshot;
 
 /// A snapshot compiled from `state` (no system roots: nothing here connects).
 pub struct Fixture {

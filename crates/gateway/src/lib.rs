@@ -7,6 +7,7 @@
 mod activity;
 pub mod bench_support;
 mod body;
+mod compile;
 mod failure;
 mod headers;
 mod listener;
@@ -17,5 +18,6 @@ mod template;
 mod upstream;
 
 pub use body::GatewayBody;
+pub use compile::Compiler;
 pub use listener::{ConnectionCap, ListenerSettings, SnapshotHandle, Timeouts, serve, serve_http, serve_https};
-pub use snapshot::{Compiler, Snapshot};
+pub use snapshot::Snapshot;

@@ -102,6 +102,9 @@ async fn send(
         Ok(Ok(response)) => response,
     };
     let (mut parts, mut body) = response.into_parts();
+    if let Some(limit) = forward.read_timeout {
+        body = body.with_read_timeout(limit);
+    }
     strip_hop_by_hop(&mut parts.headers);
     let ahead = read_ahead(&mut body, deadline).await.map_err(|error| {
         let cause = certgate_model::error_chain(error.as_ref());

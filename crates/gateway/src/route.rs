@@ -24,9 +24,14 @@ pub(crate) struct CompiledApi {
     pub operations: Vec<CompiledOperation>,
     /// Used when no operation matches: the API-level policy alone.
     pub fallback: Arc<Route>,
-    /// What the routes were compiled from besides the API's own entities: (kind, key) of every
-    /// backend and certificate named (found or not), so a change to one of them recompiles
-    /// exactly the APIs that use it.
+    pub depends_on: Dependencies,
+}
+
+/// What an API's routes were compiled from besides the API's own entities, so that a change
+/// recompiles exactly the APIs it concerns (recorded by the compiler, see `compile`).
+#[derive(Debug, Default)]
+pub(crate) struct Dependencies {
+    /// (kind, key) of every backend and certificate named (found or not).
     pub references: Vec<(EntityKind, String)>,
     /// The connection pools its routes use, each once: the snapshot counts the APIs per pool,
     /// so a pool no API uses any more is retired.
@@ -66,7 +71,10 @@ pub(crate) struct Forward {
     pub base_path: String,
     pub upstream: Arc<Upstream>,
     pub credentials: CredentialSteps,
+    /// `<forward-request timeout>`: how long the backend may take to send its response head.
     pub timeout: Duration,
+    /// How long the backend may then pause within the body (none: as long as it likes).
+    pub read_timeout: Option<Duration>,
     /// `<set-header>` on the response, or a `<return-response>` that replaces it.
     pub outbound: Vec<ResponseStep>,
     pub on_error: Vec<ResponseStep>,
@@ -161,9 +169,7 @@ mod tests {
             https: false,
             operations: Vec::new(),
             fallback: Arc::new(Route::Broken(String::new())),
-            references: Vec::new(),
-            upstreams: Vec::new(),
-            any_certificate: false,
+            depends_on: Dependencies::default(),
         }
     }
 

@@ -2,8 +2,9 @@ use zeroize::Zeroizing;
 
 use crate::{Api, Backend, CaCertificate, Certificate, EntityId, Operation, PolicyScope};
 
-/// Everything the data plane is compiled from, read from the store in one pass. It carries
-/// opened private keys, so it lives only as long as one compilation.
+/// Everything the data plane is compiled from, read from the store in one pass. The control
+/// loop keeps one for the node's life and applies each change to it, so it holds the opened
+/// private keys of every certificate (each zeroized when dropped, see [`StoredCertificate`]).
 #[derive(Default)]
 pub struct ConfigState {
     /// The store revision this state reflects (at least).

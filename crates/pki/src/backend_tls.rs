@@ -11,23 +11,15 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 
+use certgate_model::BackendTls;
+use zeroize::Zeroize;
+
 use crate::danger;
 use crate::expiry::{SessionsUntilExpiry, UntilExpiry};
 
-/// The backend's `tls` switches, as in APIM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TlsSwitches {
-    pub validate_chain: bool,
-    pub validate_name: bool,
-}
-
-impl Default for TlsSwitches {
-    fn default() -> Self {
-        Self { validate_chain: true, validate_name: true }
-    }
-}
-
-/// A client certificate chain (leaf first) and its private key, ready for the handshake.
+/// A client certificate chain (leaf first) and its private key, ready for the handshake. The key
+/// copy is zeroized when the identity is dropped; rustls and aws-lc keep their own for the
+/// configurations built from it.
 #[derive(Debug)]
 pub struct ClientIdentity {
     chain: Vec<CertificateDer<'static>>,
@@ -50,6 +42,12 @@ impl ClientIdentity {
     pub fn valid_until(mut self, not_after: i64) -> Self {
         self.not_after = Some(not_after);
         self
+    }
+}
+
+impl Drop for ClientIdentity {
+    fn drop(&mut self) {
+        self.key.zeroize();
     }
 }
 
@@ -104,15 +102,15 @@ impl BackendTrust {
 /// `switches` against `trust`. Session resumption is on; ALPN is left to the HTTP connector.
 pub fn backend_client_config(
     identity: Option<&ClientIdentity>,
-    switches: TlsSwitches,
+    switches: BackendTls,
     trust: &BackendTrust,
 ) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let chain = if switches.validate_chain { trust.verifier(&provider)? } else { ChainCheck::Skip };
+    let chain = if switches.validate_certificate_chain { trust.verifier(&provider)? } else { ChainCheck::Skip };
     let verifier = Arc::new(BackendVerifier {
         chain,
         intermediates: trust.intermediates.clone(),
-        validate_name: switches.validate_name,
+        validate_name: switches.validate_certificate_name,
         algorithms: provider.signature_verification_algorithms,
     });
     let builder = ClientConfig::builder_with_provider(provider.clone())

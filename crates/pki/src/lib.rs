@@ -11,9 +11,7 @@ mod expiry;
 mod facts;
 mod pkcs12;
 
-pub use backend_tls::{
-    BackendTrust, ClientIdentity, TlsConfigError, TlsSwitches, backend_client_config, listener_server_config,
-};
+pub use backend_tls::{BackendTrust, ClientIdentity, TlsConfigError, backend_client_config, listener_server_config};
 pub use ca::{CaImportError, ImportedCaCertificate, import_ca_certificate};
 pub use facts::{CertificateFacts, FactsError, certificate_facts, format_utc};
 pub use pkcs12::{

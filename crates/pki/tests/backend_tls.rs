@@ -5,16 +5,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use certgate_pki::{BackendTrust, ClientIdentity, TlsSwitches, backend_client_config};
+use certgate_model::BackendTls;
+use certgate_pki::{BackendTrust, ClientIdentity, backend_client_config};
 use certgate_testkit::{ClientAuth, Identity, KeyKind, sha1_hex, tls_echo_peer};
 use rustls::ClientConfig;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::AsyncReadExt;
 
-const FULL: TlsSwitches = TlsSwitches { validate_chain: true, validate_name: true };
-const NO_CHAIN: TlsSwitches = TlsSwitches { validate_chain: false, validate_name: true };
-const NO_NAME: TlsSwitches = TlsSwitches { validate_chain: true, validate_name: false };
-const NOTHING: TlsSwitches = TlsSwitches { validate_chain: false, validate_name: false };
+const FULL: BackendTls = BackendTls { validate_certificate_chain: true, validate_certificate_name: true };
+const NO_CHAIN: BackendTls = BackendTls { validate_certificate_chain: false, validate_certificate_name: true };
+const NO_NAME: BackendTls = BackendTls { validate_certificate_chain: true, validate_certificate_name: false };
+const NOTHING: BackendTls = BackendTls { validate_certificate_chain: false, validate_certificate_name: false };
 
 /// Handshakes with `addr` as `name` and returns what the peer reported, or the error text.
 async fn talk(config: Arc<ClientConfig>, addr: SocketAddr, name: &str) -> Result<String, String> {

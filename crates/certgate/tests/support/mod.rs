@@ -315,8 +315,13 @@ pub struct Stage {
 
 impl Stage {
     pub fn start() -> Stage {
+        Self::start_with(&[])
+    }
+
+    /// A stage whose node gets these extra server arguments.
+    pub fn start_with(args: &[&str]) -> Stage {
         let dir = tempfile::tempdir().unwrap();
-        let node = Node::start(dir.path());
+        let node = Node::start_with(dir.path(), args, &[]);
         let api = node.client();
         Stage { node, api, http: reqwest::Client::new(), dir }
     }

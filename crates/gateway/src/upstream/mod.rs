@@ -14,8 +14,7 @@ mod transport;
 
 use std::sync::Arc;
 
-use certgate_model::Thumbprint;
-use certgate_pki::TlsSwitches;
+use certgate_model::{BackendTls, Thumbprint};
 use http::header::CONTENT_LENGTH;
 use http::{Request, Response, Uri, request};
 use hyper::body::{Body, Incoming};
@@ -35,7 +34,7 @@ use transport::Transport;
 pub(crate) struct UpstreamKey {
     /// The client certificate presented, by thumbprint; `None` = no client certificate.
     pub identity: Option<Thumbprint>,
-    pub switches: TlsSwitches,
+    pub switches: BackendTls,
     /// Hash of the trusted CA set, so uploading a CA certificate yields fresh connections.
     pub trust: u64,
 }
@@ -58,6 +57,8 @@ pub(crate) enum UpstreamError {
     Http2(#[source] hyper::Error),
     #[error("invalid backend URL: {0}")]
     Url(String),
+    #[error("the backend sent nothing of the response body for {0:?} (--backend-read-timeout)")]
+    BodyReadTimeout(std::time::Duration),
 }
 
 /// Where a route's requests go: scheme, authority and the TLS server name, resolved once at

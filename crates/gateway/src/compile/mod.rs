@@ -1,0 +1,234 @@
+//! The compiler: turns the configuration state into a [`Snapshot`]. It runs on the control
+//! plane's side (never on a request) but lives here because what it builds are the data
+//! plane's own types.
+//!
+//! - `routes`: an API, its operations and their composed policies become [`Route`]s.
+//! - `identities`: client certificates, TLS switches and trusted CAs become connection pools,
+//!   one per identity, carried over from the previous snapshot when unchanged.
+//! - `dependencies`: what each compiled API depends on, so a change recompiles only the APIs
+//!   it concerns.
+//! - `policies`: parsed policy documents, kept by text from one compilation to the next.
+//!
+//! [`Route`]: crate::route::Route
+
+mod dependencies;
+mod identities;
+mod policies;
+mod routes;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use certgate_model::{Backend, ConfigState, EntityId, EntityKind, Operation, PolicyScope, StoredCertificate};
+use certgate_pki::ClientIdentity;
+use rustls_pki_types::CertificateDer;
+
+use crate::route::{CompiledApi, Dependencies, Router};
+use crate::snapshot::{PoolUse, Snapshot};
+use crate::upstream::{Upstream, UpstreamKey};
+
+use identities::Trust;
+use policies::PolicyDocuments;
+
+/// Compiles snapshots. Holds what does not change between compilations.
+pub struct Compiler {
+    system_roots: Vec<CertificateDer<'static>>,
+    /// The certificate entity the HTTPS listener serves (`--https-certificate-id`).
+    https_certificate: Option<EntityId>,
+    /// The longest a backend may leave a response body without a byte (`--backend-read-timeout`).
+    backend_read_timeout: Option<Duration>,
+    documents: Mutex<PolicyDocuments>,
+}
+
+impl Compiler {
+    pub fn new(system_roots: Vec<CertificateDer<'static>>) -> Self {
+        Self { system_roots, https_certificate: None, backend_read_timeout: None, documents: Mutex::default() }
+    }
+
+    /// Serves the HTTPS listener with this certificate entity (followed across replacements).
+    pub fn with_https_certificate(mut self, id: EntityId) -> Self {
+        self.https_certificate = Some(id);
+        self
+    }
+
+    /// Aborts a response whose backend sends no body byte for `timeout` (none by default: the
+    /// forward-request timeout bounds only the wait for the response head).
+    pub fn with_backend_read_timeout(mut self, timeout: Duration) -> Self {
+        self.backend_read_timeout = Some(timeout);
+        self
+    }
+
+    fn https_config(&self, state: &ConfigState) -> Option<Arc<rustls::ServerConfig>> {
+        let id = self.https_certificate.as_ref()?;
+        let Some(stored) = state.certificates.iter().find(|c| c.id.key() == id.key()) else {
+            tracing::error!(certificate = %id, "the HTTPS listener's certificate does not exist; HTTPS connections are refused");
+            return None;
+        };
+        let identity = ClientIdentity::from_der(&stored.certificate.chain, &stored.private_key);
+        certgate_pki::listener_server_config(&identity)
+            .map_err(|e| tracing::error!(certificate = %id, error = %e, "the HTTPS listener's certificate is unusable"))
+            .ok()
+    }
+
+    /// Compiles `state`. Pools of `previous` whose key is unchanged are carried over, so a
+    /// configuration change does not drop warm backend connections. A route that cannot be
+    /// compiled becomes a `Broken` route (500 + log line) instead of failing the snapshot.
+    pub fn compile(&self, state: &ConfigState, previous: Option<&Snapshot>) -> Snapshot {
+        let mut documents = self.documents.lock().unwrap_or_else(PoisonError::into_inner);
+        documents.start();
+        let mut context = Context::new(self, state, previous, &mut documents);
+        let operations = operations_by_api(state, |_| true);
+        let global = context.policy(&PolicyScope::Global);
+        let apis: Vec<Arc<CompiledApi>> =
+            state.apis.iter().map(|(id, api)| Arc::new(context.api(id, api, global.as_deref(), &operations))).collect();
+        let mut upstreams = HashMap::new();
+        count_pool_users(&mut upstreams, &context.pools, &apis);
+        let next_expiry = context.next_expiry;
+        documents.keep_only_used();
+        Snapshot {
+            revision: state.revision,
+            router: Router::new(apis),
+            next_expiry,
+            upstreams,
+            https: self.https_config(state),
+        }
+    }
+
+    /// Compiles `state` after the entities `changed` (kind, case-folded record id) changed since
+    /// `previous`. When all of them belong to APIs (an API, its operations, their policies), only
+    /// those APIs are compiled again and every other compiled API is shared with `previous`;
+    /// anything wider (a certificate, backend, CA certificate or the global policy) compiles all.
+    pub fn compile_changes(
+        &self,
+        state: &ConfigState,
+        previous: &Snapshot,
+        changed: &[(EntityKind, String)],
+    ) -> Snapshot {
+        let Some(affected) = dependencies::affected_apis(changed, previous) else {
+            return self.compile(state, Some(previous));
+        };
+        let mut documents = self.documents.lock().unwrap_or_else(PoisonError::into_inner);
+        documents.start();
+        let mut context = Context::new(self, state, Some(previous), &mut documents);
+        context.next_expiry = previous.next_expiry;
+        let operations = operations_by_api(state, |api| affected.contains(api));
+        let global = context.policy(&PolicyScope::Global);
+        // The pools of the APIs compiled again lose those users; a pool no API uses any more
+        // is left out (and retired once the snapshot is published).
+        let mut upstreams = previous.upstreams.clone();
+        let mut apis: Vec<Arc<CompiledApi>> = Vec::with_capacity(previous.router.apis().len());
+        for api in previous.router.apis() {
+            if !affected.contains(&api.id.key()) {
+                apis.push(api.clone());
+                continue;
+            }
+            for key in &api.depends_on.upstreams {
+                if let Some(used) = upstreams.get_mut(key) {
+                    used.apis -= 1;
+                    if used.apis == 0 {
+                        upstreams.remove(key);
+                    }
+                }
+            }
+        }
+        let mut compiled = Vec::new();
+        for (id, api) in state.apis.iter().filter(|(id, _)| affected.contains(&id.key())) {
+            compiled.push(Arc::new(context.api(id, api, global.as_deref(), &operations)));
+        }
+        count_pool_users(&mut upstreams, &context.pools, &compiled);
+        apis.extend(compiled);
+        // The documents of the APIs not compiled again stay cached as well: no pruning here.
+        Snapshot {
+            revision: state.revision,
+            router: Router::new(apis),
+            next_expiry: context.next_expiry,
+            upstreams,
+            https: match &self.https_certificate {
+                Some(id) if changed.contains(&(EntityKind::Certificate, id.key())) => self.https_config(state),
+                _ => previous.https.clone(),
+            },
+        }
+    }
+}
+
+/// Adds the pools `apis` route to (found in `created`, this compilation's pools) to `upstreams`.
+fn count_pool_users(
+    upstreams: &mut HashMap<UpstreamKey, PoolUse>,
+    created: &HashMap<UpstreamKey, Arc<Upstream>>,
+    apis: &[Arc<CompiledApi>],
+) {
+    for key in apis.iter().flat_map(|api| &api.depends_on.upstreams) {
+        let Some(upstream) = created.get(key) else { continue };
+        upstreams.entry(key.clone()).or_insert_with(|| PoolUse { upstream: upstream.clone(), apis: 0 }).apis += 1;
+    }
+}
+
+/// The operations of the APIs `wanted` accepts, by API key.
+fn operations_by_api(state: &ConfigState, wanted: impl Fn(&String) -> bool) -> OperationsByApi<'_> {
+    let mut by_api: OperationsByApi<'_> = HashMap::new();
+    for operation in &state.operations {
+        let api = operation.1.api_id.key();
+        if wanted(&api) {
+            by_api.entry(api).or_default().push(operation);
+        }
+    }
+    by_api
+}
+
+type OperationsByApi<'a> = HashMap<String, Vec<&'a (EntityId, Operation)>>;
+
+/// One compilation: the state's lookups, the pools created or carried over so far, and what
+/// the API being compiled depends on.
+struct Context<'a> {
+    previous: Option<&'a Snapshot>,
+    trust: Trust,
+    backend_read_timeout: Option<Duration>,
+    /// The pools this compilation's routes use.
+    pools: HashMap<UpstreamKey, Arc<Upstream>>,
+    documents: &'a mut PolicyDocuments,
+    /// What the API being compiled depends on; taken when it is done.
+    depends_on: Dependencies,
+    /// The earliest notAfter among the client certificates in use that have not expired yet.
+    next_expiry: Option<i64>,
+    /// Lookups by case-folded id (and certificates by upper-case thumbprint), built once per
+    /// compilation so that resolving references stays linear in the size of the configuration.
+    certificates_by_id: HashMap<String, &'a StoredCertificate>,
+    certificates_by_thumbprint: HashMap<String, &'a StoredCertificate>,
+    backends_by_id: HashMap<String, (&'a EntityId, &'a Backend)>,
+    policies_by_scope: HashMap<String, &'a str>,
+}
+
+impl<'a> Context<'a> {
+    fn new(
+        compiler: &Compiler,
+        state: &'a ConfigState,
+        previous: Option<&'a Snapshot>,
+        documents: &'a mut PolicyDocuments,
+    ) -> Self {
+        Self {
+            previous,
+            trust: Trust::new(compiler.system_roots.clone(), state),
+            backend_read_timeout: compiler.backend_read_timeout,
+            pools: HashMap::new(),
+            documents,
+            depends_on: Dependencies::default(),
+            next_expiry: None,
+            certificates_by_id: state.certificates.iter().map(|c| (c.id.key(), c)).collect(),
+            certificates_by_thumbprint: state
+                .certificates
+                .iter()
+                .map(|c| (c.certificate.thumbprint.as_str().to_owned(), c))
+                .collect(),
+            backends_by_id: state.backends.iter().map(|(id, b)| (id.key(), (id, b))).collect(),
+            policies_by_scope: state
+                .policies
+                .iter()
+                .map(|(scope, text)| (scope.record_id().key(), text.as_str()))
+                .collect(),
+        }
+    }
+}
