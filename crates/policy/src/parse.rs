@@ -20,7 +20,15 @@ pub struct PolicyError {
 /// Parses and validates a policy document.
 pub fn parse(text: &str) -> Result<PolicyDocument, PolicyError> {
     reject_expressions(text)?;
-    let document = Document::parse(text).map_err(|e| {
+    let document = xml(text)?;
+    let parser = Parser { document: &document };
+    parser.policies(document.root_element())
+}
+
+/// The XML tree alone, for callers that need node ranges of a document `parse` accepted
+/// (editing splices the original text instead of writing the tree back).
+pub(crate) fn xml(text: &str) -> Result<Document<'_>, PolicyError> {
+    Document::parse(text).map_err(|e| {
         let position = e.pos();
         PolicyError {
             element: "policies".into(),
@@ -28,9 +36,7 @@ pub fn parse(text: &str) -> Result<PolicyDocument, PolicyError> {
             column: position.col,
             message: format!("the policy is not well-formed XML: {e}"),
         }
-    })?;
-    let parser = Parser { document: &document };
-    parser.policies(document.root_element())
+    })
 }
 
 /// Expressions and named values are C#/templating, not XML, and often break XML parsing: find
