@@ -1,6 +1,8 @@
-//! `certgate`: `certgate server` runs a node (control plane + data plane in one process).
+//! `certgate`: `certgate server` runs a node (control plane + data plane in one process); every
+//! other subcommand calls a node's management API (see [`cli`]).
 
 mod bootstrap;
+mod cli;
 mod config;
 mod config_error;
 mod control;
@@ -11,7 +13,7 @@ mod vault_config;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "certgate", version, about = "An API gateway that authenticates to backends with client certificates")]
@@ -24,11 +26,14 @@ struct Cli {
 enum Command {
     /// Run a gateway node: the management API and the gateway listeners.
     Server(config::ServerArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server::main(args),
+        Command::Client(command) => cli::main(command, Cli::command),
     }
 }

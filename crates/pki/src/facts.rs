@@ -38,14 +38,21 @@ pub fn thumbprint(der: &[u8]) -> Thumbprint {
     Thumbprint::from_hex(&hex::encode(digest.as_ref()))
 }
 
-/// Formats a Unix time the way APIM shows `expirationDate`: `yyyy-MM-ddTHH:mm:ssZ`.
+/// APIM's `expirationDate` form: `yyyy-MM-ddTHH:mm:ssZ`.
+const UTC_FORMAT: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// Formats a Unix time the way APIM shows `expirationDate`.
 pub fn format_utc(unix_seconds: i64) -> String {
-    const FORMAT: &[time::format_description::FormatItem<'static>] =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::from_unix_timestamp(unix_seconds)
         .ok()
-        .and_then(|t| t.format(FORMAT).ok())
+        .and_then(|t| t.format(UTC_FORMAT).ok())
         .unwrap_or_else(|| unix_seconds.to_string())
+}
+
+/// The Unix time of a [`format_utc`] text; `None` for anything else.
+pub fn parse_utc(text: &str) -> Option<i64> {
+    time::PrimitiveDateTime::parse(text, UTC_FORMAT).ok().map(|t| t.assume_utc().unix_timestamp())
 }
 
 /// RFC 4514: RDNs in reverse order of the encoding, multi-valued RDNs joined with `+`.
@@ -99,6 +106,17 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_times_round_trip_and_nothing_else_parses() {
+        for t in [0, 1_798_761_600, 4_102_444_799] {
+            assert_eq!(parse_utc(&format_utc(t)), Some(t));
+        }
+        assert_eq!(format_utc(1_798_761_600), "2027-01-01T00:00:00Z");
+        for bad in ["", "2027-01-01", "2027-01-01T00:00:00", "2027-01-01T00:00:00+01:00", "2027-13-01T00:00:00Z"] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn subject_is_most_specific_first_and_escaped() {
