@@ -6,7 +6,7 @@
 //! start). The context: `--context`, else the current one — unless a URL was given another
 //! way, since a context's token belongs to its own node.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use reqwest::Url;
@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use super::CliError;
 use super::client::AdminClient;
 use super::contexts::{Context, Contexts};
+use super::secrets::read_token;
 
 const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:8081";
 
@@ -91,17 +92,4 @@ impl ClientOptions {
             ))
         })
     }
-}
-
-/// A token file's first line.
-pub(super) fn read_token(path: &Path) -> Result<Zeroizing<String>, CliError> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| CliError::Usage(format!("cannot read the token file {}: {e}", path.display())))?,
-    );
-    let token = text.lines().next().unwrap_or_default().trim();
-    if token.is_empty() {
-        return Err(CliError::Usage(format!("the token file {} is empty", path.display())));
-    }
-    Ok(Zeroizing::new(token.to_owned()))
 }

@@ -4,7 +4,7 @@
 //! `~/.config/certgate`), written with mode 0600 because it holds tokens.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::CliError;
-use super::connection::read_token;
+use super::secrets::{read_token, secret_from_stdin};
 
 #[derive(Subcommand)]
 pub enum ContextCommand {
@@ -173,17 +173,6 @@ pub(super) fn run(command: ContextCommand) -> Result<(), CliError> {
             contexts.save()
         }
     }
-}
-
-/// A secret's first line from standard input, without its line ending.
-pub(super) fn secret_from_stdin(what: &str) -> Result<Zeroizing<String>, CliError> {
-    let mut line = Zeroizing::new(String::new());
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CliError::Usage(format!("cannot read the {what} from standard input: {e}")))?;
-    let trimmed = line.trim_end_matches(['\r', '\n']);
-    Ok(Zeroizing::new(trimmed.to_owned()))
 }
 
 fn token_from_stdin() -> Result<Zeroizing<String>, CliError> {

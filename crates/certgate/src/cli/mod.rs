@@ -7,6 +7,7 @@
 //! - `client.rs`: the HTTP calls and the server's error envelope.
 //! - `output.rs`: tables, JSON exactly as the API sent it, YAML.
 //! - `resources.rs`: the subcommands per collection.
+//! - `secrets.rs`: tokens and passwords from files and standard input, never from argv.
 //!
 //! Exit codes: 0 done, 1 the server refused, 2 usage (clap's own code), 3 the node is unreachable.
 
@@ -15,6 +16,7 @@ mod connection;
 mod contexts;
 mod output;
 mod resources;
+mod secrets;
 
 use std::process::ExitCode;
 

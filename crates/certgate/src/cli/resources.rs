@@ -13,8 +13,8 @@ use zeroize::Zeroizing;
 use super::CliError;
 use super::client::AdminClient;
 use super::connection::{ClientOptions, Format};
-use super::contexts::secret_from_stdin;
 use super::output::{self, Column, expiry, text};
+use super::secrets::secret_from_stdin;
 use certgate_policy::{InboundElement, InboundElementKind};
 
 /// A resource's id: its `name`.
