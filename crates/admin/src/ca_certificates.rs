@@ -46,6 +46,8 @@ pub struct CaCertificateContract {
     thumbprint: String,
     expiration_date: String,
     store_name: String,
+    /// The certificate itself, as PEM: it is public, and `certgate export` writes it out.
+    pem: String,
 }
 
 impl Filterable for Loaded<CaCertificate> {
@@ -72,6 +74,7 @@ fn resource(id: &EntityId, ca: &CaCertificate) -> Resource<CaCertificateContract
             thumbprint: ca.thumbprint.to_string(),
             expiration_date: format_utc(ca.not_after),
             store_name: ca.store_name.as_str().to_owned(),
+            pem: certgate_pki::certificate_pem(&ca.der),
         },
     )
 }

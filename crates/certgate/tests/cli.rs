@@ -370,3 +370,129 @@ fn contexts_round_trip_are_private_and_can_be_overridden() {
     );
     assert_eq!(local.code, 0, "{}", local.stderr);
 }
+
+/// Configures a node through the CLI with one of everything a file can hold.
+fn configure(cli: &Cli, pfx_file: &str) {
+    cli.run_with(&["certificate", "new", "--id", "c1", "--pfx", pfx_file, "--password-stdin"], &[], "p\n");
+    let ca = Identity::ca("Export Root CA");
+    let ca_file = cli.write("ca.pem", ca.cert_pem.as_bytes());
+    cli.ok(&["ca-certificate", "new", "--id", "root1", "--file", &ca_file, "--store", "Root"]);
+    cli.ok(&["backend", "new", "--id", "b1", "--url", "https://127.0.0.1:9", "--client-certificate-id", "c1"]);
+    cli.ok(&["backend", "new", "--id", "b2", "--url", "http://127.0.0.1:9", "--title", "Second"]);
+    cli.ok(&[
+        "api",
+        "new",
+        "--id",
+        "orders",
+        "--path",
+        "orders",
+        "--backend-id",
+        "b1",
+        "--client-certificate-id",
+        "c1",
+    ]);
+    cli.ok(&["operation", "new", "--api", "orders", "--id", "get", "--method", "GET", "--url-template", "/items/{id}"]);
+    let op_policy = "<policies>\n  <!-- per operation -->\n  <inbound><base /></inbound>\n</policies>\n";
+    let op_file = cli.write("op.xml", op_policy.as_bytes());
+    cli.ok(&["policy", "set", "--scope", "operation:orders/get", "--file", &op_file]);
+    cli.ok(&[
+        "policy",
+        "set",
+        "--scope",
+        "global",
+        "--file",
+        &cli.write("global.xml", b"<policies><inbound /></policies>"),
+    ]);
+}
+
+#[test]
+fn export_and_apply_round_trip_plan_first_and_refuse_a_broken_file_before_any_change() {
+    let source = Cli::start();
+    let leaf = Identity::self_signed_client("export.contoso.com", KeyKind::EcdsaP256);
+    let pfx_bytes = pfx(&leaf, &[], "p", PfxFlavor::Modern);
+    configure(&source, &source.write("c1.pfx", &pfx_bytes));
+    let exported = source.ok(&["export"]).stdout;
+    for expected in [
+        "thumbprint:",
+        "file: c1.pfx",
+        "passwordEnv: PFX_PASSWORD_C1",
+        "BEGIN CERTIFICATE",
+        "per operation",
+        "set-backend-service",
+    ] {
+        assert!(exported.contains(expected), "{expected}: {exported}");
+    }
+    assert!(!exported.contains("privateKey") && !exported.contains("password:"), "no secret is exported");
+
+    let target = Cli::start();
+    let yaml = target.write("certgate.yaml", exported.as_bytes());
+    target.write("c1.pfx", &pfx_bytes);
+    let env = [("PFX_PASSWORD_C1", "p")];
+    let dry = target.run_with(&["apply", "-f", &yaml, "--dry-run"], &env, "");
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stdout.contains("create    certificate     c1"), "{}", dry.stdout);
+    assert_eq!(target.ok(&["export"]).stdout, "{}\n", "--dry-run changed nothing");
+
+    let applied = target.run_with(&["apply", "-f", &yaml], &env, "");
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert_eq!(target.ok(&["export"]).stdout, exported, "export → apply → export is identical");
+    // A second run plans nothing, and needs no PFX file: the node holds the thumbprint.
+    std::fs::remove_file(target.work.path().join("c1.pfx")).unwrap();
+    let again = target.run(&["apply", "-f", &yaml]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("plan: 0 to change"), "{}", again.stdout);
+
+    // A change is an update naming its fields; --prune deletes what the file does not name.
+    let edited = exported.replace("title: Second", "title: Renamed");
+    let mut without_b2: Vec<&str> = Vec::new();
+    let mut skipping = false;
+    for line in edited.lines() {
+        if line.starts_with("- id: b2") {
+            skipping = true;
+            continue;
+        }
+        if skipping && (line.starts_with("- ") || !line.starts_with(' ')) {
+            skipping = false;
+        }
+        if !skipping {
+            without_b2.push(line);
+        }
+    }
+    let renamed = target.write("renamed.yaml", edited.as_bytes());
+    let update = target.run(&["apply", "-f", &renamed, "--dry-run"]);
+    assert!(update.stdout.contains("update    backend         b2 (title)"), "{}", update.stdout);
+    let pruned = target.write("pruned.yaml", (without_b2.join("\n") + "\n").as_bytes());
+    let kept = target.run(&["apply", "-f", &pruned]);
+    assert!(!kept.stdout.contains("delete"), "without --prune nothing is deleted: {}", kept.stdout);
+    let prune = target.run(&["apply", "-f", &pruned, "--prune"]);
+    assert_eq!(prune.code, 0, "{}", prune.stderr);
+    assert!(prune.stdout.contains("delete    backend         b2"), "{}", prune.stdout);
+    assert_eq!(target.run(&["backend", "show", "b2"]).code, 1, "b2 is gone");
+
+    // Broken files change nothing.
+    let before = target.ok(&["export"]).stdout;
+    let unknown =
+        target.write("unknown.yaml", b"backends:\n  - id: b9\n    url: http://127.0.0.1:9\n    colour: blue\n");
+    let refused = target.run(&["apply", "-f", &unknown]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("colour") && refused.stderr.contains("line 4"), "{}", refused.stderr);
+    let bad_policy = exported.replace("<!-- per operation -->", "<nonsense />");
+    let refused = target.run(&["apply", "-f", &target.write("bad-policy.yaml", bad_policy.as_bytes())]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("apis[0].operations[0].policy") && refused.stderr.contains("line 2"),
+        "{}",
+        refused.stderr
+    );
+    let missing_pfx = exported.replace("c1.pfx", "absent.pfx").replace(
+        &source.ok(&["certificate", "show", "c1", "-o", "json"]).json()["properties"]["thumbprint"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        "0000000000000000000000000000000000000000",
+    );
+    let refused = target.run(&["apply", "-f", &target.write("missing.yaml", missing_pfx.as_bytes())]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("certificates[0].pfx.file"), "{}", refused.stderr);
+    assert_eq!(target.ok(&["export"]).stdout, before, "nothing changed");
+}

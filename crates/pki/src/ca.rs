@@ -39,6 +39,20 @@ pub fn import_ca_certificate(data: &[u8]) -> Result<ImportedCaCertificate, CaImp
     Ok(ImportedCaCertificate { subject: facts.subject, thumbprint: facts.thumbprint, not_after: facts.not_after, der })
 }
 
+/// The PEM text of a DER certificate, wrapped at 64 columns as openssl writes it.
+pub fn certificate_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::with_capacity(encoded.len() + encoded.len() / 64 + 60);
+    pem.push_str("-----BEGIN CERTIFICATE-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 fn single_pem_certificate(pem: &[u8]) -> Result<Vec<u8>, CaImportError> {
     let mut certificates = Vec::new();
     for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {

@@ -108,6 +108,11 @@ fn ca_import_accepts_pem_and_der_and_refuses_keys() {
     let from_der = import_ca_certificate(&ca.cert_der).unwrap();
     assert_eq!(from_pem, from_der);
     assert_eq!(from_der.thumbprint.as_str(), openssl_sha1_fingerprint(&ca.cert_pem));
+    // The PEM the API returns is what openssl reads, and it imports to the same certificate.
+    let pem = certgate_pki::certificate_pem(&ca.cert_der);
+    assert_eq!(openssl_sha1_fingerprint(&pem), from_der.thumbprint.as_str());
+    assert_eq!(import_ca_certificate(pem.as_bytes()).unwrap(), from_der);
+    assert!(pem.lines().all(|line| line.len() <= 64), "wrapped at 64 columns");
     let with_key = format!("{}{}", ca.cert_pem, ca.key_pem);
     assert_eq!(import_ca_certificate(with_key.as_bytes()).unwrap_err(), CaImportError::CarriesPrivateKey);
     let leaf = Identity::self_signed_client("pfx", KeyKind::EcdsaP256);

@@ -19,9 +19,19 @@ use super::secrets::read_token;
 
 const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:8081";
 
-/// Options every client subcommand takes.
+/// Options every client subcommand that shows resources takes: where, and in which format.
 #[derive(Args, Debug, Clone)]
 pub struct ClientOptions {
+    #[command(flatten)]
+    pub connection: ConnectionOptions,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Format::Table, global = true)]
+    pub output: Format,
+}
+
+/// Where the node is and how to authenticate to it.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectionOptions {
     /// The node's management API [default: the context's, else http://127.0.0.1:8081]
     #[arg(long, env = "CERTGATE_ADMIN_URL", global = true)]
     admin_url: Option<Url>,
@@ -37,9 +47,6 @@ pub struct ClientOptions {
     /// The local node's data directory, whose `admin-token` is the last resort [default: ./certgate-data]
     #[arg(long, env = "CERTGATE_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
-    /// Output format
-    #[arg(short, long, value_enum, default_value_t = Format::Table, global = true)]
-    pub output: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,7 +56,7 @@ pub enum Format {
     Yaml,
 }
 
-impl ClientOptions {
+impl ConnectionOptions {
     pub(super) fn connect(&self) -> Result<AdminClient, CliError> {
         let context = self.context()?;
         let url = match (&self.admin_url, &context) {

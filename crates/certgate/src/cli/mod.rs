@@ -7,6 +7,7 @@
 //! - `client.rs`: the HTTP calls and the server's error envelope.
 //! - `output.rs`: tables, JSON exactly as the API sent it, YAML.
 //! - `resources.rs`: the subcommands per collection.
+//! - `declarative.rs`: `export` and `apply` (the whole configuration as one YAML file, a plan).
 //! - `secrets.rs`: tokens and passwords from files and standard input, never from argv.
 //!
 //! Exit codes: 0 done, 1 the server refused, 2 usage (clap's own code), 3 the node is unreachable.
@@ -14,6 +15,7 @@
 mod client;
 mod connection;
 mod contexts;
+mod declarative;
 mod output;
 mod resources;
 mod secrets;
@@ -42,6 +44,11 @@ pub enum ClientCommand {
     Policy(resources::Policies),
     /// Management API tokens.
     Token(resources::Tokens),
+    /// Writes the whole configuration as YAML (uploaded certificates by thumbprint, with a
+    /// placeholder for their PFX file: no key leaves the node).
+    Export(declarative::Export),
+    /// Brings the node to a configuration file: prints the plan, then applies it.
+    Apply(declarative::Apply),
     /// Shell completion script for bash, zsh or fish, on stdout.
     Completions {
         #[arg(value_enum)]
@@ -104,6 +111,8 @@ async fn run(command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Operation(command) => command.run().await,
         ClientCommand::Policy(command) => command.run().await,
         ClientCommand::Token(command) => command.run().await,
+        ClientCommand::Export(command) => command.run().await,
+        ClientCommand::Apply(command) => command.run().await,
         ClientCommand::Completions { .. } => Ok(()),
     }
 }

@@ -106,7 +106,7 @@ mod tests {
         ];
         assert_eq!(
             table(&["ID", "VALUE", "END"], &rows),
-            "ID         VALUE       END\na          long value  x\nlonger id               y\n"
+            "ID         VALUE       END\na          long value  x\nlonger id              y\n"
         );
     }
 

@@ -30,7 +30,7 @@ struct Session {
 
 impl Session {
     fn open(options: &ClientOptions) -> Result<Self, CliError> {
-        Ok(Self { client: options.connect()?, format: options.output })
+        Ok(Self { client: options.connection.connect()?, format: options.output })
     }
 
     async fn list(&self, path: &str, filter: Option<&str>, columns: &[Column]) -> Result<(), CliError> {
