@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use certgate_testkit::{Identity, KeyKind, PfxFlavor, pfx};
+use certgate_testkit::{Identity, KeyKind, OpenBao, PfxFlavor, pfx};
 use serde_json::Value;
 use support::Stage;
 
@@ -53,6 +53,14 @@ struct Cli {
 impl Cli {
     fn start() -> Cli {
         Cli { stage: Stage::start(), work: tempfile::tempdir().unwrap() }
+    }
+
+    /// A node started with extra server arguments and environment.
+    fn start_node(args: &[&str], env: &[(&str, &str)]) -> Cli {
+        let dir = tempfile::tempdir().unwrap();
+        let node = support::Node::start_with(dir.path(), args, env);
+        let api = node.client();
+        Cli { stage: Stage { node, api, http: reqwest::Client::new(), dir }, work: tempfile::tempdir().unwrap() }
     }
 
     fn token_file(&self) -> String {
@@ -495,4 +503,39 @@ fn export_and_apply_round_trip_plan_first_and_refuse_a_broken_file_before_any_ch
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(refused.stderr.contains("certificates[0].pfx.file"), "{}", refused.stderr);
     assert_eq!(target.ok(&["export"]).stdout, before, "nothing changed");
+}
+
+/// A vault reference made, listed, refreshed on demand and exported as a reference, against a
+/// real OpenBao. (Multi-thread: the vault's relay runs on the runtime while the CLI blocks.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vault_reference_is_created_refreshed_on_demand_and_exported_as_a_reference() {
+    let bao = OpenBao::start().await;
+    let token = bao.token_with_policy("cli-read", r#"path "secret/data/cli/*" { capabilities = ["read"] }"#).await;
+    let secret = |name: &str| {
+        let leaf = Identity::self_signed_client(name, KeyKind::EcdsaP256);
+        let file = pfx(&leaf, &[], "vault-pass", PfxFlavor::Modern);
+        let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, file);
+        serde_json::json!({"pfx": data, "password": "vault-pass"})
+    };
+    bao.write_secret("cli/orders", secret("vault-v1")).await;
+    let cli = Cli::start_node(&[], &[("CERTGATE_VAULT_TOKEN", &token)]);
+    let identifier = bao.identifier("cli/orders");
+
+    let created = cli.ok(&["certificate", "new", "--id", "kv", "--key-vault-secret-id", &identifier, "-o", "json"]).json();
+    assert_eq!(created["properties"]["subject"].as_str().map(|s| s.starts_with("CN=vault-v1")), Some(true), "{created}");
+    let table = cli.ok(&["certificate", "list"]).stdout;
+    assert!(table.contains("KeyVault") && table.contains("Success"), "{table}");
+
+    bao.write_secret("cli/orders", secret("vault-v2")).await;
+    let refreshed = cli.ok(&["certificate", "refresh", "kv", "-o", "json"]).json();
+    assert_eq!(refreshed["properties"]["subject"].as_str().map(|s| s.starts_with("CN=vault-v2")), Some(true), "{refreshed}");
+    assert_ne!(refreshed["properties"]["thumbprint"], created["properties"]["thumbprint"]);
+
+    let exported = cli.ok(&["export"]).stdout;
+    assert!(exported.contains(&format!("secretIdentifier: {identifier}")) && !exported.contains("thumbprint"), "{exported}");
+    let again = cli.run(&["apply", "-f", &cli.write("certgate.yaml", exported.as_bytes())]);
+    assert!(again.stdout.contains("plan: 0 to change"), "{}{}", again.stdout, again.stderr);
+
+    let uploaded = cli.run(&["certificate", "refresh", "missing"]);
+    assert_eq!(uploaded.code, 1, "{}", uploaded.stderr);
 }
