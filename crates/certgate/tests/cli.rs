@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use certgate_testkit::{Identity, KeyKind, OpenBao, PfxFlavor, pfx};
+use certgate_testkit::{Identity, KeyKind, OpenBao, PfxFlavor, pfx, tls_terminator};
 use serde_json::Value;
 use support::Stage;
 
@@ -521,21 +521,59 @@ async fn a_vault_reference_is_created_refreshed_on_demand_and_exported_as_a_refe
     let cli = Cli::start_node(&[], &[("CERTGATE_VAULT_TOKEN", &token)]);
     let identifier = bao.identifier("cli/orders");
 
-    let created = cli.ok(&["certificate", "new", "--id", "kv", "--key-vault-secret-id", &identifier, "-o", "json"]).json();
-    assert_eq!(created["properties"]["subject"].as_str().map(|s| s.starts_with("CN=vault-v1")), Some(true), "{created}");
+    let created =
+        cli.ok(&["certificate", "new", "--id", "kv", "--key-vault-secret-id", &identifier, "-o", "json"]).json();
+    assert_eq!(
+        created["properties"]["subject"].as_str().map(|s| s.starts_with("CN=vault-v1")),
+        Some(true),
+        "{created}"
+    );
     let table = cli.ok(&["certificate", "list"]).stdout;
     assert!(table.contains("KeyVault") && table.contains("Success"), "{table}");
 
     bao.write_secret("cli/orders", secret("vault-v2")).await;
     let refreshed = cli.ok(&["certificate", "refresh", "kv", "-o", "json"]).json();
-    assert_eq!(refreshed["properties"]["subject"].as_str().map(|s| s.starts_with("CN=vault-v2")), Some(true), "{refreshed}");
+    assert_eq!(
+        refreshed["properties"]["subject"].as_str().map(|s| s.starts_with("CN=vault-v2")),
+        Some(true),
+        "{refreshed}"
+    );
     assert_ne!(refreshed["properties"]["thumbprint"], created["properties"]["thumbprint"]);
 
     let exported = cli.ok(&["export"]).stdout;
-    assert!(exported.contains(&format!("secretIdentifier: {identifier}")) && !exported.contains("thumbprint"), "{exported}");
+    assert!(
+        exported.contains(&format!("secretIdentifier: {identifier}")) && !exported.contains("thumbprint"),
+        "{exported}"
+    );
     let again = cli.run(&["apply", "-f", &cli.write("certgate.yaml", exported.as_bytes())]);
     assert!(again.stdout.contains("plan: 0 to change"), "{}{}", again.stdout, again.stderr);
 
     let uploaded = cli.run(&["certificate", "refresh", "missing"]);
     assert_eq!(uploaded.code, 1, "{}", uploaded.stderr);
+}
+
+/// An HTTPS management URL (here a TLS terminator in front of the node, signed by a private CA)
+/// is verified: refused without the CA, accepted with `--ca-file` or a context's CA file.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_management_url_is_verified_against_the_given_ca() {
+    let cli = Cli::start();
+    let ca = Identity::ca("Private Admin CA");
+    let admin = cli.stage.node.admin.trim_start_matches("http://").parse().unwrap();
+    let https = tls_terminator(&ca.server("localhost"), admin).await;
+    let url = format!("https://localhost:{}", https.port());
+    let ca_file = cli.write("admin-ca.pem", ca.cert_pem.as_bytes());
+    let token = cli.token_file();
+    let work = cli.work.path();
+
+    let untrusted = certgate(work, &["api", "list", "--admin-url", &url, "--token-file", &token], &[], "");
+    assert_eq!(untrusted.code, 3, "{}", untrusted.stderr);
+    assert!(untrusted.stderr.contains("cannot reach the node at https://localhost"), "{}", untrusted.stderr);
+    let trusted =
+        certgate(work, &["api", "list", "--admin-url", &url, "--token-file", &token, "--ca-file", &ca_file], &[], "");
+    assert_eq!(trusted.code, 0, "{}", trusted.stderr);
+
+    let args = ["context", "add", "tls", "--admin-url", &url, "--token-file", &token, "--ca-file", &ca_file];
+    assert_eq!(certgate(work, &args, &[], "").code, 0);
+    let through_context = certgate(work, &["certificate", "list", "-o", "json"], &[], "");
+    assert_eq!(through_context.code, 0, "{}", through_context.stderr);
 }

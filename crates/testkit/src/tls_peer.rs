@@ -48,6 +48,36 @@ pub async fn tls_echo_peer(server: &Identity, client_auth: ClientAuth<'_>) -> So
     addr
 }
 
+/// A TLS terminator in front of a plain-HTTP service (the management API, say): presents
+/// `server`, asks for no client certificate, and relays the decrypted bytes to `upstream`.
+pub async fn tls_terminator(server: &Identity, upstream: SocketAddr) -> SocketAddr {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(server.cert_der.clone())],
+            PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    addr
+}
+
 /// A server configuration that presents `server`, requires a client certificate per
 /// `client_auth`, and offers `alpn`.
 pub(crate) fn server_config(server: &Identity, client_auth: ClientAuth<'_>, alpn: &[&[u8]]) -> ServerConfig {
