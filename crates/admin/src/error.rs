@@ -67,6 +67,28 @@ impl ApiError {
         Self::plain(StatusCode::NOT_FOUND, "NotFound", "No management resource exists at this path.".into())
     }
 
+    /// An ARM path naming a subscription, resource group or service this node is not.
+    pub fn unknown_service(prefix: &str) -> Self {
+        Self::plain(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!("The resource '{prefix}' was not found on this node."),
+        )
+    }
+
+    /// ARM's answer to a request without `?api-version=`.
+    pub fn missing_api_version() -> Self {
+        Self::plain(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.".into(),
+        )
+    }
+
+    pub fn method_not_allowed(message: &str) -> Self {
+        Self::plain(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message.into())
+    }
+
     pub fn precondition_failed() -> Self {
         Self::plain(
             StatusCode::PRECONDITION_FAILED,

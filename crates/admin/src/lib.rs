@@ -6,6 +6,7 @@
 //! data plane, which learns of changes through the store's change feed.
 
 mod apis;
+mod arm;
 mod auth;
 mod backends;
 mod ca_certificates;
@@ -32,6 +33,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, SecurityRequirement};
 use utoipa_axum::router::OpenApiRouter;
 
+pub use arm::{Scheme, ServiceIdentity};
 pub use auth::{Authenticator, IssuedToken, issue_token};
 pub use error::ApiError;
 
@@ -47,11 +49,27 @@ pub struct AdminState {
     /// Reads vault references; `None` when no vault identity is configured.
     vault: Option<Arc<certgate_vault::VaultClient>>,
     readiness: Arc<health::Readiness>,
+    /// Who the node is on ARM paths.
+    service: Arc<ServiceIdentity>,
 }
 
 impl AdminState {
     pub fn new(store: Arc<dyn Store>, auth: Authenticator, max_body_bytes: usize) -> Self {
-        Self { store, auth: Arc::new(auth), max_body_bytes, published: None, vault: None, readiness: Arc::default() }
+        Self {
+            store,
+            auth: Arc::new(auth),
+            max_body_bytes,
+            published: None,
+            vault: None,
+            readiness: Arc::default(),
+            service: Arc::default(),
+        }
+    }
+
+    /// Names the node on ARM paths (`/subscriptions/…/service/{name}`); unnamed parts accept any.
+    pub fn with_service(mut self, service: ServiceIdentity) -> Self {
+        self.service = Arc::new(service);
+        self
     }
 
     /// Enables vault references, read with these identities.
@@ -71,18 +89,20 @@ impl AdminState {
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The management API: `/health`, `/ready` and `/openapi.json` are open, everything else needs
-/// a token.
+/// a token. Every resource is also served at its ARM path (see `arm`), rewritten before routing.
 pub fn router(state: AdminState) -> axum::Router {
     let (protected, openapi) = api().split_for_parts();
     let protected = protected.layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     let openapi = Arc::new(with_security(openapi));
-    axum::Router::new()
+    let routes = axum::Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/openapi.json", get(move || std::future::ready(Json(openapi.as_ref().clone()))))
         .merge(protected)
         .fallback(|| async { ApiError::unknown_path() })
-        .with_state(state)
+        .with_state(state.clone());
+    // A layer on a router runs after its routing: the ARM rewrite wraps the routes as a whole.
+    axum::Router::new().fallback_service(routes).layer(axum::middleware::from_fn_with_state(state, arm::arm_paths))
 }
 
 /// The OpenAPI document, generated from the same handlers the router serves.

@@ -62,6 +62,19 @@ pub struct ServerArgs {
     /// Open connections the management API may hold, apart from the gateway's [default: 256]
     #[arg(long, env = "CERTGATE_ADMIN_MAX_CONNECTIONS")]
     pub admin_max_connections: Option<usize>,
+    /// The node's service name on ARM paths (`…/providers/Microsoft.ApiManagement/service/NAME/…`);
+    /// others are 404 [default: any name]
+    #[arg(long, env = "CERTGATE_SERVICE_NAME")]
+    pub service_name: Option<String>,
+    /// The subscription id ARM paths must name [default: any]
+    #[arg(long, env = "CERTGATE_SUBSCRIPTION_ID")]
+    pub subscription_id: Option<String>,
+    /// The resource group ARM paths must name [default: any]
+    #[arg(long, env = "CERTGATE_RESOURCE_GROUP")]
+    pub resource_group: Option<String>,
+    /// The gateway's public base URL, as the service resource's gatewayUrl [default: the HTTP listener's address]
+    #[arg(long, env = "CERTGATE_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
     /// TOML file with any of the options above (snake_case keys)
     #[arg(long, env = "CERTGATE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -86,6 +99,10 @@ struct FileConfig {
     vault_token_file: Option<PathBuf>,
     vault_refresh_interval: Option<String>,
     vault_ca_file: Option<PathBuf>,
+    service_name: Option<String>,
+    subscription_id: Option<String>,
+    resource_group: Option<String>,
+    gateway_url: Option<String>,
     #[serde(default)]
     identities: std::collections::BTreeMap<String, IdentityFile>,
 }
@@ -103,6 +120,8 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// `--backend-read-timeout`, when set.
     pub backend_read_timeout: Option<Duration>,
+    /// Who the node is on ARM paths; `gateway_url` unset means the HTTP listener's address.
+    pub service: certgate_admin::ServiceIdentity,
     pub vault: VaultConfig,
 }
 
@@ -187,6 +206,12 @@ impl ServerArgs {
             max_body_bytes,
             connections,
             backend_read_timeout,
+            service: certgate_admin::ServiceIdentity {
+                subscription_id: self.subscription_id.or(file.subscription_id),
+                resource_group: self.resource_group.or(file.resource_group),
+                service_name: self.service_name.or(file.service_name),
+                gateway_url: self.gateway_url.or(file.gateway_url),
+            },
             vault,
         })
     }

@@ -109,7 +109,8 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         Authenticator::new(store.clone(), environment_token.as_deref()),
         config.max_body_bytes,
     )
-    .with_publication(published.subscribe());
+    .with_publication(published.subscribe())
+    .with_service(service_identity(config.service.clone(), &http_listener));
     let vault = start_vault(vault_config)?;
     let admin = match &vault {
         Some(vault) => admin.with_vault(vault.clone()),
@@ -197,6 +198,17 @@ fn bind(what: &'static str, addr: std::net::SocketAddr, backlog: u32) -> Result<
 
 /// The gateway listeners' settings (HTTP and HTTPS share one cap) and the management API's,
 /// whose own cap keeps `/health`, `/ready` and the API answering while the gateway is flooded.
+/// The configured ARM identity, with the gateway URL defaulting to the HTTP listener's address.
+fn service_identity(
+    mut service: certgate_admin::ServiceIdentity,
+    http_listener: &TcpListener,
+) -> certgate_admin::ServiceIdentity {
+    if service.gateway_url.is_none() {
+        service.gateway_url = Some(format!("http://{}", local_addr(http_listener)));
+    }
+    service
+}
+
 fn listener_settings(limits: &ConnectionLimits, descriptor_limit: u64) -> (ListenerSettings, ListenerSettings) {
     let timeouts =
         Timeouts { header_read: limits.header_read_timeout, idle: limits.idle_timeout, ..Timeouts::default() };
