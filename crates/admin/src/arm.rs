@@ -157,7 +157,7 @@ fn origin(request: &Request) -> String {
 
 /// The scheme of the listener a request came through (`https` on the HTTPS admin listener).
 #[derive(Debug, Clone, Copy)]
-pub struct Scheme(pub &'static str);
+pub(crate) struct Scheme(pub &'static str);
 
 fn service_resource(arm: &ArmPath, node: &ServiceIdentity, origin: &str, method: &axum::http::Method) -> Response {
     if method != axum::http::Method::GET {

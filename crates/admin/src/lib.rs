@@ -33,7 +33,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, SecurityRequirement};
 use utoipa_axum::router::OpenApiRouter;
 
-pub use arm::{Scheme, ServiceIdentity};
+use arm::Scheme;
+pub use arm::ServiceIdentity;
 pub use auth::{Authenticator, IssuedToken, issue_token};
 pub use error::ApiError;
 
@@ -103,6 +104,12 @@ pub fn router(state: AdminState) -> axum::Router {
         .with_state(state.clone());
     // A layer on a router runs after its routing: the ARM rewrite wraps the routes as a whole.
     axum::Router::new().fallback_service(routes).layer(axum::middleware::from_fn_with_state(state, arm::arm_paths))
+}
+
+/// The management API as served on its HTTPS listener: absolute links (ARM `nextLink`s) name
+/// the scheme the client used.
+pub fn https_router(state: AdminState) -> axum::Router {
+    router(state).layer(axum::Extension(Scheme("https")))
 }
 
 /// The OpenAPI document, generated from the same handlers the router serves.

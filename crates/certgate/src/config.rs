@@ -20,6 +20,15 @@ pub struct ServerArgs {
     /// Address of the management API [default: 127.0.0.1:8081]
     #[arg(long, env = "CERTGATE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Address of the management API's HTTPS listener (off unless set; needs --admin-https-certificate-id)
+    #[arg(long, env = "CERTGATE_ADMIN_HTTPS_LISTEN")]
+    pub admin_https_listen: Option<SocketAddr>,
+    /// Id of the certificate entity the management API's HTTPS listener serves
+    #[arg(long, env = "CERTGATE_ADMIN_HTTPS_CERTIFICATE_ID")]
+    pub admin_https_certificate_id: Option<String>,
+    /// Turns the plain-HTTP management listener off (then --admin-https-listen is required)
+    #[arg(long, env = "CERTGATE_NO_ADMIN_HTTP")]
+    pub no_admin_http: bool,
     /// Address of the gateway's HTTP listener [default: 0.0.0.0:8080]
     #[arg(long, env = "CERTGATE_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
@@ -86,6 +95,10 @@ pub struct ServerArgs {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     admin_listen: Option<SocketAddr>,
+    admin_https_listen: Option<SocketAddr>,
+    admin_https_certificate_id: Option<String>,
+    #[serde(default)]
+    no_admin_http: bool,
     http_listen: Option<SocketAddr>,
     https_listen: Option<SocketAddr>,
     https_certificate_id: Option<String>,
@@ -111,7 +124,10 @@ struct FileConfig {
 #[derive(Debug)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
-    pub admin_listen: SocketAddr,
+    /// The plain-HTTP management listener; `None` when turned off.
+    pub admin_listen: Option<SocketAddr>,
+    /// The management API's HTTPS listener and the certificate it serves, when enabled.
+    pub admin_https: Option<(SocketAddr, EntityId)>,
     pub http_listen: SocketAddr,
     /// The HTTPS listener and the certificate it serves, when enabled.
     pub https: Option<(SocketAddr, EntityId)>,
@@ -174,15 +190,23 @@ impl ServerArgs {
         if max_body_bytes == 0 {
             return Err(ConfigError::ZeroBodyLimit);
         }
-        let https =
-            match (self.https_listen.or(file.https_listen), self.https_certificate_id.or(file.https_certificate_id)) {
-                (None, _) => None,
-                (Some(_), None) => return Err(ConfigError::HttpsWithoutCertificate),
-                (Some(addr), Some(id)) => Some((
-                    addr,
-                    EntityId::parse(&id).map_err(|e| ConfigError::BadCertificateId { reason: e.to_string(), id })?,
-                )),
-            };
+        let https = listener_with_certificate(
+            self.https_listen.or(file.https_listen),
+            self.https_certificate_id.or(file.https_certificate_id),
+            "https-certificate-id",
+            ConfigError::HttpsWithoutCertificate,
+        )?;
+        let admin_https = listener_with_certificate(
+            self.admin_https_listen.or(file.admin_https_listen),
+            self.admin_https_certificate_id.or(file.admin_https_certificate_id),
+            "admin-https-certificate-id",
+            ConfigError::AdminHttpsWithoutCertificate,
+        )?;
+        let admin_listen = match self.no_admin_http || file.no_admin_http {
+            true if admin_https.is_none() => return Err(ConfigError::NoAdminListener),
+            true => None,
+            false => Some(self.admin_listen.or(file.admin_listen).unwrap_or(([127, 0, 0, 1], 8081).into())),
+        };
         let connections = ConnectionLimits::resolve(
             self.header_read_timeout.or(file.header_read_timeout),
             self.idle_timeout.or(file.idle_timeout),
@@ -199,7 +223,8 @@ impl ServerArgs {
         )?;
         Ok(ServerConfig {
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./certgate-data")),
-            admin_listen: self.admin_listen.or(file.admin_listen).unwrap_or(([127, 0, 0, 1], 8081).into()),
+            admin_listen,
+            admin_https,
             http_listen: self.http_listen.or(file.http_listen).unwrap_or(([0, 0, 0, 0], 8080).into()),
             https,
             master_key_file: self.master_key_file.or(file.master_key_file),
@@ -214,6 +239,23 @@ impl ServerArgs {
             },
             vault,
         })
+    }
+}
+
+/// An HTTPS listener's address with the certificate entity it serves: both or neither.
+fn listener_with_certificate(
+    addr: Option<SocketAddr>,
+    id: Option<String>,
+    option: &'static str,
+    without_certificate: ConfigError,
+) -> Result<Option<(SocketAddr, EntityId)>, ConfigError> {
+    match (addr, id) {
+        (None, _) => Ok(None),
+        (Some(_), None) => Err(without_certificate),
+        (Some(addr), Some(id)) => match EntityId::parse(&id) {
+            Ok(parsed) => Ok(Some((addr, parsed))),
+            Err(e) => Err(ConfigError::BadCertificateId { option, reason: e.to_string(), id }),
+        },
     }
 }
 
@@ -239,7 +281,7 @@ mod tests {
             ServerArgs { admin_listen: Some(([127, 0, 0, 1], 9100).into()), config: Some(path), ..Default::default() };
         let config = args.resolve().expect("valid");
         assert_eq!(config.data_dir, PathBuf::from("/from/file"));
-        assert_eq!(config.admin_listen, ([127, 0, 0, 1], 9100).into());
+        assert_eq!(config.admin_listen, Some(([127, 0, 0, 1], 9100).into()));
         assert_eq!(config.http_listen, ([0, 0, 0, 0], 8080).into());
         assert_eq!(config.max_body_bytes, 1024 * 1024);
     }
@@ -254,6 +296,33 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(args.resolve().expect("valid").https.map(|(_, id)| id.to_string()), Some("gw".into()));
+    }
+
+    #[test]
+    fn the_admin_api_has_an_https_listener_and_needs_one_listener_at_least() {
+        let addr = Some(([127, 0, 0, 1], 8444).into());
+        let args = ServerArgs { admin_https_listen: addr, ..Default::default() };
+        assert!(matches!(args.resolve(), Err(ConfigError::AdminHttpsWithoutCertificate)));
+        let args = ServerArgs { no_admin_http: true, ..Default::default() };
+        assert!(matches!(args.resolve(), Err(ConfigError::NoAdminListener)));
+        let args = ServerArgs {
+            admin_https_listen: addr,
+            admin_https_certificate_id: Some("admin-tls".into()),
+            no_admin_http: true,
+            ..Default::default()
+        };
+        let config = args.resolve().expect("valid");
+        assert_eq!(config.admin_listen, None);
+        assert_eq!(config.admin_https.map(|(_, id)| id.to_string()), Some("admin-tls".into()));
+        let args = ServerArgs {
+            admin_https_listen: addr,
+            admin_https_certificate_id: Some("bad id!".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            args.resolve(),
+            Err(ConfigError::BadCertificateId { option: "admin-https-certificate-id", .. })
+        ));
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub enum ConfigError {
     Duration(String),
     #[error("--https-listen needs --https-certificate-id: the certificate entity the HTTPS listener serves")]
     HttpsWithoutCertificate,
-    #[error("--https-certificate-id '{id}' is not a valid id: {reason}")]
-    BadCertificateId { id: String, reason: String },
+    #[error("--admin-https-listen needs --admin-https-certificate-id: the certificate entity it serves")]
+    AdminHttpsWithoutCertificate,
+    #[error("--no-admin-http needs --admin-https-listen: the management API must be reachable somehow")]
+    NoAdminListener,
+    #[error("--{option} '{id}' is not a valid id: {reason}")]
+    BadCertificateId { option: &'static str, id: String, reason: String },
 }

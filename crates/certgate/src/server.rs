@@ -82,6 +82,9 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     if let Some((_, certificate)) = &config.https {
         compiler = compiler.with_https_certificate(certificate.clone());
     }
+    if let Some((_, certificate)) = &config.admin_https {
+        compiler = compiler.with_admin_https_certificate(certificate.clone());
+    }
     if let Some(timeout) = config.backend_read_timeout {
         compiler = compiler.with_backend_read_timeout(timeout);
     }
@@ -90,9 +93,19 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
 
     let (gateway_settings, admin_settings) = listener_settings(&config.connections, descriptor_limit);
     let backlog = crate::sockets::listen_backlog();
-    let admin_listener = bind("admin API", config.admin_listen, backlog)?;
+    let admin_listener = config.admin_listen.map(|addr| bind("admin API", addr, backlog)).transpose()?;
     let http_listener = bind("gateway HTTP", config.http_listen, backlog)?;
-    tracing::info!("admin API listening on http://{}", local_addr(&admin_listener));
+    if let Some(listener) = &admin_listener {
+        tracing::info!("admin API listening on http://{}", local_addr(listener));
+    }
+    let admin_https_listener = match &config.admin_https {
+        Some((addr, certificate)) => {
+            let listener = bind("admin API HTTPS", *addr, backlog)?;
+            tracing::info!(%certificate, "admin API listening on https://{}", local_addr(&listener));
+            Some(listener)
+        }
+        None => None,
+    };
     tracing::info!("gateway HTTP listening on http://{}", local_addr(&http_listener));
     let https_listener = match &config.https {
         Some((addr, certificate)) => {
@@ -127,12 +140,23 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         state,
         wait_for(shutdown_rx.clone()),
     ));
-    let admin_task = tokio::spawn(certgate_gateway::serve(
-        admin_listener,
-        admin_settings,
-        TowerToHyperService::new(certgate_admin::router(admin)),
-        wait_for(shutdown_rx.clone()),
-    ));
+    let admin_https_task = admin_https_listener.map(|listener| {
+        tokio::spawn(certgate_gateway::serve_admin_https(
+            listener,
+            ListenerSettings { name: "admin API HTTPS", ..admin_settings.clone() },
+            snapshots.clone(),
+            TowerToHyperService::new(certgate_admin::https_router(admin.clone())),
+            wait_for(shutdown_rx.clone()),
+        ))
+    });
+    let admin_task = admin_listener.map(|listener| {
+        tokio::spawn(certgate_gateway::serve(
+            listener,
+            admin_settings,
+            TowerToHyperService::new(certgate_admin::router(admin)),
+            wait_for(shutdown_rx.clone()),
+        ))
+    });
     let https_task = https_listener.map(|listener| {
         let settings = ListenerSettings { name: "gateway HTTPS", ..gateway_settings.clone() };
         tokio::spawn(certgate_gateway::serve_https(
@@ -148,7 +172,9 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     shutdown.await;
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     let _ = shutdown_tx.send(true);
-    let _ = admin_task.await;
+    for task in [admin_task, admin_https_task].into_iter().flatten() {
+        let _ = task.await;
+    }
     let _ = gateway_task.await;
     if let Some(task) = https_task {
         let _ = task.await;

@@ -48,7 +48,7 @@ use self::accept::{Backoff, Throttle, is_peer_error};
 use self::watch::{Clock, Requests, TrackedBody, Watched};
 use crate::GatewayBody;
 use crate::proxy::{self, Downstream};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{HttpsListener, Snapshot};
 use crate::upstream::BoxError;
 
 /// How long in-flight requests may run after shutdown begins.
@@ -128,15 +128,36 @@ pub async fn serve_https(
     snapshots: SnapshotHandle,
     shutdown: impl Future<Output = ()>,
 ) {
-    let certificates = snapshots.clone();
-    accept_loop(
-        listener,
-        settings,
-        Some(certificates),
-        move |peer| gateway_service(snapshots.clone(), peer, true),
-        shutdown,
-    )
-    .await;
+    let tls = TlsSource { snapshots: snapshots.clone(), listener: HttpsListener::Gateway };
+    accept_loop(listener, settings, Some(tls), move |peer| gateway_service(snapshots.clone(), peer, true), shutdown)
+        .await;
+}
+
+/// Serves any hyper service (the management API's router) over HTTPS with the snapshot's
+/// management API certificate (`Compiler::with_admin_https_certificate`), like [`serve`].
+pub async fn serve_admin_https<S, B>(
+    listener: TcpListener,
+    settings: ListenerSettings,
+    snapshots: SnapshotHandle,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let tls = TlsSource { snapshots, listener: HttpsListener::Admin };
+    accept_loop(listener, settings, Some(tls), move |_| service.clone(), shutdown).await;
+}
+
+/// Where an HTTPS listener finds its current server configuration: a replaced certificate is
+/// used from the next connection on.
+struct TlsSource {
+    snapshots: SnapshotHandle,
+    listener: HttpsListener,
 }
 
 /// Serves any hyper service (the management API's router, say) over plain HTTP/1.1 with the
@@ -174,12 +195,11 @@ fn gateway_service(
     })
 }
 
-/// `certificates`: where HTTPS listeners find their current server configuration; `None` for
-/// plain HTTP.
+/// `tls`: where an HTTPS listener finds its server configuration; `None` for plain HTTP.
 async fn accept_loop<M, S, B>(
     listener: TcpListener,
     settings: ListenerSettings,
-    certificates: Option<SnapshotHandle>,
+    tls: Option<TlsSource>,
     make_service: M,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -255,13 +275,13 @@ async fn accept_loop<M, S, B>(
         let _ = stream.set_nodelay(true);
         let service = make_service(peer);
         let connection = Connection { builder: builder.clone(), clock, watcher: graceful.watcher(), peer, permit };
-        let Some(certificates) = &certificates else {
+        let Some(tls) = &tls else {
             tokio::spawn(connection.serve(stream, service));
             continue;
         };
-        let Some(config) = certificates.load().https.clone() else {
+        let Some(config) = tls.snapshots.load().https.get(tls.listener) else {
             if let Some(suppressed) = no_certificate_log.admit(Instant::now()) {
-                tracing::warn!(%peer, suppressed, "HTTPS connection refused: no usable listener certificate");
+                tracing::warn!(listener = name, %peer, suppressed, "HTTPS connection refused: no usable listener certificate");
             }
             continue;
         };

@@ -17,12 +17,38 @@ pub struct Snapshot {
     /// Every backend connection pool in use, with how many compiled APIs use it: kept so the
     /// next compilation can reuse them, and retire those no API uses any more.
     pub(crate) upstreams: HashMap<UpstreamKey, PoolUse>,
-    /// The HTTPS listener's server configuration; `None` while its certificate is missing.
-    pub(crate) https: Option<Arc<rustls::ServerConfig>>,
+    /// The HTTPS listeners' server configurations.
+    pub(crate) https: ListenerTls,
     /// When the first client certificate in use expires (Unix seconds): the control plane
     /// recompiles at the first instant of that second, and the routes using it then answer 500
     /// (the data plane itself stops presenting it at that instant, see `certgate_pki`).
     pub next_expiry: Option<i64>,
+}
+
+/// The server configuration of each HTTPS listener, built from its certificate entity; `None`
+/// while that certificate is missing or unusable (the listener then refuses connections).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ListenerTls {
+    pub gateway: Option<Arc<rustls::ServerConfig>>,
+    pub admin: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Which HTTPS listener a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpsListener {
+    /// The gateway's (`--https-listen`).
+    Gateway,
+    /// The management API's (`--admin-https-listen`).
+    Admin,
+}
+
+impl ListenerTls {
+    pub(crate) fn get(&self, listener: HttpsListener) -> Option<Arc<rustls::ServerConfig>> {
+        match listener {
+            HttpsListener::Gateway => self.gateway.clone(),
+            HttpsListener::Admin => self.admin.clone(),
+        }
+    }
 }
 
 /// A connection pool of a snapshot and the number of its compiled APIs that route to it.

@@ -28,7 +28,7 @@ use certgate_pki::ClientIdentity;
 use rustls_pki_types::CertificateDer;
 
 use crate::route::{CompiledApi, Dependencies, Router};
-use crate::snapshot::{PoolUse, Snapshot};
+use crate::snapshot::{HttpsListener, ListenerTls, PoolUse, Snapshot};
 use crate::upstream::{Upstream, UpstreamKey};
 
 use identities::Trust;
@@ -37,8 +37,10 @@ use policies::PolicyDocuments;
 /// Compiles snapshots. Holds what does not change between compilations.
 pub struct Compiler {
     system_roots: Vec<CertificateDer<'static>>,
-    /// The certificate entity the HTTPS listener serves (`--https-certificate-id`).
+    /// The certificate entity the gateway's HTTPS listener serves (`--https-certificate-id`).
     https_certificate: Option<EntityId>,
+    /// The one the management API's HTTPS listener serves (`--admin-https-certificate-id`).
+    admin_https_certificate: Option<EntityId>,
     /// The longest a backend may leave a response body without a byte (`--backend-read-timeout`).
     backend_read_timeout: Option<Duration>,
     documents: Mutex<PolicyDocuments>,
@@ -46,12 +48,24 @@ pub struct Compiler {
 
 impl Compiler {
     pub fn new(system_roots: Vec<CertificateDer<'static>>) -> Self {
-        Self { system_roots, https_certificate: None, backend_read_timeout: None, documents: Mutex::default() }
+        Self {
+            system_roots,
+            https_certificate: None,
+            admin_https_certificate: None,
+            backend_read_timeout: None,
+            documents: Mutex::default(),
+        }
     }
 
     /// Serves the HTTPS listener with this certificate entity (followed across replacements).
     pub fn with_https_certificate(mut self, id: EntityId) -> Self {
         self.https_certificate = Some(id);
+        self
+    }
+
+    /// Serves the management API's HTTPS listener with this certificate entity.
+    pub fn with_admin_https_certificate(mut self, id: EntityId) -> Self {
+        self.admin_https_certificate = Some(id);
         self
     }
 
@@ -62,16 +76,22 @@ impl Compiler {
         self
     }
 
-    fn https_config(&self, state: &ConfigState) -> Option<Arc<rustls::ServerConfig>> {
-        let id = self.https_certificate.as_ref()?;
-        let Some(stored) = state.certificates.iter().find(|c| c.id.key() == id.key()) else {
-            tracing::error!(certificate = %id, "the HTTPS listener's certificate does not exist; HTTPS connections are refused");
-            return None;
+    /// The listeners' server configurations; with `changed`, only those whose certificate
+    /// changed are built again and the others taken from `previous`.
+    fn listener_tls(&self, state: &ConfigState, previous: Option<(&Snapshot, &[(EntityKind, String)])>) -> ListenerTls {
+        let build = |id: Option<&EntityId>, listener: HttpsListener| {
+            let id = id?;
+            if let Some((previous, changed)) = previous
+                && !changed.contains(&(EntityKind::Certificate, id.key()))
+            {
+                return previous.https.get(listener);
+            }
+            listener_config(state, id, listener)
         };
-        let identity = ClientIdentity::from_der(&stored.certificate.chain, &stored.private_key);
-        certgate_pki::listener_server_config(&identity)
-            .map_err(|e| tracing::error!(certificate = %id, error = %e, "the HTTPS listener's certificate is unusable"))
-            .ok()
+        ListenerTls {
+            gateway: build(self.https_certificate.as_ref(), HttpsListener::Gateway),
+            admin: build(self.admin_https_certificate.as_ref(), HttpsListener::Admin),
+        }
     }
 
     /// Compiles `state`. Pools of `previous` whose key is unchanged are carried over, so a
@@ -94,7 +114,7 @@ impl Compiler {
             router: Router::new(apis),
             next_expiry,
             upstreams,
-            https: self.https_config(state),
+            https: self.listener_tls(state, None),
         }
     }
 
@@ -147,12 +167,22 @@ impl Compiler {
             router: Router::new(apis),
             next_expiry: context.next_expiry,
             upstreams,
-            https: match &self.https_certificate {
-                Some(id) if changed.contains(&(EntityKind::Certificate, id.key())) => self.https_config(state),
-                _ => previous.https.clone(),
-            },
+            https: self.listener_tls(state, Some((previous, changed))),
         }
     }
+}
+
+/// The server configuration of `listener` from certificate entity `id`; `None` (and an error
+/// line) while it is missing or unusable.
+fn listener_config(state: &ConfigState, id: &EntityId, listener: HttpsListener) -> Option<Arc<rustls::ServerConfig>> {
+    let Some(stored) = state.certificates.iter().find(|c| c.id.key() == id.key()) else {
+        tracing::error!(certificate = %id, ?listener, "the HTTPS listener's certificate does not exist; HTTPS connections are refused");
+        return None;
+    };
+    let identity = ClientIdentity::from_der(&stored.certificate.chain, &stored.private_key);
+    certgate_pki::listener_server_config(&identity)
+        .map_err(|e| tracing::error!(certificate = %id, ?listener, error = %e, "the HTTPS listener's certificate is unusable"))
+        .ok()
 }
 
 /// Adds the pools `apis` route to (found in `created`, this compilation's pools) to `upstreams`.
