@@ -316,13 +316,14 @@ mod tests {
         assert_eq!(config.admin_https.map(|(_, id)| id.to_string()), Some("admin-tls".into()));
         let args = ServerArgs {
             admin_https_listen: addr,
-            admin_https_certificate_id: Some("bad id!".into()),
+            admin_https_certificate_id: Some("a/b".into()),
             ..Default::default()
         };
-        assert!(matches!(
-            args.resolve(),
-            Err(ConfigError::BadCertificateId { option: "admin-https-certificate-id", .. })
-        ));
+        let result = args.resolve();
+        assert!(
+            matches!(result, Err(ConfigError::BadCertificateId { option: "admin-https-certificate-id", .. })),
+            "{result:?}"
+        );
     }
 
     #[test]

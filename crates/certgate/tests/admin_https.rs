@@ -12,9 +12,7 @@ use support::{Node, upload};
 
 /// The HTTPS address the node logged for its management API.
 fn https_url(node: &Node) -> String {
-    let line = node.wait_for_log("admin API listening on https://");
-    let addr = line.split("https://").nth(1).unwrap().split_whitespace().next().unwrap();
-    format!("https://localhost:{}", addr.rsplit(':').next().unwrap())
+    format!("https://localhost:{}", node.admin_https_port())
 }
 
 fn client_trusting(ca: &Identity) -> reqwest::Client {

@@ -107,6 +107,13 @@ impl Node {
         }
     }
 
+    /// The port of the management API's HTTPS listener, from its log line.
+    pub fn admin_https_port(&self) -> u16 {
+        let line = self.wait_for_log("admin API listening on https://");
+        let addr = after(&line, "admin API listening on https://").unwrap();
+        addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill_hard(mut self) {
         self.child.kill().unwrap();

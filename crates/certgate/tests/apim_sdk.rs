@@ -1,0 +1,55 @@
+//! APIM's own client manages certgate unchanged: Microsoft's Azure SDK for Python (pinned in
+//! `apim_sdk/requirements.txt`, installed by `scripts/test` into its own virtualenv, named by
+//! `CERTGATE_APIM_PYTHON`) runs `apim_sdk/seed_flow.py` against a node's ARM paths over HTTPS,
+//! with the SDK's HTTPS enforcement on, and an mTLS backend reports the certificate it saw.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use certgate_testkit::{ClientAuth, Identity, KeyKind, PfxFlavor, https_echo_backend, pfx, sha1_hex};
+use support::{Node, upload};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_azure_sdk_for_python_drives_the_seed_flow_over_https() {
+    let python = std::env::var("CERTGATE_APIM_PYTHON")
+        .expect("CERTGATE_APIM_PYTHON names the virtualenv's python with the APIM SDK (scripts/test sets it up)");
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--admin-https-listen", "127.0.0.1:0", "--admin-https-certificate-id", "admin-tls"];
+    let node = Node::start_with(&dir.path().join("data"), &args, &[]);
+    let admin_ca = Identity::ca("certgate admin CA");
+    let tls = pfx(&admin_ca.server("localhost"), &[], "p", PfxFlavor::Modern);
+    let created = node.client().put("/certificates/admin-tls", &upload(&tls, "p")).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let port = node.admin_https_port();
+
+    let backend =
+        https_echo_backend(&Identity::ca("Backend CA").server("localhost"), ClientAuth::AnyCertificate, false).await;
+    let client = Identity::self_signed_client("sdk.contoso.com", KeyKind::EcdsaP256);
+    let pfx_file = dir.path().join("client.pfx");
+    std::fs::write(&pfx_file, pfx(&client, &[], "sdk-pass", PfxFlavor::Modern)).unwrap();
+    let ca_file = dir.path().join("admin-ca.pem");
+    std::fs::write(&ca_file, &admin_ca.cert_pem).unwrap();
+    let fingerprint = sha1_hex(&client.cert_der);
+    let env = [
+        ("CERTGATE_ADMIN_URL", format!("https://localhost:{port}")),
+        ("CERTGATE_TOKEN_FILE", dir.path().join("data/admin-token").display().to_string()),
+        ("CERTGATE_CA_FILE", ca_file.display().to_string()),
+        ("PFX_FILE", pfx_file.display().to_string()),
+        ("PFX_PASSWORD", "sdk-pass".to_owned()),
+        ("EXPECTED_THUMBPRINT", fingerprint.to_uppercase()),
+        ("EXPECTED_SUBJECT", certgate_pki::certificate_facts(&client.cert_der).unwrap().subject),
+        ("EXPECTED_NOT_AFTER", client.not_after_unix().to_string()),
+        ("EXPECTED_FINGERPRINT", fingerprint),
+        ("BACKEND_URL", backend.url("localhost")),
+        ("GATEWAY_URL", node.gateway.clone()),
+    ];
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apim_sdk/seed_flow.py");
+    let output = tokio::task::spawn_blocking(move || std::process::Command::new(python).arg(script).envs(env).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the SDK's seed flow failed:\n{stdout}\n{stderr}\nnode:\n{}", node.logs());
+    assert!(stdout.contains("seed flow through the APIM SDK: done"), "{stdout}");
+}

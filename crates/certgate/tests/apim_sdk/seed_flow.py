@@ -1,0 +1,110 @@
+"""The seed's flow through Microsoft's APIM SDK against a certgate node, over HTTPS, with the
+SDK's HTTPS enforcement left on. Driven by tests/apim_sdk.rs, which starts the node and an mTLS
+backend and passes what it computed in the environment. Exits non-zero at the first surprise."""
+import base64
+import json
+import os
+import time
+import urllib.request
+
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.mgmt.apimanagement import ApiManagementClient
+from azure.mgmt.apimanagement import models
+
+env = os.environ
+
+
+class CertgateToken:
+    """A token credential that hands the SDK a certgate management token."""
+
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken(open(env["CERTGATE_TOKEN_FILE"]).read().strip(), int(time.time()) + 3600)
+
+
+client = ApiManagementClient(
+    CertgateToken(), "00000000-0000-0000-0000-000000000000",
+    base_url=env["CERTGATE_ADMIN_URL"], connection_verify=env["CERTGATE_CA_FILE"],
+)
+rg, service = "rg-certgate", "gw"
+
+
+def check(condition, what):
+    if not condition:
+        raise SystemExit(f"FAILED: {what}")
+    print(f"ok: {what}")
+
+
+def refused(call, error_type, status):
+    try:
+        call()
+    except error_type as error:
+        return error
+    except HttpResponseError as error:
+        raise SystemExit(f"FAILED: expected {status}, got {error.status_code}: {error.message}")
+    raise SystemExit(f"FAILED: expected {status}, the call succeeded")
+
+
+# Certificate upload: thumbprint, subject and expiry as the test computed them.
+pfx = base64.b64encode(open(env["PFX_FILE"], "rb").read()).decode()
+created = client.certificate.create_or_update(
+    rg, service, "c1", models.CertificateCreateOrUpdateParameters(data=pfx, password=env["PFX_PASSWORD"]))
+check(created.thumbprint == env["EXPECTED_THUMBPRINT"], f"thumbprint {created.thumbprint}")
+check(created.subject == env["EXPECTED_SUBJECT"], f"subject {created.subject}")
+check(int(created.expiration_date.timestamp()) == int(env["EXPECTED_NOT_AFTER"]), f"expiry {created.expiration_date}")
+check(created.id.endswith(f"/providers/Microsoft.ApiManagement/service/{service}/certificates/c1"), f"ARM id {created.id}")
+client.certificate.create_or_update(
+    rg, service, "c2", models.CertificateCreateOrUpdateParameters(data=pfx, password=env["PFX_PASSWORD"]))
+
+# Lists with $filter, and $top paging through nextLink.
+names = [c.name for c in client.certificate.list_by_service(rg, service, top=1)]
+# admin-tls is the certificate the HTTPS management listener serves.
+check(names == ["admin-tls", "c1", "c2"], f"paged list, one per page {names}")
+names = [c.name for c in client.certificate.list_by_service(rg, service, filter="name eq 'c2'")]
+check(names == ["c2"], f"filtered list {names}")
+check(client.certificate.get_entity_tag(rg, service, "c1"), "HEAD entity tag")
+
+# A backend with TLS switches; PATCH with If-Match; a stale ETag is a 412.
+backend = client.backend.create_or_update(rg, service, "orders", models.BackendContract(
+    url=env["BACKEND_URL"], protocol="http",
+    tls=models.BackendTlsProperties(validate_certificate_chain=False, validate_certificate_name=True)))
+check(backend.tls.validate_certificate_chain is False, "backend chain validation off")
+response = client.backend.get_entity_tag(rg, service, "orders", cls=lambda pipeline, _, headers: headers)
+etag = response["ETag"]
+updated = client.backend.update(rg, service, "orders", if_match=etag,
+                                parameters=models.BackendUpdateParameters(description="Orders backend"))
+check(updated.description == "Orders backend", "PATCH with If-Match")
+stale = refused(lambda: client.backend.update(rg, service, "orders", if_match=etag,
+                                              parameters=models.BackendUpdateParameters(description="again")),
+                HttpResponseError, 412)
+check(stale.status_code == 412, "a stale ETag is a 412")
+
+# The API through the long-running call, its policy presenting c1, an operation with a policy.
+api = client.api.begin_create_or_update(rg, service, "orders", models.ApiCreateOrUpdateParameter(
+    display_name="Orders", path="orders", protocols=["http"])).result()
+check(api.path == "orders", "API created through the long-running operation")
+policy = ('<policies><inbound><base /><set-backend-service backend-id="orders" />'
+          '<authentication-certificate certificate-id="c1" /></inbound></policies>')
+client.api_policy.create_or_update(rg, service, "orders", "policy",
+                                   models.PolicyContract(value=policy, format="rawxml"))
+check(client.api_policy.get(rg, service, "orders", "policy", format="rawxml").value == policy, "API policy as stored")
+client.api_operation.create_or_update(rg, service, "orders", "list", models.OperationContract(
+    display_name="List", method="GET", url_template="/items"))
+client.api_operation_policy.create_or_update(rg, service, "orders", "list", "policy", models.PolicyContract(
+    value="<policies><inbound><base /></inbound></policies>", format="rawxml"))
+operations = [o.name for o in client.api_operation.list_by_api(rg, service, "orders")]
+check(operations == ["list"], f"operations {operations}")
+
+# The backend sees c1 on a request through the gateway.
+with urllib.request.urlopen(env["GATEWAY_URL"] + "/orders/items") as answer:
+    seen = json.load(answer)
+check(seen["fingerprint"] == env["EXPECTED_FINGERPRINT"], f"the backend saw c1 ({seen['fingerprint']})")
+
+# Delete protection: refused with 409 naming the referrer, allowed once it is gone.
+conflict = refused(lambda: client.certificate.delete(rg, service, "c1", if_match="*"), ResourceExistsError, 409)
+check("/apis/orders/policies/policy" in conflict.message, f"409 names the referrer: {conflict.message}")
+client.api_policy.delete(rg, service, "orders", "policy", if_match="*")
+client.certificate.delete(rg, service, "c1", if_match="*")
+left = [c.name for c in client.certificate.list_by_service(rg, service)]
+check(left == ["admin-tls", "c2"], f"c1 deleted once unreferenced {left}")
+print("seed flow through the APIM SDK: done")
