@@ -6,7 +6,7 @@
 //!   contexts from `contexts.rs`, the local data directory).
 //! - `client.rs`: the HTTP calls and the server's error envelope.
 //! - `output.rs`: tables, JSON exactly as the API sent it, YAML.
-//! - `resources.rs`: the subcommands per collection.
+//! - `resources/`: the subcommands, one file per collection.
 //! - `declarative.rs`: `export` and `apply` (the whole configuration as one YAML file, a plan).
 //! - `secrets.rs`: tokens and passwords from files and standard input, never from argv.
 //!
