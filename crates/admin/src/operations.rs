@@ -4,8 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use certgate_model::{Api, EntityId, EntityKind, Operation, PolicyScope};
+use certgate_model::{Api, EntityId, EntityKind, Operation, OperationDescription, PolicyScope};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,6 +37,18 @@ pub struct OperationProperties {
     method: Option<String>,
     /// Path below the API, with `{param}` segments, e.g. `/orders/{id}`. Required on PUT.
     url_template: Option<String>,
+    /// Descriptive: stored and returned as given.
+    description: Option<String>,
+    /// APIM's ParameterContracts (`name`, `type`, …), one per `{param}` of the template and no
+    /// more; stored and returned as given.
+    #[schema(value_type = Option<Vec<Object>>)]
+    template_parameters: Option<Vec<Value>>,
+    /// Descriptive (APIM's RequestContract): stored and returned as given.
+    #[schema(value_type = Option<Object>)]
+    request: Option<Value>,
+    /// Descriptive (APIM's ResponseContracts): stored and returned as given.
+    #[schema(value_type = Option<Vec<Object>>)]
+    responses: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,6 +57,17 @@ pub struct OperationContract {
     display_name: String,
     method: String,
     url_template: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    template_parameters: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    request: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    responses: Option<Value>,
 }
 
 impl Filterable for Loaded<Operation> {
@@ -69,8 +93,17 @@ fn resource(operation: &Operation, id: &str) -> Resource<OperationContract> {
             display_name: operation.display_name.clone(),
             method: operation.method.clone(),
             url_template: operation.url_template.clone(),
+            description: operation.description.description.clone(),
+            template_parameters: parsed(&operation.description.template_parameters),
+            request: parsed(&operation.description.request),
+            responses: parsed(&operation.description.responses),
         },
     )
+}
+
+/// Stored JSON text back as JSON (it was JSON when it was stored).
+fn parsed(text: &Option<String>) -> Option<Value> {
+    text.as_deref().and_then(|t| serde_json::from_str(t).ok())
 }
 
 fn build(
@@ -94,9 +127,56 @@ fn build(
             None => return Err(ApiError::validation("properties.urlTemplate", "urlTemplate is required")),
         },
     };
+    let base_description = base.as_ref().map(|b| b.description.clone()).unwrap_or_default();
+    // Kept parameters are checked again: a PATCH may have changed the template.
+    let given = properties
+        .template_parameters
+        .or_else(|| base_description.template_parameters.as_deref().and_then(|text| serde_json::from_str(text).ok()));
+    let template_parameters = given.map(|parameters| template_parameters(&url_template, &parameters)).transpose()?;
+    let text = |value: Option<Value>| value.map(|v| v.to_string());
+    let description = OperationDescription {
+        description: properties.description.or(base_description.description),
+        template_parameters,
+        request: text(properties.request).or(base_description.request),
+        responses: text(properties.responses.map(Value::Array)).or(base_description.responses),
+    };
     let display_name =
         properties.display_name.or_else(|| base.map(|b| b.display_name)).unwrap_or_else(|| id.to_string());
-    Ok(Operation { api_id: api.clone(), display_name, method, url_template })
+    Ok(Operation { api_id: api.clone(), display_name, method, url_template, description })
+}
+
+/// APIM's rule: each `{param}` of the template declared once, by `name` (with a `type`), and
+/// nothing else. Returns the parameters as the JSON text to store.
+fn template_parameters(template: &str, parameters: &[Value]) -> Result<String, ApiError> {
+    let target = "properties.templateParameters";
+    let mut declared = Vec::new();
+    for (i, parameter) in parameters.iter().enumerate() {
+        let field = |name: &str| parameter.get(name).and_then(Value::as_str).filter(|v| !v.is_empty());
+        let (Some(name), Some(_)) = (field("name"), field("type")) else {
+            return Err(ApiError::validation(
+                format!("{target}[{i}]"),
+                "each template parameter needs a name and a type",
+            ));
+        };
+        if declared.contains(&name) {
+            return Err(ApiError::validation(format!("{target}[{i}]"), format!("'{name}' is declared twice")));
+        }
+        declared.push(name);
+    }
+    let in_template: Vec<&str> = template
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .collect();
+    if let Some(missing) = in_template.iter().find(|p| !declared.contains(p)) {
+        return Err(ApiError::validation(target, format!("the template's parameter '{missing}' is not declared")));
+    }
+    if let Some(extra) = declared.iter().find(|p| !in_template.contains(p)) {
+        return Err(ApiError::validation(target, format!("'{extra}' is not a parameter of the template '{template}'")));
+    }
+    Ok(Value::Array(parameters.to_vec()).to_string())
 }
 
 /// `/orders/{id}`: starts with `/`; each `{param}` is a whole segment with a non-empty name.

@@ -5,7 +5,7 @@ mod support;
 
 use certgate_testkit::{Identity, KeyKind};
 use serde_json::json;
-use support::{Node, must_put, policy, upload_certificate};
+use support::{Node, Stage, must_put, policy, upload_certificate};
 
 #[tokio::test]
 async fn referenced_certificates_and_backends_cannot_be_deleted() {
@@ -124,5 +124,50 @@ async fn policies_are_validated_with_line_and_column_and_references_checked() {
         (400, "properties.path"),
         "paths are unique: {}",
         duplicate.text
+    );
+}
+
+/// APIM's descriptive operation properties are stored and returned as given; template
+/// parameters must declare exactly the template's `{param}`s, also after a PATCH of the template.
+#[tokio::test]
+async fn operation_template_parameters_are_stored_and_must_match_the_template() {
+    let stage = Stage::start();
+    let api = &stage.api;
+    must_put(api, "/apis/shop", json!({"properties": {"displayName": "Shop", "path": "shop"}})).await;
+    let parameters =
+        json!([{"name": "id", "type": "string", "required": true, "values": [], "description": "Item id"}]);
+    let body = json!({"properties": {"displayName": "Get", "method": "GET", "urlTemplate": "/items/{id}",
+        "description": "One item", "templateParameters": parameters,
+        "request": {"queryParameters": []}, "responses": [{"statusCode": 200, "description": "OK"}]}});
+    let created = must_put(api, "/apis/shop/operations/get", body).await;
+    assert_eq!(created.body["properties"]["templateParameters"], parameters, "{}", created.text);
+    assert_eq!(created.body["properties"]["description"], "One item");
+    assert_eq!(created.body["properties"]["responses"][0]["statusCode"], 200);
+    assert_eq!(
+        api.get("/apis/shop/operations/get").await.body["properties"]["request"],
+        json!({"queryParameters": []})
+    );
+
+    for (template, parameters, message) in [
+        ("/items/{id}/{part}", json!([{"name": "id", "type": "string"}]), "'part' is not declared"),
+        ("/items", json!([{"name": "id", "type": "string"}]), "'id' is not a parameter"),
+        ("/items/{id}", json!([{"name": "id"}]), "needs a name and a type"),
+        ("/items/{id}", json!([{"name": "id", "type": "string"}, {"name": "id", "type": "string"}]), "declared twice"),
+    ] {
+        let body = json!({"properties": {"method": "GET", "urlTemplate": template, "templateParameters": parameters}});
+        let refused = api.put("/apis/shop/operations/bad", &body).await;
+        assert_eq!(refused.status, 400, "{template}: {}", refused.text);
+        assert!(refused.error_target().starts_with("properties.templateParameters"), "{}", refused.text);
+        assert!(refused.error_message().contains(message), "{message}: {}", refused.text);
+    }
+    let patch = json!({"properties": {"urlTemplate": "/items/{itemId}"}});
+    let reply = api
+        .send("PATCH", "/apis/shop/operations/get", Some(patch.to_string().into_bytes()), &[("If-Match", "*")])
+        .await;
+    assert_eq!(reply.status, 400, "the kept parameters no longer match: {}", reply.text);
+    assert_eq!(
+        api.get("/apis/shop/operations/get").await.body["properties"]["urlTemplate"],
+        "/items/{id}",
+        "unchanged"
     );
 }

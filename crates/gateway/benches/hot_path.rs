@@ -30,6 +30,7 @@ fn state(apis: usize) -> ConfigState {
                 display_name: "Get order".into(),
                 method: "GET".into(),
                 url_template: "/orders/{id}".into(),
+                description: Default::default(),
             },
         ));
         state.policies.push((

@@ -69,6 +69,30 @@ pub struct Operation {
     /// Upper-case HTTP method, or `*` for any.
     pub method: String,
     pub url_template: String,
+    /// What APIM records only to describe the operation; records written before it existed
+    /// read as empty.
+    #[serde(default, skip_serializing_if = "OperationDescription::is_empty")]
+    pub description: OperationDescription,
+}
+
+/// An operation's descriptive properties: the gateway does not act on them, they are stored
+/// and returned as given (APIM's clients and developer tools read them). The structured ones
+/// are kept as the JSON text the client sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationDescription {
+    pub description: Option<String>,
+    /// `templateParameters`: a JSON array whose names are exactly the template's `{param}`s.
+    pub template_parameters: Option<String>,
+    /// `request` and `responses`, as JSON text.
+    pub request: Option<String>,
+    pub responses: Option<String>,
+}
+
+impl OperationDescription {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Where a policy document applies.

@@ -17,7 +17,9 @@ pub use certificate::{
 };
 pub use clock::unix_now;
 pub use config_state::{ConfigState, StoredCertificate};
-pub use gateway_config::{Api, Authorization, Backend, BackendCredentials, BackendTls, Operation, Policy, PolicyScope};
+pub use gateway_config::{
+    Api, Authorization, Backend, BackendCredentials, BackendTls, Operation, OperationDescription, Policy, PolicyScope,
+};
 pub use id::{EntityId, IdError};
 pub use kind::EntityKind;
 pub use text::{error_chain, percent_encode};

@@ -167,6 +167,15 @@ struct OperationEntry {
     method: String,
     url_template: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    /// The descriptive properties, as the management API spells them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    template_parameters: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    responses: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     policy: Option<String>,
 }
 

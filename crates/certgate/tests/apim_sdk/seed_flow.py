@@ -92,8 +92,17 @@ client.api_operation.create_or_update(rg, service, "orders", "list", models.Oper
     display_name="List", method="GET", url_template="/items"))
 client.api_operation_policy.create_or_update(rg, service, "orders", "list", "policy", models.PolicyContract(
     value="<policies><inbound><base /></inbound></policies>", format="rawxml"))
-operations = [o.name for o in client.api_operation.list_by_api(rg, service, "orders")]
-check(operations == ["list"], f"operations {operations}")
+get = client.api_operation.create_or_update(rg, service, "orders", "get", models.OperationContract(
+    display_name="Get", method="GET", url_template="/items/{id}", description="One item",
+    template_parameters=[models.ParameterContract(name="id", type="string", required=True, description="Item id")]))
+check([p.name for p in get.template_parameters] == ["id"] and get.description == "One item",
+      "an operation with template parameters, returned as given")
+undeclared = refused(lambda: client.api_operation.create_or_update(rg, service, "orders", "bad", models.OperationContract(
+    display_name="Bad", method="GET", url_template="/items/{id}/{part}",
+    template_parameters=[models.ParameterContract(name="id", type="string")])), HttpResponseError, 400)
+check("part" in undeclared.message or "part" in str(undeclared), "an undeclared template parameter is a 400")
+operations = sorted(o.name for o in client.api_operation.list_by_api(rg, service, "orders"))
+check(operations == ["get", "list"], f"operations {operations}")
 
 # The backend sees c1 on a request through the gateway.
 with urllib.request.urlopen(env["GATEWAY_URL"] + "/orders/items") as answer:
