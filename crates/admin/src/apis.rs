@@ -37,6 +37,15 @@ pub struct ApiProperties {
     protocols: Option<Vec<String>>,
     /// Only `false` is supported.
     subscription_required: Option<bool>,
+    /// Descriptive: stored and returned as given.
+    description: Option<String>,
+    /// Only `1`: certgate keeps one revision of each API.
+    api_revision: Option<String>,
+    /// Only `true`, for the same reason.
+    is_current: Option<bool>,
+    /// Only `http` (REST over HTTP); `soap`, `websocket` and `graphql` APIs are not supported.
+    #[serde(rename = "type")]
+    api_type: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,6 +57,12 @@ pub struct ApiContract {
     service_url: Option<String>,
     protocols: Vec<String>,
     subscription_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    api_revision: &'static str,
+    is_current: bool,
+    #[serde(rename = "type")]
+    api_type: &'static str,
 }
 
 impl Filterable for Loaded<Api> {
@@ -74,6 +89,10 @@ fn resource(id: &EntityId, api: &Api) -> Resource<ApiContract> {
             service_url: api.service_url.clone(),
             protocols: api.protocols.clone(),
             subscription_required: api.subscription_required,
+            description: api.description.clone(),
+            api_revision: "1",
+            is_current: true,
+            api_type: "http",
         },
     )
 }
@@ -117,6 +136,26 @@ async fn build(
         }
         None => base.as_ref().map_or_else(|| vec!["http".into(), "https".into()], |b| b.protocols.clone()),
     };
+    let unsupported = [
+        (
+            "properties.apiRevision",
+            properties.api_revision.as_deref().is_some_and(|r| r != "1"),
+            "API revisions are not supported: apiRevision is always 1",
+        ),
+        (
+            "properties.isCurrent",
+            properties.is_current == Some(false),
+            "API revisions are not supported: the one revision is current",
+        ),
+        (
+            "properties.type",
+            properties.api_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("http")),
+            "only http APIs are supported (not soap, websocket or graphql)",
+        ),
+    ];
+    if let Some((target, _, message)) = unsupported.into_iter().find(|(_, refused, _)| *refused) {
+        return Err(ApiError::validation(target, message));
+    }
     if properties.subscription_required == Some(true) {
         return Err(ApiError::validation(
             "properties.subscriptionRequired",
@@ -137,6 +176,7 @@ async fn build(
         service_url,
         protocols,
         subscription_required: false,
+        description: properties.description.or_else(|| base.as_ref().and_then(|b| b.description.clone())),
     })
 }
 

@@ -171,3 +171,26 @@ async fn operation_template_parameters_are_stored_and_must_match_the_template() 
         "unchanged"
     );
 }
+
+/// An API's descriptive `description` is stored as given; APIM's revision and type properties
+/// are answered as certgate implements them (one current revision of an http API) and anything
+/// else is refused by name.
+#[tokio::test]
+async fn api_descriptions_are_stored_and_revisions_or_other_types_refused_by_name() {
+    let stage = Stage::start();
+    let api = &stage.api;
+    let body = json!({"properties": {"displayName": "Shop", "path": "shop", "description": "The shop",
+        "apiRevision": "1", "isCurrent": true, "type": "http"}});
+    let created = must_put(api, "/apis/shop", body).await;
+    let properties = &created.body["properties"];
+    assert_eq!(properties["description"], "The shop", "{}", created.text);
+    assert_eq!((properties["apiRevision"].as_str(), properties["isCurrent"].as_bool()), (Some("1"), Some(true)));
+    assert_eq!(properties["type"], "http");
+    for (field, value) in [("apiRevision", json!("2")), ("isCurrent", json!(false)), ("type", json!("soap"))] {
+        let body = json!({"properties": {"displayName": "X", "path": "x", field: value}});
+        let refused = api.put("/apis/x", &body).await;
+        assert_eq!(refused.status, 400, "{field}: {}", refused.text);
+        assert_eq!(refused.error_target(), format!("properties.{field}"), "{}", refused.text);
+    }
+    assert_eq!(api.get("/apis/x").await.status, 404, "nothing was stored");
+}

@@ -58,6 +58,9 @@ pub struct Api {
     pub service_url: Option<String>,
     pub protocols: Vec<String>,
     pub subscription_required: bool,
+    /// Descriptive only; records written before it existed read as none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// An operation of an API: a method and a URL template such as `/orders/{id}`.

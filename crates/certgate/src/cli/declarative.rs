@@ -150,6 +150,8 @@ struct ApiEntry {
     #[serde(default = "both_protocols")]
     protocols: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     policy: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     operations: Vec<OperationEntry>,
@@ -298,7 +300,8 @@ fn exported(state: &NodeState) -> Result<ConfigFile, CliError> {
         file.backends.push(decode(strip_nulls(entry(backend, &[])))?);
     }
     for api in &state.apis {
-        let mut value = entry(&api.resource, &["subscriptionRequired"]);
+        // Fixed by certgate (one revision of an http API): not part of a file.
+        let mut value = entry(&api.resource, &["subscriptionRequired", "apiRevision", "isCurrent", "type"]);
         value["policy"] = json!(api.policy);
         let mut operations = Vec::new();
         for (operation, policy) in &api.operations {

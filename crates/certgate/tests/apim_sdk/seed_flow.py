@@ -81,8 +81,8 @@ check(stale.status_code == 412, "a stale ETag is a 412")
 
 # The API through the long-running call, its policy presenting c1, an operation with a policy.
 api = client.api.begin_create_or_update(rg, service, "orders", models.ApiCreateOrUpdateParameter(
-    display_name="Orders", path="orders", protocols=["http"])).result()
-check(api.path == "orders", "API created through the long-running operation")
+    display_name="Orders", path="orders", protocols=["http"], description="Orders API")).result()
+check(api.path == "orders" and api.description == "Orders API" and api.is_current, "API created through the long-running operation")
 policy = ('<policies><inbound><base /><set-backend-service backend-id="orders" />'
           '<authentication-certificate certificate-id="c1" /></inbound></policies>')
 client.api_policy.create_or_update(rg, service, "orders", "policy",

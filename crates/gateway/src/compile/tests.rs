@@ -22,6 +22,7 @@ fn state(count: usize) -> ConfigState {
             service_url: Some(format!("http://127.0.0.1:9/{i}")),
             protocols: vec!["http".into()],
             subscription_required: false,
+            description: None,
         };
         state.apis.push((id(&format!("api{i}")), api));
     }
