@@ -44,6 +44,12 @@ pub struct BackendProperties {
     description: Option<String>,
     credentials: Option<CredentialsContract>,
     tls: Option<TlsContract>,
+    /// Not supported: the gateway connects to backends directly. Refused by name when given.
+    #[schema(value_type = Option<Object>)]
+    proxy: Option<serde::de::IgnoredAny>,
+    /// Not supported: backends are URLs. Refused by name when given (APIM's `properties.properties`).
+    #[schema(value_type = Option<Object>)]
+    properties: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
@@ -134,6 +140,18 @@ fn resource(id: &EntityId, backend: &Backend) -> Resource<BackendContract> {
 
 /// Applies the request to `base` (PATCH) or to nothing (PUT), validating every field.
 async fn build(state: &AdminState, properties: BackendProperties, base: Option<Backend>) -> Result<Backend, ApiError> {
+    if properties.proxy.is_some() {
+        return Err(ApiError::validation(
+            "properties.proxy",
+            "backend proxies are not supported: the gateway connects to the backend's url directly",
+        ));
+    }
+    if properties.properties.is_some() {
+        return Err(ApiError::validation(
+            "properties.properties",
+            "Service Fabric backends (properties.serviceFabricCluster) are not supported: give the backend's url",
+        ));
+    }
     if let Some(protocol) = &properties.protocol
         && protocol != "http"
     {

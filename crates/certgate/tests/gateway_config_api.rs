@@ -194,3 +194,20 @@ async fn api_descriptions_are_stored_and_revisions_or_other_types_refused_by_nam
     }
     assert_eq!(api.get("/apis/x").await.status, 404, "nothing was stored");
 }
+
+/// Backend features certgate does not have are refused by name, not ignored.
+#[tokio::test]
+async fn backend_proxies_and_service_fabric_are_refused_by_name() {
+    let stage = Stage::start();
+    for (field, value, words) in [
+        ("proxy", json!({"url": "http://proxy:3128"}), "proxies are not supported"),
+        ("properties", json!({"serviceFabricCluster": {"managementEndpoints": []}}), "Service Fabric"),
+    ] {
+        let body = json!({"properties": {"url": "http://127.0.0.1:9", field: value}});
+        let refused = stage.api.put("/backends/b", &body).await;
+        assert_eq!(refused.status, 400, "{}", refused.text);
+        assert_eq!(refused.error_target(), format!("properties.{field}"), "{}", refused.text);
+        assert!(refused.error_message().contains(words), "{}", refused.text);
+    }
+    assert_eq!(stage.api.get("/backends/b").await.status, 404);
+}
