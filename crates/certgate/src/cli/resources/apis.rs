@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use super::{Session, name};
+use super::{Common, Session, name};
 use crate::cli::CliError;
 use crate::cli::connection::{ClientOptions, Format};
 use crate::cli::output::{self, Column, text};
@@ -27,16 +27,8 @@ enum ApiAction {
     New(ApiFields),
     /// Changes only the given fields.
     Set(ApiFields),
-    List {
-        #[arg(long)]
-        filter: Option<String>,
-    },
-    Show {
-        id: String,
-    },
-    Delete {
-        id: String,
-    },
+    #[command(flatten)]
+    Common(Common),
 }
 
 #[derive(Args)]
@@ -92,9 +84,7 @@ impl Apis {
                 }
                 fields.edit_policy(&session).await
             }
-            ApiAction::List { filter } => session.list("/apis", filter.as_deref(), API_COLUMNS).await,
-            ApiAction::Show { id } => session.show(&path(&id), API_COLUMNS).await,
-            ApiAction::Delete { id } => session.delete(&path(&id)).await,
+            ApiAction::Common(common) => common.run(&session, "/apis", API_COLUMNS).await,
         }
     }
 }

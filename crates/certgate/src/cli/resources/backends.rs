@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
-use super::{Session, name};
+use super::{Common, Session, name};
 use crate::cli::CliError;
 use crate::cli::connection::ClientOptions;
 use crate::cli::output::{Column, text};
@@ -22,16 +22,8 @@ enum BackendAction {
     New(BackendFields),
     /// Changes only the given fields (Set-AzApiManagementBackend).
     Set(BackendFields),
-    List {
-        #[arg(long)]
-        filter: Option<String>,
-    },
-    Show {
-        id: String,
-    },
-    Delete {
-        id: String,
-    },
+    #[command(flatten)]
+    Common(Common),
 }
 
 #[derive(Args)]
@@ -88,9 +80,7 @@ impl Backends {
             BackendAction::Set(fields) => {
                 session.set(&path(&fields.id), BACKEND_COLUMNS, |current| fields.properties(current)).await
             }
-            BackendAction::List { filter } => session.list("/backends", filter.as_deref(), BACKEND_COLUMNS).await,
-            BackendAction::Show { id } => session.show(&path(&id), BACKEND_COLUMNS).await,
-            BackendAction::Delete { id } => session.delete(&path(&id)).await,
+            BackendAction::Common(common) => common.run(&session, "/backends", BACKEND_COLUMNS).await,
         }
     }
 }

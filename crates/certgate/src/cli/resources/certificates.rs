@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::{Session, name};
+use super::{Common, Session, name};
 use crate::cli::CliError;
 use crate::cli::connection::ClientOptions;
 use crate::cli::output::{self, Column, expiry, text};
@@ -27,22 +27,10 @@ pub struct Certificates {
 enum CertificateAction {
     /// Uploads a PFX (password from stdin or an environment variable) or references a vault secret.
     New(NewCertificate),
-    /// Lists certificates; `--filter` takes APIM's `$filter` (e.g. "contains(subject, 'api')").
-    List {
-        #[arg(long)]
-        filter: Option<String>,
-    },
-    Show {
-        id: String,
-    },
     /// Reads a vault reference again now (refreshSecret).
-    Refresh {
-        id: String,
-    },
-    /// Deletes a certificate; refused, naming them, while backends or policies reference it.
-    Delete {
-        id: String,
-    },
+    Refresh { id: String },
+    #[command(flatten)]
+    Common(Common),
 }
 
 #[derive(Args)]
@@ -97,16 +85,12 @@ impl Certificates {
                 let properties = new.properties()?;
                 session.put(&path(&new.id), properties, CERTIFICATE_COLUMNS).await
             }
-            CertificateAction::List { filter } => {
-                session.list("/certificates", filter.as_deref(), CERTIFICATE_COLUMNS).await
-            }
-            CertificateAction::Show { id } => session.show(&path(&id), CERTIFICATE_COLUMNS).await,
             CertificateAction::Refresh { id } => {
                 let reply =
                     session.client.send(Method::POST, &format!("{}/refreshSecret", path(&id)), None, None).await?;
                 output::print(&reply.body, session.format, CERTIFICATE_COLUMNS)
             }
-            CertificateAction::Delete { id } => session.delete(&path(&id)).await,
+            CertificateAction::Common(common) => common.run(&session, "/certificates", CERTIFICATE_COLUMNS).await,
         }
     }
 }
@@ -155,16 +139,8 @@ enum CaCertificateAction {
         #[arg(long, value_enum)]
         store: CaStore,
     },
-    List {
-        #[arg(long)]
-        filter: Option<String>,
-    },
-    Show {
-        id: String,
-    },
-    Delete {
-        id: String,
-    },
+    #[command(flatten)]
+    Common(Common),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -198,11 +174,7 @@ impl CaCertificates {
                 let data = base64::engine::general_purpose::STANDARD.encode(bytes);
                 session.put(&path(&id), json!({ "data": data, "storeName": store }), CA_COLUMNS).await
             }
-            CaCertificateAction::List { filter } => {
-                session.list("/caCertificates", filter.as_deref(), CA_COLUMNS).await
-            }
-            CaCertificateAction::Show { id } => session.show(&path(&id), CA_COLUMNS).await,
-            CaCertificateAction::Delete { id } => session.delete(&path(&id)).await,
+            CaCertificateAction::Common(common) => common.run(&session, "/caCertificates", CA_COLUMNS).await,
         }
     }
 }

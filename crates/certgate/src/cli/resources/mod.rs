@@ -74,3 +74,27 @@ pub use apis::{Apis, Operations, Policies};
 pub use backends::Backends;
 pub use certificates::{CaCertificates, Certificates};
 pub use tokens::Tokens;
+
+/// The subcommands every top-level collection has, flattened into each one's own.
+#[derive(clap::Subcommand)]
+enum Common {
+    /// Lists them; `--filter` takes APIM's `$filter` (e.g. "contains(name, 'orders')").
+    List {
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Shows one.
+    Show { id: String },
+    /// Deletes one; refused, naming them, while something references it.
+    Delete { id: String },
+}
+
+impl Common {
+    async fn run(self, session: &Session, collection: &str, columns: &[Column]) -> Result<(), CliError> {
+        match self {
+            Common::List { filter } => session.list(collection, filter.as_deref(), columns).await,
+            Common::Show { id } => session.show(&format!("{collection}/{id}"), columns).await,
+            Common::Delete { id } => session.delete(&format!("{collection}/{id}")).await,
+        }
+    }
+}

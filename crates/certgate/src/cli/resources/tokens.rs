@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::{Session, name};
+use super::{Common, Session, name};
 use crate::cli::CliError;
 use crate::cli::connection::ClientOptions;
 use crate::cli::output::{Column, text};
@@ -25,10 +25,8 @@ enum TokenAction {
         #[arg(long, value_enum)]
         role: Role,
     },
-    List,
-    Delete {
-        id: String,
-    },
+    #[command(flatten)]
+    Common(Common),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -57,8 +55,7 @@ impl Tokens {
                 };
                 session.put(&format!("/tokens/{id}"), json!({ "role": role }), NEW_TOKEN_COLUMNS).await
             }
-            TokenAction::List => session.list("/tokens", None, TOKEN_COLUMNS).await,
-            TokenAction::Delete { id } => session.delete(&format!("/tokens/{id}")).await,
+            TokenAction::Common(common) => common.run(&session, "/tokens", TOKEN_COLUMNS).await,
         }
     }
 }
