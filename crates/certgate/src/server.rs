@@ -141,10 +141,10 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         wait_for(shutdown_rx.clone()),
     ));
     let admin_https_task = admin_https_listener.map(|listener| {
-        tokio::spawn(certgate_gateway::serve_admin_https(
+        tokio::spawn(certgate_gateway::serve(
             listener,
             ListenerSettings { name: "admin API HTTPS", ..admin_settings.clone() },
-            snapshots.clone(),
+            Some(snapshots.clone()),
             TowerToHyperService::new(certgate_admin::https_router(admin.clone())),
             wait_for(shutdown_rx.clone()),
         ))
@@ -153,6 +153,7 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         tokio::spawn(certgate_gateway::serve(
             listener,
             admin_settings,
+            None,
             TowerToHyperService::new(certgate_admin::router(admin)),
             wait_for(shutdown_rx.clone()),
         ))

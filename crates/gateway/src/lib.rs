@@ -19,7 +19,5 @@ mod upstream;
 
 pub use body::GatewayBody;
 pub use compile::Compiler;
-pub use listener::{
-    ConnectionCap, ListenerSettings, SnapshotHandle, Timeouts, serve, serve_admin_https, serve_http, serve_https,
-};
+pub use listener::{ConnectionCap, ListenerSettings, SnapshotHandle, Timeouts, serve, serve_http, serve_https};
 pub use snapshot::Snapshot;

@@ -133,26 +133,6 @@ pub async fn serve_https(
         .await;
 }
 
-/// Serves any hyper service (the management API's router) over HTTPS with the snapshot's
-/// management API certificate (`Compiler::with_admin_https_certificate`), like [`serve`].
-pub async fn serve_admin_https<S, B>(
-    listener: TcpListener,
-    settings: ListenerSettings,
-    snapshots: SnapshotHandle,
-    service: S,
-    shutdown: impl Future<Output = ()>,
-) where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Unpin + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    let tls = TlsSource { snapshots, listener: HttpsListener::Admin };
-    accept_loop(listener, settings, Some(tls), move |_| service.clone(), shutdown).await;
-}
-
 /// Where an HTTPS listener finds its current server configuration: a replaced certificate is
 /// used from the next connection on.
 struct TlsSource {
@@ -160,11 +140,14 @@ struct TlsSource {
     listener: HttpsListener,
 }
 
-/// Serves any hyper service (the management API's router, say) over plain HTTP/1.1 with the
-/// same cap, timeouts, accept backoff and graceful drain as the gateway's listeners.
+/// Serves any hyper service (the management API's router) with the same cap, timeouts, accept
+/// backoff and graceful drain as the gateway's listeners: over plain HTTP/1.1, or with
+/// `admin_tls` over HTTPS with those snapshots' management API certificate
+/// (`Compiler::with_admin_https_certificate`).
 pub async fn serve<S, B>(
     listener: TcpListener,
     settings: ListenerSettings,
+    admin_tls: Option<SnapshotHandle>,
     service: S,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -175,7 +158,8 @@ pub async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    accept_loop(listener, settings, None, move |_| service.clone(), shutdown).await;
+    let tls = admin_tls.map(|snapshots| TlsSource { snapshots, listener: HttpsListener::Admin });
+    accept_loop(listener, settings, tls, move |_| service.clone(), shutdown).await;
 }
 
 /// One gateway connection's service: the snapshot is loaded once per request, so the whole
