@@ -20,10 +20,14 @@
 //! - **Accept errors** that would repeat at once (out of descriptors: `EMFILE`, `ENFILE`;
 //!   `ENOBUFS`, `ENOMEM`) pause the loop, 10 ms doubling to 1 s, and are logged at most once
 //!   a second with the number held back; a peer that gave up before its accept is skipped.
+//! - **Lingering close** (see `linger.rs`): a connection the server ends while its client may
+//!   still be sending (an answer before the whole request body) is half-closed and drained
+//!   briefly, so the client reads its response instead of a reset.
 //! - **Shutdown**: the listener closes at once; open connections finish the request they
 //!   are serving (keep-alive off) for up to 30 s, then are closed.
 
 mod accept;
+mod linger;
 mod watch;
 
 use std::convert::Infallible;
@@ -45,6 +49,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use self::accept::{Backoff, Throttle, is_peer_error};
+use self::linger::Lingering;
 use self::watch::{Clock, Requests, TrackedBody, Watched};
 use crate::GatewayBody;
 use crate::proxy::{self, Downstream};
@@ -285,8 +290,8 @@ async fn accept_loop<M, S, B>(
     }
 }
 
-/// One accepted connection and what it holds until it ends: its cap permit and its place in
-/// the graceful drain.
+/// One accepted connection and what it holds until it ends: its cap permit (handed to the
+/// stream, which keeps it while it lingers) and its place in the graceful drain.
 struct Connection {
     builder: Arc<http1::Builder>,
     clock: Clock,
@@ -306,9 +311,9 @@ impl Connection {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let Connection { builder, clock, watcher, peer, permit: _permit } = self;
+        let Connection { builder, clock, watcher, peer, permit } = self;
         let requests = Arc::new(Requests::default());
-        let io = TokioIo::new(Watched::new(io, clock, requests.clone()));
+        let io = TokioIo::new(Lingering::new(Watched::new(io, clock, requests.clone()), permit));
         // Every request is in flight, for the idle clock, from its head to its body's end.
         let service = service_fn(move |request| {
             let guard = requests.begin();
