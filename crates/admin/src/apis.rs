@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use crate::backends::absolute_http_url;
 use crate::envelope::{Envelope, Page, Resource};
 use crate::error::ErrorResponse;
-use crate::extract::{IdPath, JsonBody, ListParams};
+use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::resource::{Loaded, respond_with};
 use crate::{AdminState, ApiError};
@@ -196,7 +196,7 @@ fn normalise_path(raw: &str) -> Result<String, ApiError> {
     responses((status = 200, body = Page<ApiContract>), (status = 400, body = ErrorResponse)))]
 async fn list_apis(
     State(state): State<AdminState>,
-    ListParams(query): ListParams,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Page<ApiContract>>, ApiError> {
     let all = state.load_all::<Api>(KIND).await?;
     Ok(Json(query.page(KIND.collection(), all, |a| resource(&a.id, &a.entity))?))

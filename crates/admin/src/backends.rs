@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::envelope::{Envelope, Page, Resource};
 use crate::error::ErrorResponse;
-use crate::extract::{IdPath, JsonBody, ListParams};
+use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::references::CertificateIndex;
 use crate::resource::{Loaded, respond_with};
@@ -228,7 +228,7 @@ pub(crate) fn absolute_http_url(target: &str, raw: &str) -> Result<String, ApiEr
     responses((status = 200, body = Page<BackendContract>), (status = 400, body = ErrorResponse)))]
 async fn list_backends(
     State(state): State<AdminState>,
-    ListParams(query): ListParams,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Page<BackendContract>>, ApiError> {
     let all = state.load_all::<Backend>(KIND).await?;
     Ok(Json(query.page(KIND.collection(), all, |b| resource(&b.id, &b.entity))?))

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::envelope::{Envelope, Page, Resource};
 use crate::error::ErrorResponse;
-use crate::extract::{IdPath, JsonBody, ListParams};
+use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::resource::{Loaded, decode_base64, respond_with};
 use crate::{AdminState, ApiError};
@@ -126,7 +126,7 @@ fn decode_certificate(data: &str) -> Result<Vec<u8>, ApiError> {
     responses((status = 200, body = Page<CaCertificateContract>), (status = 400, body = ErrorResponse)))]
 async fn list_ca_certificates(
     State(state): State<AdminState>,
-    ListParams(query): ListParams,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Page<CaCertificateContract>>, ApiError> {
     let all = state.load_all::<CaCertificate>(KIND).await?;
     Ok(Json(query.page(KIND.collection(), all, |c| resource(&c.id, &c.entity))?))

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::envelope::{Envelope, Page, Resource};
 use crate::error::ErrorResponse;
-use crate::extract::{IdPath, JsonBody, ListParams};
+use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::resource::{Loaded, respond_with};
 use crate::{AdminState, ApiError};
@@ -225,7 +225,7 @@ fn imported_with(imported: ImportedCertificate, source: CertificateSource, mut w
               (status = 401, body = ErrorResponse)))]
 async fn list_certificates(
     State(state): State<AdminState>,
-    ListParams(query): ListParams,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Page<CertificateContract>>, ApiError> {
     let mut all = state.load_all::<Certificate>(KIND).await?;
     if let Some(failed) = query.is_key_vault_refresh_failed {

@@ -1,6 +1,6 @@
 //! Extractors that turn request parts into validated values or APIM-shaped errors: the JSON body
 //! (size limit first, then strict parsing naming the field at fault), the entity id in the path,
-//! and list query parameters.
+//! and query parameters.
 
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
@@ -10,7 +10,6 @@ use certgate_model::EntityId;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
-use crate::list::ListQuery;
 use crate::{AdminState, ApiError};
 
 /// A JSON request body, read up to the configured limit and parsed strictly: unknown fields are
@@ -87,16 +86,17 @@ impl<S: Send + Sync> FromRequestParts<S> for OperationPath {
     }
 }
 
-/// `$top`, `$skip`, `$filter` (and the ignored `api-version`).
-pub struct ListParams(pub ListQuery);
+/// Query parameters parsed into `T` (unknown ones, such as `api-version`, are ignored), a
+/// malformed one a 400 naming the query: `QueryParams<ListQuery>` for `$top`, `$skip`, `$filter`.
+pub struct QueryParams<T>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for ListParams {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<ListQuery>::from_request_parts(parts, state)
+        Query::<T>::from_request_parts(parts, state)
             .await
-            .map(|Query(q)| ListParams(q))
+            .map(|Query(q)| QueryParams(q))
             .map_err(|e| ApiError::validation("query", e.body_text()))
     }
 }

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::envelope::{Envelope, Page, Resource};
 use crate::error::ErrorResponse;
-use crate::extract::{IdPath, JsonBody, ListParams, OperationPath};
+use crate::extract::{IdPath, JsonBody, OperationPath, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::resource::{Loaded, respond_with};
 use crate::{AdminState, ApiError};
@@ -206,7 +206,7 @@ async fn require_api(state: &AdminState, api: &EntityId) -> Result<EntityId, Api
 async fn list_operations(
     State(state): State<AdminState>,
     IdPath(api): IdPath,
-    ListParams(query): ListParams,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Page<OperationContract>>, ApiError> {
     let api = require_api(&state, &api).await?;
     let all: Vec<Loaded<Operation>> =

@@ -8,14 +8,14 @@ use axum::response::Response;
 use certgate_model::{Api, EntityId, EntityKind, Operation, Policy, PolicyScope};
 use certgate_policy::CertificateRef;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zeroize::Zeroizing;
 
 use crate::envelope::{Envelope, Resource};
 use crate::error::ErrorResponse;
-use crate::extract::{IdPath, JsonBody, OperationPath};
+use crate::extract::{IdPath, JsonBody, OperationPath, QueryParams};
 use crate::references::CertificateIndex;
 use crate::resource::respond_with;
 use crate::{AdminState, ApiError};
@@ -32,7 +32,8 @@ pub fn routes() -> OpenApiRouter<AdminState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyProperties {
-    /// `xml` (default) or `rawxml`; both take the document as is.
+    /// `xml` (default) or `rawxml`; both take the document as is. APIM's `xml-link` and
+    /// `rawxml-link` (a document fetched from a URL) are refused.
     format: Option<String>,
     /// The `<policies>` document.
     #[schema(value_type = String)]
@@ -46,11 +47,39 @@ pub struct PolicyContract {
     value: String,
 }
 
+/// Query parameters of a policy GET.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PolicyQuery {
+    /// The format to return the document in, `xml` or `rawxml`; without it, the one it was saved
+    /// with.
+    format: Option<String>,
+}
+
+/// Checks one of APIM's policy formats, given at `target`. certgate holds only inline documents,
+/// and since it refuses policy expressions, a document it accepts reads the same in `xml` and
+/// `rawxml` (APIM's two differ only in how an expression's `<`, `>` and quotes are escaped): a
+/// document is returned as stored in either.
+fn checked_format(target: &str, format: &str) -> Result<&'static str, ApiError> {
+    match format {
+        "xml" => Ok("xml"),
+        "rawxml" => Ok("rawxml"),
+        "xml-link" | "rawxml-link" => Err(ApiError::validation(
+            target,
+            format!(
+                "format '{format}' (a document fetched from a URL) is not supported; send the document inline as xml or rawxml"
+            ),
+        )),
+        other => Err(ApiError::validation(target, format!("format '{other}' is not supported; use xml or rawxml"))),
+    }
+}
+
 fn resource(scope: &PolicyScope, format: &str, value: String) -> Resource<PolicyContract> {
     Resource::at(scope.path(), "policies", "policy", PolicyContract { format: format.to_owned(), value })
 }
 
-async fn get(state: &AdminState, scope: PolicyScope) -> Result<Response, ApiError> {
+async fn get(state: &AdminState, scope: PolicyScope, query: PolicyQuery) -> Result<Response, ApiError> {
+    let asked = query.format.as_deref().map(|format| checked_format("format", format)).transpose()?;
     let record = state
         .store
         .get(KIND, &scope.record_id())
@@ -58,7 +87,8 @@ async fn get(state: &AdminState, scope: PolicyScope) -> Result<Response, ApiErro
         .ok_or_else(|| ApiError::not_found("policies", &scope.path()))?;
     let policy: Policy = record.decode()?;
     let text = record.secret.as_deref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-    Ok(respond_with(StatusCode::OK, record.revision, resource(&scope, &policy.format, text)))
+    let format = asked.unwrap_or(&policy.format);
+    Ok(respond_with(StatusCode::OK, record.revision, resource(&scope, format, text)))
 }
 
 async fn put(
@@ -67,13 +97,7 @@ async fn put(
     headers: &HeaderMap,
     properties: PolicyProperties,
 ) -> Result<Response, ApiError> {
-    let format = properties.format.unwrap_or_else(|| "xml".into());
-    if format != "xml" && format != "rawxml" {
-        return Err(ApiError::validation(
-            "properties.format",
-            format!("format '{format}' is not supported; use xml or rawxml"),
-        ));
-    }
+    let format = checked_format("properties.format", properties.format.as_deref().unwrap_or("xml"))?;
     let document = certgate_policy::parse(&properties.value)
         .map_err(|e| ApiError::validation("properties.value", e.to_string()))?;
     let references = document.references();
@@ -95,14 +119,14 @@ async fn put(
     }
     check_inline_certificates(&document)?;
     let policy = Policy {
-        format: format.clone(),
+        format: format.to_owned(),
         certificate_ids: references.certificate_ids,
         thumbprints: references.thumbprints,
         backend_ids: references.backend_ids,
     };
     let text = properties.value.to_string();
     let secret = Zeroizing::new(text.clone().into_bytes());
-    state.write(KIND, &scope.record_id(), headers, &policy, Some(secret), |_| resource(&scope, &format, text)).await
+    state.write(KIND, &scope.record_id(), headers, &policy, Some(secret), |_| resource(&scope, format, text)).await
 }
 
 /// An inline `body` (+ `password`) must be a PKCS#12 file that imports, as an upload would.
@@ -137,10 +161,13 @@ async fn operation_scope(state: &AdminState, api: &EntityId, operation: &EntityI
 }
 
 /// Get the global policy.
-#[utoipa::path(get, path = "/policies/policy", tag = "policies",
+#[utoipa::path(get, path = "/policies/policy", tag = "policies", params(PolicyQuery),
     responses((status = 200, body = Resource<PolicyContract>), (status = 404, body = ErrorResponse)))]
-async fn get_global_policy(State(state): State<AdminState>) -> Result<Response, ApiError> {
-    get(&state, PolicyScope::Global).await
+async fn get_global_policy(
+    State(state): State<AdminState>,
+    QueryParams(query): QueryParams<PolicyQuery>,
+) -> Result<Response, ApiError> {
+    get(&state, PolicyScope::Global, query).await
 }
 
 /// Set the global policy.
@@ -164,10 +191,14 @@ async fn delete_global_policy(State(state): State<AdminState>, headers: HeaderMa
 }
 
 /// Get an API's policy.
-#[utoipa::path(get, path = "/apis/{id}/policies/policy", tag = "policies", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/apis/{id}/policies/policy", tag = "policies", params(("id" = String, Path), PolicyQuery),
     responses((status = 200, body = Resource<PolicyContract>), (status = 404, body = ErrorResponse)))]
-async fn get_api_policy(State(state): State<AdminState>, IdPath(api): IdPath) -> Result<Response, ApiError> {
-    get(&state, api_scope(&state, &api).await?).await
+async fn get_api_policy(
+    State(state): State<AdminState>,
+    IdPath(api): IdPath,
+    QueryParams(query): QueryParams<PolicyQuery>,
+) -> Result<Response, ApiError> {
+    get(&state, api_scope(&state, &api).await?, query).await
 }
 
 /// Set an API's policy.
@@ -198,13 +229,14 @@ async fn delete_api_policy(
 
 /// Get an operation's policy.
 #[utoipa::path(get, path = "/apis/{id}/operations/{operationId}/policies/policy", tag = "policies",
-    params(("id" = String, Path), ("operationId" = String, Path)),
+    params(("id" = String, Path), ("operationId" = String, Path), PolicyQuery),
     responses((status = 200, body = Resource<PolicyContract>), (status = 404, body = ErrorResponse)))]
 async fn get_operation_policy(
     State(state): State<AdminState>,
     OperationPath(api, op): OperationPath,
+    QueryParams(query): QueryParams<PolicyQuery>,
 ) -> Result<Response, ApiError> {
-    get(&state, operation_scope(&state, &api, &op).await?).await
+    get(&state, operation_scope(&state, &api, &op).await?, query).await
 }
 
 /// Set an operation's policy.

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::auth::issue_token;
 use crate::envelope::{Envelope, Page, Resource};
 use crate::error::ErrorResponse;
-use crate::extract::{IdPath, JsonBody, ListParams};
+use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::resource::{Loaded, respond_with};
 use crate::{AdminState, ApiError};
@@ -62,7 +62,7 @@ fn resource(id: &EntityId, role: Role, secret: Option<String>) -> Resource<Token
     responses((status = 200, body = Page<TokenContract>), (status = 401, body = ErrorResponse)))]
 async fn list_tokens(
     State(state): State<AdminState>,
-    ListParams(query): ListParams,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Page<TokenContract>>, ApiError> {
     let all = state.load_all::<Token>(KIND).await?;
     Ok(Json(query.page(KIND.collection(), all, |t| resource(&t.id, t.entity.role, None))?))

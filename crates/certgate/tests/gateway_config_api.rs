@@ -111,6 +111,19 @@ async fn policies_are_validated_with_line_and_column_and_references_checked() {
     let stored = api.get("/apis/a/policies/policy").await;
     assert_eq!(stored.body["properties"]["value"], text, "GET returns the text as stored");
     assert_eq!(stored.body["id"], "/apis/a/policies/policy");
+    assert_eq!(stored.body["properties"]["format"], "rawxml", "without ?format, the format it was saved in");
+    for format in ["xml", "rawxml"] {
+        let asked = api.get(&format!("/apis/a/policies/policy?format={format}")).await;
+        assert_eq!(asked.body["properties"]["format"], format, "{}", asked.text);
+        assert_eq!(asked.body["properties"]["value"], text, "the same text in either format");
+    }
+    for (format, says) in [("xml-link", "fetched from a URL"), ("json", "use xml or rawxml")] {
+        let asked = api.get(&format!("/apis/a/policies/policy?format={format}")).await;
+        assert_eq!((asked.status, asked.error_target()), (400, "format"), "{}", asked.text);
+        assert!(asked.error_message().contains(says), "{}", asked.text);
+        let saved = api.put("/apis/a/policies/policy", &json!({"properties": {"format": format, "value": text}})).await;
+        assert_eq!((saved.status, saved.error_target()), (400, "properties.format"), "{}", saved.text);
+    }
     assert_eq!(api.get("/apis/missing/policies/policy").await.status, 404);
 
     let dangling = api
