@@ -1,12 +1,13 @@
 //! APIM's own client manages certgate unchanged: Microsoft's Azure SDK for Python (pinned in
 //! `apim_sdk/requirements.txt`, installed by `scripts/test` into its own virtualenv, named by
 //! `CERTGATE_APIM_PYTHON`) runs `apim_sdk/seed_flow.py` against a node's ARM paths over HTTPS,
-//! with the SDK's HTTPS enforcement on, and an mTLS backend reports the certificate it saw.
+//! with the SDK's HTTPS enforcement on; an mTLS backend reports the certificate it saw, and a
+//! real OpenBao holds the referenced certificate the script rotates.
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use certgate_testkit::{ClientAuth, Identity, KeyKind, PfxFlavor, https_echo_backend, pfx, sha1_hex};
+use certgate_testkit::{ClientAuth, Identity, KeyKind, OpenBao, PfxFlavor, https_echo_backend, pfx, sha1_hex};
 use support::{Node, upload};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -14,8 +15,22 @@ async fn the_azure_sdk_for_python_drives_the_seed_flow_over_https() {
     let python = std::env::var("CERTGATE_APIM_PYTHON")
         .expect("CERTGATE_APIM_PYTHON names the virtualenv's python with the APIM SDK (scripts/test sets it up)");
     let dir = tempfile::tempdir().unwrap();
+    let bao = OpenBao::start().await;
+    let vault_token =
+        bao.token_with_policy("sdk-read", r#"path "secret/data/sdk/*" { capabilities = ["read"] }"#).await;
+    let vault_secret = |name: &str| {
+        let leaf = Identity::self_signed_client(name, KeyKind::EcdsaP256);
+        let data = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            pfx(&leaf, &[], "vault-pass", PfxFlavor::Modern),
+        );
+        (serde_json::json!({"pfx": data, "password": "vault-pass"}), sha1_hex(&leaf.cert_der).to_uppercase())
+    };
+    let (first_secret, first_thumbprint) = vault_secret("vault-v1.contoso.com");
+    let (rotated_secret, rotated_thumbprint) = vault_secret("vault-v2.contoso.com");
+    bao.write_secret("sdk/orders", first_secret).await;
     let args = ["--admin-https-listen", "127.0.0.1:0", "--admin-https-certificate-id", "admin-tls"];
-    let node = Node::start_with(&dir.path().join("data"), &args, &[]);
+    let node = Node::start_with(&dir.path().join("data"), &args, &[("CERTGATE_VAULT_TOKEN", &vault_token)]);
     let admin_ca = Identity::ca("certgate admin CA");
     let tls = pfx(&admin_ca.server("localhost"), &[], "p", PfxFlavor::Modern);
     let created = node.client().put("/certificates/admin-tls", &upload(&tls, "p")).await;
@@ -42,6 +57,12 @@ async fn the_azure_sdk_for_python_drives_the_seed_flow_over_https() {
         ("EXPECTED_FINGERPRINT", fingerprint),
         ("BACKEND_URL", backend.url("localhost")),
         ("GATEWAY_URL", node.gateway.clone()),
+        ("VAULT_SECRET_IDENTIFIER", bao.identifier("sdk/orders")),
+        ("VAULT_WRITE_URL", format!("{}/v1/secret/data/sdk/orders", bao.address)),
+        ("VAULT_ROOT_TOKEN", bao.root_token.clone()),
+        ("VAULT_ROTATED_SECRET", rotated_secret.to_string()),
+        ("VAULT_FIRST_THUMBPRINT", first_thumbprint),
+        ("VAULT_ROTATED_THUMBPRINT", rotated_thumbprint),
     ];
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apim_sdk/seed_flow.py");
     let output = tokio::task::spawn_blocking(move || std::process::Command::new(python).arg(script).envs(env).output())

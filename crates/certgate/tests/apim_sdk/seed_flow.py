@@ -116,4 +116,30 @@ client.api_policy.delete(rg, service, "orders", "policy", if_match="*")
 client.certificate.delete(rg, service, "c1", if_match="*")
 left = [c.name for c in client.certificate.list_by_service(rg, service)]
 check(left == ["admin-tls", "c2"], f"c1 deleted once unreferenced {left}")
+
+def write_vault_secret(data):
+    """Writes a new version of the referenced KV v2 secret, as whoever rotates it would."""
+    request = urllib.request.Request(
+        env["VAULT_WRITE_URL"], data=json.dumps({"data": data}).encode(), method="POST",
+        headers={"X-Vault-Token": env["VAULT_ROOT_TOKEN"], "Content-Type": "application/json"})
+    urllib.request.urlopen(request).read()
+
+
+# A vault reference: made through the SDK, then re-read on demand (refreshSecret) after the
+# secret rotated; a broken version is reported in lastStatus and the last good one stays.
+kv = client.certificate.create_or_update(rg, service, "kv", models.CertificateCreateOrUpdateParameters(
+    key_vault=models.KeyVaultContractCreateProperties(secret_identifier=env["VAULT_SECRET_IDENTIFIER"])))
+check(kv.thumbprint == env["VAULT_FIRST_THUMBPRINT"], f"vault reference read ({kv.thumbprint})")
+check(kv.key_vault.secret_identifier == env["VAULT_SECRET_IDENTIFIER"], "the reference is returned, not the secret")
+check(kv.key_vault.last_status.code == "Success", f"lastStatus {kv.key_vault.last_status.code}")
+write_vault_secret(json.loads(env["VAULT_ROTATED_SECRET"]))
+rotated = client.certificate.refresh_secret(rg, service, "kv")
+check(rotated.thumbprint == env["VAULT_ROTATED_THUMBPRINT"], f"refreshSecret picked up the rotation ({rotated.thumbprint})")
+check(rotated.key_vault.last_status.code == "Success" and rotated.key_vault.last_status.time_stamp_utc,
+      "lastStatus after the rotation")
+write_vault_secret({"pfx": "bm90IGEgcGZ4", "password": "vault-pass"})
+broken = client.certificate.refresh_secret(rg, service, "kv")
+check(broken.thumbprint == env["VAULT_ROTATED_THUMBPRINT"], "a broken version keeps the last good certificate")
+check(broken.key_vault.last_status.code != "Success" and broken.key_vault.last_status.message,
+      f"lastStatus says why: {broken.key_vault.last_status.code}: {broken.key_vault.last_status.message}")
 print("seed flow through the APIM SDK: done")
