@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::backends::absolute_http_url;
 use crate::envelope::{Envelope, Page, Resource};
-use crate::error::ErrorResponse;
+use crate::error::{ErrorResponse, Unsupported};
 use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::resource::{Loaded, respond_with};
@@ -46,6 +46,41 @@ pub struct ApiProperties {
     /// Only `http` (REST over HTTP); `soap`, `websocket` and `graphql` APIs are not supported.
     #[serde(rename = "type")]
     api_type: Option<String>,
+    /// Not supported (no API versions); refused by name, as are `apiVersionSetId`,
+    /// `apiVersionSet` and `apiVersionDescription`.
+    #[schema(value_type = Option<Object>)]
+    api_version: Option<serde::de::IgnoredAny>,
+    #[schema(value_type = Option<Object>)]
+    api_version_set_id: Option<serde::de::IgnoredAny>,
+    #[schema(value_type = Option<Object>)]
+    api_version_set: Option<serde::de::IgnoredAny>,
+    #[schema(value_type = Option<Object>)]
+    api_version_description: Option<serde::de::IgnoredAny>,
+    /// Not supported (one revision per API); refused by name.
+    #[schema(value_type = Option<Object>)]
+    api_revision_description: Option<serde::de::IgnoredAny>,
+    /// Not supported (no cloning); refused by name.
+    #[schema(value_type = Option<Object>)]
+    source_api_id: Option<serde::de::IgnoredAny>,
+    /// Not supported (no subscriptions); refused by name.
+    #[schema(value_type = Option<Object>)]
+    subscription_key_parameter_names: Option<serde::de::IgnoredAny>,
+    /// Not supported (certgate does not authenticate API callers); refused by name.
+    #[schema(value_type = Option<Object>)]
+    authentication_settings: Option<serde::de::IgnoredAny>,
+    /// Not supported (no import of an OpenAPI or WSDL definition); refused by name, as are
+    /// `format`, `wsdlSelector`, `apiType` and `translateRequiredQueryParameters`.
+    #[schema(value_type = Option<Object>)]
+    value: Option<serde::de::IgnoredAny>,
+    #[schema(value_type = Option<Object>)]
+    format: Option<serde::de::IgnoredAny>,
+    #[schema(value_type = Option<Object>)]
+    wsdl_selector: Option<serde::de::IgnoredAny>,
+    #[schema(value_type = Option<Object>, rename = "apiType")]
+    #[serde(rename = "apiType")]
+    soap_api_type: Option<serde::de::IgnoredAny>,
+    #[schema(value_type = Option<Object>)]
+    translate_required_query_parameters: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -104,6 +139,69 @@ async fn build(
     base: Option<Api>,
 ) -> Result<Api, ApiError> {
     let mut faults = Vec::new();
+    const VERSIONS: &str = "API versions are not supported: give each version its own API and path";
+    const IMPORT: &str =
+        "importing an API definition (OpenAPI, WSDL, …) is not supported: create the API and its operations";
+    let p = &properties;
+    Unsupported::refuse([
+        Unsupported {
+            target: "properties.apiRevision",
+            asked: p.api_revision.as_deref().is_some_and(|r| r != "1"),
+            message: "API revisions are not supported: apiRevision is always 1",
+        },
+        Unsupported {
+            target: "properties.isCurrent",
+            asked: p.is_current == Some(false),
+            message: "API revisions are not supported: the one revision is current",
+        },
+        Unsupported {
+            target: "properties.apiRevisionDescription",
+            asked: p.api_revision_description.is_some(),
+            message: "API revisions are not supported: an API has one revision",
+        },
+        Unsupported {
+            target: "properties.type",
+            asked: p.api_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("http")),
+            message: "only http APIs are supported (not soap, websocket or graphql)",
+        },
+        Unsupported {
+            target: "properties.subscriptionRequired",
+            asked: p.subscription_required == Some(true),
+            message: "subscriptions are not supported; set subscriptionRequired to false",
+        },
+        Unsupported {
+            target: "properties.subscriptionKeyParameterNames",
+            asked: p.subscription_key_parameter_names.is_some(),
+            message: "subscriptions are not supported, so there are no subscription key names",
+        },
+        Unsupported {
+            target: "properties.authenticationSettings",
+            asked: p.authentication_settings.is_some(),
+            message: "OAuth 2.0 / OpenID Connect settings for API callers are not supported",
+        },
+        Unsupported { target: "properties.apiVersion", asked: p.api_version.is_some(), message: VERSIONS },
+        Unsupported { target: "properties.apiVersionSetId", asked: p.api_version_set_id.is_some(), message: VERSIONS },
+        Unsupported { target: "properties.apiVersionSet", asked: p.api_version_set.is_some(), message: VERSIONS },
+        Unsupported {
+            target: "properties.apiVersionDescription",
+            asked: p.api_version_description.is_some(),
+            message: VERSIONS,
+        },
+        Unsupported {
+            target: "properties.sourceApiId",
+            asked: p.source_api_id.is_some(),
+            message: "cloning an API is not supported: create the API and its operations",
+        },
+        Unsupported { target: "properties.value", asked: p.value.is_some(), message: IMPORT },
+        Unsupported { target: "properties.format", asked: p.format.is_some(), message: IMPORT },
+        Unsupported { target: "properties.wsdlSelector", asked: p.wsdl_selector.is_some(), message: IMPORT },
+        Unsupported { target: "properties.apiType", asked: p.soap_api_type.is_some(), message: IMPORT },
+        Unsupported {
+            target: "properties.translateRequiredQueryParameters",
+            asked: p.translate_required_query_parameters.is_some(),
+            message: IMPORT,
+        },
+    ])?;
     let display_name = properties.display_name.or_else(|| base.as_ref().map(|b| b.display_name.clone()));
     let path = match properties.path {
         Some(raw) => Some(normalise_path(&raw)?),
@@ -136,32 +234,6 @@ async fn build(
         }
         None => base.as_ref().map_or_else(|| vec!["http".into(), "https".into()], |b| b.protocols.clone()),
     };
-    let unsupported = [
-        (
-            "properties.apiRevision",
-            properties.api_revision.as_deref().is_some_and(|r| r != "1"),
-            "API revisions are not supported: apiRevision is always 1",
-        ),
-        (
-            "properties.isCurrent",
-            properties.is_current == Some(false),
-            "API revisions are not supported: the one revision is current",
-        ),
-        (
-            "properties.type",
-            properties.api_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("http")),
-            "only http APIs are supported (not soap, websocket or graphql)",
-        ),
-    ];
-    if let Some((target, _, message)) = unsupported.into_iter().find(|(_, refused, _)| *refused) {
-        return Err(ApiError::validation(target, message));
-    }
-    if properties.subscription_required == Some(true) {
-        return Err(ApiError::validation(
-            "properties.subscriptionRequired",
-            "subscriptions are not supported; set subscriptionRequired to false",
-        ));
-    }
     for other in state.load_all::<Api>(KIND).await? {
         if other.id.key() != id.key() && other.entity.path.eq_ignore_ascii_case(&path) {
             return Err(ApiError::validation(

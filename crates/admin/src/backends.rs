@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::envelope::{Envelope, Page, Resource};
-use crate::error::ErrorResponse;
+use crate::error::{ErrorResponse, Unsupported};
 use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::references::CertificateIndex;
@@ -50,6 +50,15 @@ pub struct BackendProperties {
     /// Not supported: backends are URLs. Refused by name when given (APIM's `properties.properties`).
     #[schema(value_type = Option<Object>)]
     properties: Option<serde::de::IgnoredAny>,
+    /// Not supported (no circuit breaker). Refused by name when given.
+    #[schema(value_type = Option<Object>)]
+    circuit_breaker: Option<serde::de::IgnoredAny>,
+    /// Not supported (no load-balanced pools). Refused by name when given.
+    #[schema(value_type = Option<Object>)]
+    pool: Option<serde::de::IgnoredAny>,
+    /// Only `Single`: one backend URL.
+    #[serde(rename = "type")]
+    backend_type: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
@@ -140,18 +149,33 @@ fn resource(id: &EntityId, backend: &Backend) -> Resource<BackendContract> {
 
 /// Applies the request to `base` (PATCH) or to nothing (PUT), validating every field.
 async fn build(state: &AdminState, properties: BackendProperties, base: Option<Backend>) -> Result<Backend, ApiError> {
-    if properties.proxy.is_some() {
-        return Err(ApiError::validation(
-            "properties.proxy",
-            "backend proxies are not supported: the gateway connects to the backend's url directly",
-        ));
-    }
-    if properties.properties.is_some() {
-        return Err(ApiError::validation(
-            "properties.properties",
-            "Service Fabric backends (properties.serviceFabricCluster) are not supported: give the backend's url",
-        ));
-    }
+    Unsupported::refuse([
+        Unsupported {
+            target: "properties.proxy",
+            asked: properties.proxy.is_some(),
+            message: "backend proxies are not supported: the gateway connects to the backend's url directly",
+        },
+        Unsupported {
+            target: "properties.properties",
+            asked: properties.properties.is_some(),
+            message: "Service Fabric backends (properties.serviceFabricCluster) are not supported: give the backend's url",
+        },
+        Unsupported {
+            target: "properties.circuitBreaker",
+            asked: properties.circuit_breaker.is_some(),
+            message: "circuit breakers are not supported: a failing backend answers 502 or 504 with an activity id",
+        },
+        Unsupported {
+            target: "properties.pool",
+            asked: properties.pool.is_some(),
+            message: "load-balanced backend pools are not supported: give one url per backend",
+        },
+        Unsupported {
+            target: "properties.type",
+            asked: properties.backend_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("single")),
+            message: "only Single backends (one url) are supported, not Pool",
+        },
+    ])?;
     if let Some(protocol) = &properties.protocol
         && protocol != "http"
     {

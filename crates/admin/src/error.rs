@@ -38,6 +38,26 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// An APIM property that asks for behaviour certgate does not have, checked on a write.
+pub(crate) struct Unsupported {
+    /// The property's JSON path, e.g. `properties.proxy`.
+    pub target: &'static str,
+    /// Whether the request asks for it.
+    pub asked: bool,
+    /// What certgate does not do, and what it does instead.
+    pub message: &'static str,
+}
+
+impl Unsupported {
+    /// The first property asked for is a 400 naming it, never silently ignored.
+    pub(crate) fn refuse(checks: impl IntoIterator<Item = Unsupported>) -> Result<(), ApiError> {
+        match checks.into_iter().find(|check| check.asked) {
+            Some(check) => Err(ApiError::validation(check.target, check.message)),
+            None => Ok(()),
+        }
+    }
+}
+
 impl ApiError {
     /// A 400 naming one field at fault.
     pub fn validation(target: impl Into<String>, message: impl Into<String>) -> Self {

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::envelope::{Envelope, Page, Resource};
-use crate::error::ErrorResponse;
+use crate::error::{ErrorResponse, Unsupported};
 use crate::extract::{IdPath, JsonBody, OperationPath, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::resource::{Loaded, respond_with};
@@ -49,6 +49,10 @@ pub struct OperationProperties {
     /// Descriptive (APIM's ResponseContracts): stored and returned as given.
     #[schema(value_type = Option<Vec<Object>>)]
     responses: Option<Vec<Value>>,
+    /// Not supported here: an operation's policy is its own resource,
+    /// `…/operations/{id}/policies/policy`. Refused by name when given.
+    #[schema(value_type = Option<Object>)]
+    policies: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,6 +116,11 @@ fn build(
     properties: OperationProperties,
     base: Option<Operation>,
 ) -> Result<Operation, ApiError> {
+    Unsupported::refuse([Unsupported {
+        target: "properties.policies",
+        asked: properties.policies.is_some(),
+        message: "an operation's policy is its own resource: PUT it at …/operations/{operationId}/policies/policy",
+    }])?;
     let method = match properties.method {
         Some(m) if m == "*" || (!m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic())) => m.to_ascii_uppercase(),
         Some(m) => return Err(ApiError::validation("properties.method", format!("'{m}' is not an HTTP method"))),

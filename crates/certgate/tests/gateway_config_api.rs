@@ -199,22 +199,50 @@ async fn api_descriptions_are_stored_and_revisions_or_other_types_refused_by_nam
     assert_eq!(properties["description"], "The shop", "{}", created.text);
     assert_eq!((properties["apiRevision"].as_str(), properties["isCurrent"].as_bool()), (Some("1"), Some(true)));
     assert_eq!(properties["type"], "http");
-    for (field, value) in [("apiRevision", json!("2")), ("isCurrent", json!(false)), ("type", json!("soap"))] {
+    let refused_properties = [
+        ("apiRevision", json!("2"), "revisions"),
+        ("isCurrent", json!(false), "revisions"),
+        ("apiRevisionDescription", json!("r"), "revisions"),
+        ("type", json!("soap"), "only http"),
+        ("subscriptionRequired", json!(true), "subscriptions"),
+        ("subscriptionKeyParameterNames", json!({"header": "k", "query": "k"}), "subscriptions"),
+        ("authenticationSettings", json!({"oAuth2": {"authorizationServerId": "a"}}), "OAuth"),
+        ("apiVersion", json!("v2"), "versions"),
+        ("apiVersionSetId", json!("/apiVersionSets/s"), "versions"),
+        ("apiVersionSet", json!({"versioningScheme": "Segment"}), "versions"),
+        ("apiVersionDescription", json!("v"), "versions"),
+        ("sourceApiId", json!("/apis/shop"), "cloning"),
+        ("value", json!("https://example.com/openapi.json"), "importing"),
+        ("format", json!("openapi-link"), "importing"),
+        ("wsdlSelector", json!({"wsdlServiceName": "s"}), "importing"),
+        ("apiType", json!("soap"), "importing"),
+        ("translateRequiredQueryParameters", json!("template"), "importing"),
+    ];
+    for (field, value, words) in refused_properties {
         let body = json!({"properties": {"displayName": "X", "path": "x", field: value}});
         let refused = api.put("/apis/x", &body).await;
         assert_eq!(refused.status, 400, "{field}: {}", refused.text);
         assert_eq!(refused.error_target(), format!("properties.{field}"), "{}", refused.text);
+        assert!(refused.error_message().contains(words), "{field}: {}", refused.text);
     }
+    let policies =
+        json!({"properties": {"method": "GET", "urlTemplate": "/a", "displayName": "A", "policies": "<policies/>"}});
+    let refused = api.put("/apis/shop/operations/a", &policies).await;
+    assert_eq!((refused.status, refused.error_target()), (400, "properties.policies"), "{}", refused.text);
+    assert!(refused.error_message().contains("policies/policy"), "{}", refused.text);
     assert_eq!(api.get("/apis/x").await.status, 404, "nothing was stored");
 }
 
 /// Backend features certgate does not have are refused by name, not ignored.
 #[tokio::test]
-async fn backend_proxies_and_service_fabric_are_refused_by_name() {
+async fn backend_proxies_service_fabric_circuit_breakers_and_pools_are_refused_by_name() {
     let stage = Stage::start();
     for (field, value, words) in [
         ("proxy", json!({"url": "http://proxy:3128"}), "proxies are not supported"),
         ("properties", json!({"serviceFabricCluster": {"managementEndpoints": []}}), "Service Fabric"),
+        ("circuitBreaker", json!({"rules": []}), "circuit breakers"),
+        ("pool", json!({"services": []}), "pools"),
+        ("type", json!("Pool"), "only Single"),
     ] {
         let body = json!({"properties": {"url": "http://127.0.0.1:9", field: value}});
         let refused = stage.api.put("/backends/b", &body).await;
