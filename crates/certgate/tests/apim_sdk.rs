@@ -8,7 +8,7 @@
 mod support;
 
 use certgate_testkit::{ClientAuth, Identity, KeyKind, OpenBao, PfxFlavor, https_echo_backend, pfx, sha1_hex};
-use support::{Node, upload};
+use support::{Node, pfx_secret, upload};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_azure_sdk_for_python_drives_the_seed_flow_over_https() {
@@ -18,16 +18,8 @@ async fn the_azure_sdk_for_python_drives_the_seed_flow_over_https() {
     let bao = OpenBao::start().await;
     let vault_token =
         bao.token_with_policy("sdk-read", r#"path "secret/data/sdk/*" { capabilities = ["read"] }"#).await;
-    let vault_secret = |name: &str| {
-        let leaf = Identity::self_signed_client(name, KeyKind::EcdsaP256);
-        let data = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            pfx(&leaf, &[], "vault-pass", PfxFlavor::Modern),
-        );
-        (serde_json::json!({"pfx": data, "password": "vault-pass"}), sha1_hex(&leaf.cert_der).to_uppercase())
-    };
-    let (first_secret, first_thumbprint) = vault_secret("vault-v1.contoso.com");
-    let (rotated_secret, rotated_thumbprint) = vault_secret("vault-v2.contoso.com");
+    let (first_secret, first_fingerprint) = pfx_secret("vault-v1.contoso.com");
+    let (rotated_secret, rotated_fingerprint) = pfx_secret("vault-v2.contoso.com");
     bao.write_secret("sdk/orders", first_secret).await;
     let args = ["--admin-https-listen", "127.0.0.1:0", "--admin-https-certificate-id", "admin-tls"];
     let node = Node::start_with(&dir.path().join("data"), &args, &[("CERTGATE_VAULT_TOKEN", &vault_token)]);
@@ -61,8 +53,8 @@ async fn the_azure_sdk_for_python_drives_the_seed_flow_over_https() {
         ("VAULT_WRITE_URL", format!("{}/v1/secret/data/sdk/orders", bao.address)),
         ("VAULT_ROOT_TOKEN", bao.root_token.clone()),
         ("VAULT_ROTATED_SECRET", rotated_secret.to_string()),
-        ("VAULT_FIRST_THUMBPRINT", first_thumbprint),
-        ("VAULT_ROTATED_THUMBPRINT", rotated_thumbprint),
+        ("VAULT_FIRST_THUMBPRINT", first_fingerprint.to_uppercase()),
+        ("VAULT_ROTATED_THUMBPRINT", rotated_fingerprint.to_uppercase()),
     ];
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apim_sdk/seed_flow.py");
     let output = tokio::task::spawn_blocking(move || std::process::Command::new(python).arg(script).envs(env).output())

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use certgate_testkit::{Identity, KeyKind, OpenBao, PfxFlavor, pfx, tls_terminator};
 use serde_json::Value;
-use support::Stage;
+use support::{Stage, pfx_secret};
 
 /// What one run of the binary did.
 struct Run {
@@ -511,13 +511,7 @@ fn export_and_apply_round_trip_plan_first_and_refuse_a_broken_file_before_any_ch
 async fn a_vault_reference_is_created_refreshed_on_demand_and_exported_as_a_reference() {
     let bao = OpenBao::start().await;
     let token = bao.token_with_policy("cli-read", r#"path "secret/data/cli/*" { capabilities = ["read"] }"#).await;
-    let secret = |name: &str| {
-        let leaf = Identity::self_signed_client(name, KeyKind::EcdsaP256);
-        let file = pfx(&leaf, &[], "vault-pass", PfxFlavor::Modern);
-        let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, file);
-        serde_json::json!({"pfx": data, "password": "vault-pass"})
-    };
-    bao.write_secret("cli/orders", secret("vault-v1")).await;
+    bao.write_secret("cli/orders", pfx_secret("vault-v1").0).await;
     let cli = Cli::start_node(&[], &[("CERTGATE_VAULT_TOKEN", &token)]);
     let identifier = bao.identifier("cli/orders");
 
@@ -531,7 +525,7 @@ async fn a_vault_reference_is_created_refreshed_on_demand_and_exported_as_a_refe
     let table = cli.ok(&["certificate", "list"]).stdout;
     assert!(table.contains("KeyVault") && table.contains("Success"), "{table}");
 
-    bao.write_secret("cli/orders", secret("vault-v2")).await;
+    bao.write_secret("cli/orders", pfx_secret("vault-v2").0).await;
     let refreshed = cli.ok(&["certificate", "refresh", "kv", "-o", "json"]).json();
     assert_eq!(
         refreshed["properties"]["subject"].as_str().map(|s| s.starts_with("CN=vault-v2")),

@@ -6,20 +6,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use certgate_testkit::{
-    ClientAuth, Identity, KeyKind, OpenBao, PfxFlavor, https_echo_backend, pfx, self_signed_echo_backend, sha1_hex,
-};
+use certgate_testkit::{ClientAuth, Identity, OpenBao, https_echo_backend, self_signed_echo_backend};
 use serde_json::{Value, json};
-use support::{Client, Node, b64, expose, seen_fingerprint, via_gateway};
+use support::{Client, Node, expose, pfx_secret, seen_fingerprint, via_gateway};
 
 const READ_GW: &str = r#"path "secret/data/gw/*" { capabilities = ["read"] }"#;
-
-/// A fresh client certificate as a KV payload, and its SHA-1 as the backend reports it.
-fn pfx_secret(name: &str) -> (Value, String) {
-    let leaf = Identity::self_signed_client(name, KeyKind::EcdsaP256);
-    let file = pfx(&leaf, &[], "vault-pass", PfxFlavor::Modern);
-    (json!({"pfx": b64(&file), "password": "vault-pass"}), sha1_hex(&leaf.cert_der))
-}
 
 fn reference(identifier: &str, identity: Option<&str>) -> Value {
     json!({"properties": {"keyVault": {"secretIdentifier": identifier, "identityClientId": identity}}})

@@ -260,6 +260,15 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A fresh client certificate as a KV payload (`pfx` + `password`), and its SHA-1 (lower-case
+/// hex, as the echo backends report it).
+pub fn pfx_secret(name: &str) -> (Value, String) {
+    use certgate_testkit::{Identity, KeyKind, PfxFlavor, pfx, sha1_hex};
+    let leaf = Identity::self_signed_client(name, KeyKind::EcdsaP256);
+    let file = pfx(&leaf, &[], "vault-pass", PfxFlavor::Modern);
+    (serde_json::json!({"pfx": b64(&file), "password": "vault-pass"}), sha1_hex(&leaf.cert_der))
+}
+
 /// `{"properties":{"data":..., "password":...}}` for a PFX upload.
 pub fn upload(pfx: &[u8], password: &str) -> Value {
     serde_json::json!({"properties": {"data": b64(pfx), "password": password}})
