@@ -44,19 +44,24 @@ enum End {
 /// A client stream that lingers (in a task of its own) when it is dropped after the server shut
 /// it down; holds the connection's cap permit until the socket is really closed.
 pub(crate) struct Lingering<IO: AsyncRead + Unpin + Send + 'static> {
-    /// `None` only once dropped.
-    io: Option<IO>,
+    /// `None` only once dropped (moved into the lingering task).
+    socket: Option<Socket<IO>>,
     end: End,
-    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What leaves together for the lingering task: the stream and its cap permit.
+struct Socket<IO> {
+    io: IO,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl<IO: AsyncRead + Unpin + Send + 'static> Lingering<IO> {
     pub(crate) fn new(io: IO, permit: OwnedSemaphorePermit) -> Self {
-        Lingering { io: Some(io), end: End::Open, permit: Some(permit) }
+        Lingering { socket: Some(Socket { io, _permit: permit }), end: End::Open }
     }
 
     fn io(&mut self) -> io::Result<&mut IO> {
-        self.io.as_mut().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+        self.socket.as_mut().map(|socket| &mut socket.io).ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
     }
 }
 
@@ -65,12 +70,11 @@ impl<IO: AsyncRead + Unpin + Send + 'static> Drop for Lingering<IO> {
         if self.end != End::ShutDown {
             return;
         }
-        let (Some(io), Ok(runtime)) = (self.io.take(), tokio::runtime::Handle::try_current()) else { return };
-        let permit = self.permit.take();
+        let (Some(socket), Ok(runtime)) = (self.socket.take(), tokio::runtime::Handle::try_current()) else { return };
         runtime.spawn(async move {
+            let Socket { io, _permit } = socket;
             let discarded = discard_until_quiet(io).await;
             tracing::debug!(discarded, "lingering close: discarded what the client still sent");
-            drop(permit);
         });
     }
 }
@@ -118,7 +122,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Lingeri
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.as_ref().is_some_and(|io| io.is_write_vectored())
+        self.socket.as_ref().is_some_and(|socket| socket.io.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
