@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use certgate_model::{Api, EntityId, EntityKind, Operation, Policy, PolicyScope};
+use certgate_model::{
+    Api, ApiContact, ApiDescription, ApiLicense, EntityId, EntityKind, Operation, Policy, PolicyScope,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -39,6 +41,13 @@ pub struct ApiProperties {
     subscription_required: Option<bool>,
     /// Descriptive: stored and returned as given.
     description: Option<String>,
+    /// Descriptive: an absolute http(s) URL, stored and returned as given.
+    terms_of_service_url: Option<String>,
+    /// Descriptive: stored and returned as given (`url` an absolute http(s) URL, `email` an
+    /// address).
+    contact: Option<ContactContract>,
+    /// Descriptive: stored and returned as given (`url` an absolute http(s) URL).
+    license: Option<LicenseContract>,
     /// Only `1`: certgate keeps one revision of each API.
     api_revision: Option<String>,
     /// Only `true`, for the same reason.
@@ -83,6 +92,26 @@ pub struct ApiProperties {
     translate_required_query_parameters: Option<serde::de::IgnoredAny>,
 }
 
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactContract {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseContract {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiContract {
@@ -94,6 +123,12 @@ pub struct ApiContract {
     subscription_required: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    terms_of_service_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact: Option<ContactContract>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    license: Option<LicenseContract>,
     api_revision: &'static str,
     is_current: bool,
     #[serde(rename = "type")]
@@ -124,7 +159,18 @@ fn resource(id: &EntityId, api: &Api) -> Resource<ApiContract> {
             service_url: api.service_url.clone(),
             protocols: api.protocols.clone(),
             subscription_required: api.subscription_required,
-            description: api.description.clone(),
+            description: api.description.description.clone(),
+            terms_of_service_url: api.description.terms_of_service_url.clone(),
+            contact: api.description.contact.as_ref().map(|c| ContactContract {
+                name: c.name.clone(),
+                url: c.url.clone(),
+                email: c.email.clone(),
+            }),
+            license: api
+                .description
+                .license
+                .as_ref()
+                .map(|l| LicenseContract { name: l.name.clone(), url: l.url.clone() }),
             api_revision: "1",
             is_current: true,
             api_type: "http",
@@ -135,7 +181,7 @@ fn resource(id: &EntityId, api: &Api) -> Resource<ApiContract> {
 async fn build(
     state: &AdminState,
     id: &EntityId,
-    properties: ApiProperties,
+    mut properties: ApiProperties,
     base: Option<Api>,
 ) -> Result<Api, ApiError> {
     let mut faults = Vec::new();
@@ -202,6 +248,8 @@ async fn build(
             message: IMPORT,
         },
     ])?;
+    let mut description = base.as_ref().map(|b| b.description.clone()).unwrap_or_default();
+    describe(&mut description, &mut properties)?;
     let display_name = properties.display_name.or_else(|| base.as_ref().map(|b| b.display_name.clone()));
     let path = match properties.path {
         Some(raw) => Some(normalise_path(&raw)?),
@@ -248,8 +296,52 @@ async fn build(
         service_url,
         protocols,
         subscription_required: false,
-        description: properties.description.or_else(|| base.as_ref().and_then(|b| b.description.clone())),
+        description,
     })
+}
+
+/// Applies the descriptive properties given to `description` (PATCH keeps those not given),
+/// checking the URLs and the address as APIM does.
+fn describe(description: &mut ApiDescription, properties: &mut ApiProperties) -> Result<(), ApiError> {
+    let url =
+        |target: &str, raw: Option<String>| raw.map(|raw| absolute_http_url(target, &raw).map(|_| raw)).transpose();
+    if let Some(text) = properties.description.take() {
+        description.description = Some(text);
+    }
+    if let Some(terms) = url("properties.termsOfServiceUrl", properties.terms_of_service_url.take())? {
+        description.terms_of_service_url = Some(terms);
+    }
+    if let Some(contact) = properties.contact.take() {
+        if let Some(email) = &contact.email
+            && !is_email_address(email)
+        {
+            return Err(ApiError::validation("properties.contact.email", format!("'{email}' is not an email address")));
+        }
+        description.contact = Some(ApiContact {
+            name: contact.name,
+            url: url("properties.contact.url", contact.url)?,
+            email: contact.email,
+        });
+    }
+    if let Some(license) = properties.license.take() {
+        description.license = Some(ApiLicense { name: license.name, url: url("properties.license.url", license.url)? });
+    }
+    Ok(())
+}
+
+/// `local@domain.tld`: one `@`, both sides non-empty, a dot in the domain, no spaces.
+fn is_email_address(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
 }
 
 /// `/orders/` → `orders`; the path may have several segments but no query or fragment.

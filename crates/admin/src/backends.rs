@@ -23,6 +23,8 @@ use crate::{AdminState, ApiError};
 const KIND: EntityKind = EntityKind::Backend;
 /// APIM's limit on client certificates per backend.
 const MAX_CERTIFICATES: usize = 32;
+/// APIM's length limit on `resourceId`.
+const MAX_RESOURCE_ID: usize = 2000;
 
 pub fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new().routes(routes!(list_backends)).routes(routes!(
@@ -42,6 +44,9 @@ pub struct BackendProperties {
     protocol: Option<String>,
     title: Option<String>,
     description: Option<String>,
+    /// Descriptive: the resource in another system this backend is (in APIM, e.g. a Function
+    /// App's ARM id); stored and returned as given, 1 to 2000 characters.
+    resource_id: Option<String>,
     credentials: Option<CredentialsContract>,
     tls: Option<TlsContract>,
     /// Not supported: the gateway connects to backends directly. Refused by name when given.
@@ -102,6 +107,8 @@ pub struct BackendContract {
     title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_id: Option<String>,
     credentials: CredentialsContract,
     tls: TlsContract,
 }
@@ -129,6 +136,7 @@ fn resource(id: &EntityId, backend: &Backend) -> Resource<BackendContract> {
             protocol: "http",
             title: backend.title.clone(),
             description: backend.description.clone(),
+            resource_id: backend.resource_id.clone(),
             credentials: CredentialsContract {
                 certificate_ids: credentials.certificate_ids.iter().map(ToString::to_string).collect(),
                 certificate: credentials.certificate.iter().map(ToString::to_string).collect(),
@@ -190,12 +198,22 @@ async fn build(state: &AdminState, properties: BackendProperties, base: Option<B
         url: String::new(),
         title: None,
         description: None,
+        resource_id: None,
         credentials: BackendCredentials::default(),
         tls: BackendTls::default(),
     });
     backend.url = url;
     backend.title = properties.title.or(backend.title);
     backend.description = properties.description.or(backend.description);
+    if let Some(resource_id) = properties.resource_id {
+        if !(1..=MAX_RESOURCE_ID).contains(&resource_id.chars().count()) {
+            return Err(ApiError::validation(
+                "properties.resourceId",
+                format!("resourceId must be 1 to {MAX_RESOURCE_ID} characters"),
+            ));
+        }
+        backend.resource_id = Some(resource_id);
+    }
     if let Some(tls) = properties.tls {
         backend.tls.validate_certificate_chain =
             tls.validate_certificate_chain.unwrap_or(backend.tls.validate_certificate_chain);

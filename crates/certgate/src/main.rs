@@ -25,15 +25,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a gateway node: the management API and the gateway listeners.
-    Server(config::ServerArgs),
+    Server(Box<config::ServerArgs>),
     #[command(flatten)]
-    Client(cli::ClientCommand),
+    Client(Box<cli::ClientCommand>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Server(args) => server::main(args),
-        Command::Client(command) => cli::main(command, Cli::command),
+        Command::Server(args) => server::main(*args),
+        Command::Client(command) => cli::main(*command, Cli::command),
     }
 }

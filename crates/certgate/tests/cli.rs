@@ -386,7 +386,18 @@ fn configure(cli: &Cli, pfx_file: &str) {
     let ca_file = cli.write("ca.pem", ca.cert_pem.as_bytes());
     cli.ok(&["ca-certificate", "new", "--id", "root1", "--file", &ca_file, "--store", "Root"]);
     cli.ok(&["backend", "new", "--id", "b1", "--url", "https://127.0.0.1:9", "--client-certificate-id", "c1"]);
-    cli.ok(&["backend", "new", "--id", "b2", "--url", "http://127.0.0.1:9", "--title", "Second"]);
+    cli.ok(&[
+        "backend",
+        "new",
+        "--id",
+        "b2",
+        "--url",
+        "http://127.0.0.1:9",
+        "--title",
+        "Second",
+        "--resource-id",
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/second",
+    ]);
     cli.ok(&[
         "api",
         "new",
@@ -427,6 +438,7 @@ fn export_and_apply_round_trip_plan_first_and_refuse_a_broken_file_before_any_ch
         "BEGIN CERTIFICATE",
         "per operation",
         "set-backend-service",
+        "resourceId: /subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/second",
     ] {
         assert!(exported.contains(expected), "{expected}: {exported}");
     }

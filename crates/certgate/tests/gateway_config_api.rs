@@ -233,6 +233,52 @@ async fn api_descriptions_are_stored_and_revisions_or_other_types_refused_by_nam
     assert_eq!(api.get("/apis/x").await.status, 404, "nothing was stored");
 }
 
+/// An API's terms, contact and licence and a backend's resourceId are stored and returned as
+/// given; PATCH keeps those it does not name; a malformed URL or address is a 400 naming it and
+/// changes nothing.
+#[tokio::test]
+async fn descriptive_contact_licence_and_resource_ids_are_stored_checked_and_kept_across_patches() {
+    let stage = Stage::start();
+    let api = &stage.api;
+    let contact = json!({"name": "Shop team", "url": "https://contoso.com/shop", "email": "shop@contoso.com"});
+    let license = json!({"name": "MIT", "url": "https://opensource.org/licenses/MIT"});
+    let body = json!({"properties": {"displayName": "Shop", "path": "shop",
+        "termsOfServiceUrl": "https://contoso.com/terms", "contact": contact, "license": license}});
+    must_put(api, "/apis/shop", body).await;
+    let patch = json!({"properties": {"license": {"name": "Apache-2.0"}}});
+    let patched = api.send("PATCH", "/apis/shop", Some(patch.to_string().into_bytes()), &[("If-Match", "*")]).await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let stored = api.get("/apis/shop").await.body["properties"].clone();
+    assert_eq!(stored["contact"], contact, "kept: {stored}");
+    assert_eq!(stored["termsOfServiceUrl"], "https://contoso.com/terms");
+    assert_eq!(stored["license"], json!({"name": "Apache-2.0"}), "a given object replaces the old one");
+    for (properties, target) in [
+        (json!({"contact": {"email": "not an address"}}), "properties.contact.email"),
+        (json!({"contact": {"email": "shop@localhost"}}), "properties.contact.email"),
+        (json!({"contact": {"url": "contoso.com/shop"}}), "properties.contact.url"),
+        (json!({"license": {"url": "ftp://contoso.com/licence"}}), "properties.license.url"),
+        (json!({"termsOfServiceUrl": "terms.html"}), "properties.termsOfServiceUrl"),
+        (json!({"contact": {"phone": "+1"}}), "properties"),
+    ] {
+        let refused = api
+            .send("PATCH", "/apis/shop", Some(json!({"properties": properties}).to_string().into_bytes()), &[])
+            .await;
+        assert_eq!(refused.status, 400, "{properties}: {}", refused.text);
+        assert!(refused.error_target().starts_with(target), "{properties}: {}", refused.text);
+    }
+    assert_eq!(api.get("/apis/shop").await.body["properties"], stored, "nothing changed");
+
+    let resource_id = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/shop";
+    let body = json!({"properties": {"url": "http://127.0.0.1:9", "resourceId": resource_id}});
+    must_put(api, "/backends/shop", body).await;
+    let patch = json!({"properties": {"title": "Shop"}});
+    let patched = api.send("PATCH", "/backends/shop", Some(patch.to_string().into_bytes()), &[]).await;
+    assert_eq!(patched.body["properties"]["resourceId"], resource_id, "{}", patched.text);
+    let overlong = json!({"properties": {"resourceId": "x".repeat(2001)}});
+    let refused = api.send("PATCH", "/backends/shop", Some(overlong.to_string().into_bytes()), &[]).await;
+    assert_eq!((refused.status, refused.error_target()), (400, "properties.resourceId"), "{}", refused.text);
+}
+
 /// Backend features certgate does not have are refused by name, not ignored.
 #[tokio::test]
 async fn backend_proxies_service_fabric_circuit_breakers_and_pools_are_refused_by_name() {

@@ -21,7 +21,7 @@ fn state(apis: usize) -> ConfigState {
                 service_url: Some("http://127.0.0.1:9/base".into()),
                 protocols: vec!["http".into()],
                 subscription_required: false,
-                description: None,
+                description: Default::default(),
             },
         ));
         state.operations.push((

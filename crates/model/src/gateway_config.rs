@@ -12,6 +12,10 @@ pub struct Backend {
     pub url: String,
     pub title: Option<String>,
     pub description: Option<String>,
+    /// Descriptive only (APIM: the resource in another system this backend is, such as a
+    /// Function App's ARM id); records written before it existed read as none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
     pub credentials: BackendCredentials,
     pub tls: BackendTls,
 }
@@ -58,9 +62,42 @@ pub struct Api {
     pub service_url: Option<String>,
     pub protocols: Vec<String>,
     pub subscription_required: bool,
-    /// Descriptive only; records written before it existed read as none.
+    /// Stored beside the other fields (flattened), so records written before a descriptive
+    /// property existed read it as none.
+    #[serde(flatten)]
+    pub description: ApiDescription,
+}
+
+/// An API's descriptive properties: the gateway does not act on them, they are stored and
+/// returned as given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiDescription {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_of_service_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ApiContact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<ApiLicense>,
+}
+
+/// Who to contact about an API (descriptive, as APIM's `contact`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiContact {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub email: Option<String>,
+}
+
+/// The licence an API is offered under (descriptive, as APIM's `license`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiLicense {
+    pub name: Option<String>,
+    pub url: Option<String>,
 }
 
 /// An operation of an API: a method and a URL template such as `/orders/{id}`.

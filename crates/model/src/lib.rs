@@ -18,7 +18,8 @@ pub use certificate::{
 pub use clock::unix_now;
 pub use config_state::{ConfigState, StoredCertificate};
 pub use gateway_config::{
-    Api, Authorization, Backend, BackendCredentials, BackendTls, Operation, OperationDescription, Policy, PolicyScope,
+    Api, ApiContact, ApiDescription, ApiLicense, Authorization, Backend, BackendCredentials, BackendTls, Operation,
+    OperationDescription, Policy, PolicyScope,
 };
 pub use id::{EntityId, IdError};
 pub use kind::EntityKind;

@@ -114,6 +114,8 @@ struct BackendEntry {
     title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource_id: Option<String>,
     #[serde(default)]
     tls: Tls,
     /// As the management API spells it (`certificateIds`, `certificate`, `header`, `query`,
@@ -151,6 +153,13 @@ struct ApiEntry {
     protocols: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    terms_of_service_url: Option<String>,
+    /// `contact` and `license`, as the management API spells them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    contact: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    license: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     policy: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

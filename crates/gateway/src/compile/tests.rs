@@ -22,7 +22,7 @@ fn state(count: usize) -> ConfigState {
             service_url: Some(format!("http://127.0.0.1:9/{i}")),
             protocols: vec!["http".into()],
             subscription_required: false,
-            description: None,
+            description: Default::default(),
         };
         state.apis.push((id(&format!("api{i}")), api));
     }
@@ -81,6 +81,7 @@ fn backend(url: &str) -> Backend {
         url: url.into(),
         title: None,
         description: None,
+        resource_id: None,
         credentials: Default::default(),
         tls: certgate_model::BackendTls { validate_certificate_chain: true, validate_certificate_name: true },
     }

@@ -40,6 +40,9 @@ struct BackendFields {
     title: Option<String>,
     #[arg(long)]
     description: Option<String>,
+    /// Descriptive: the resource in another system this backend is (e.g. an ARM resource id)
+    #[arg(long)]
+    resource_id: Option<String>,
     /// Accept a backend certificate that no trusted CA issued (self-signed); `=false` to undo
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     skip_certificate_chain_validation: Option<bool>,
@@ -95,6 +98,7 @@ impl BackendFields {
             ("protocol", &self.protocol),
             ("title", &self.title),
             ("description", &self.description),
+            ("resourceId", &self.resource_id),
         ] {
             if let Some(value) = value {
                 properties.insert(key.into(), json!(value));
