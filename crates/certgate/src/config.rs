@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use certgate_gateway::ListenerCertificate;
 use certgate_model::EntityId;
 use clap::Args;
 
@@ -20,12 +21,20 @@ pub struct ServerArgs {
     /// Address of the management API [default: 127.0.0.1:8081]
     #[arg(long, env = "CERTGATE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
-    /// Address of the management API's HTTPS listener (off unless set; needs --admin-https-certificate-id)
+    /// Address of the management API's HTTPS listener (off unless set; needs
+    /// --admin-https-certificate-id, or --admin-https-cert-file with --admin-https-key-file)
     #[arg(long, env = "CERTGATE_ADMIN_HTTPS_LISTEN")]
     pub admin_https_listen: Option<SocketAddr>,
     /// Id of the certificate entity the management API's HTTPS listener serves
     #[arg(long, env = "CERTGATE_ADMIN_HTTPS_CERTIFICATE_ID")]
     pub admin_https_certificate_id: Option<String>,
+    /// PEM file of the certificate chain the management API's HTTPS listener serves, instead of a
+    /// certificate entity (read at start)
+    #[arg(long, env = "CERTGATE_ADMIN_HTTPS_CERT_FILE")]
+    pub admin_https_cert_file: Option<PathBuf>,
+    /// PEM file of that certificate's PKCS#8 private key ('BEGIN PRIVATE KEY')
+    #[arg(long, env = "CERTGATE_ADMIN_HTTPS_KEY_FILE")]
+    pub admin_https_key_file: Option<PathBuf>,
     /// Turns the plain-HTTP management listener off (then --admin-https-listen is required)
     #[arg(long, env = "CERTGATE_NO_ADMIN_HTTP")]
     pub no_admin_http: bool,
@@ -97,6 +106,8 @@ struct FileConfig {
     admin_listen: Option<SocketAddr>,
     admin_https_listen: Option<SocketAddr>,
     admin_https_certificate_id: Option<String>,
+    admin_https_cert_file: Option<PathBuf>,
+    admin_https_key_file: Option<PathBuf>,
     #[serde(default)]
     no_admin_http: bool,
     http_listen: Option<SocketAddr>,
@@ -127,10 +138,10 @@ pub struct ServerConfig {
     /// The plain-HTTP management listener; `None` when turned off.
     pub admin_listen: Option<SocketAddr>,
     /// The management API's HTTPS listener and the certificate it serves, when enabled.
-    pub admin_https: Option<(SocketAddr, EntityId)>,
+    pub admin_https: Option<(SocketAddr, ListenerCertificate)>,
     pub http_listen: SocketAddr,
     /// The HTTPS listener and the certificate it serves, when enabled.
-    pub https: Option<(SocketAddr, EntityId)>,
+    pub https: Option<(SocketAddr, ListenerCertificate)>,
     pub master_key_file: Option<PathBuf>,
     pub max_body_bytes: usize,
     pub connections: ConnectionLimits,
@@ -193,13 +204,18 @@ impl ServerArgs {
         let https = listener_with_certificate(
             self.https_listen.or(file.https_listen),
             self.https_certificate_id.or(file.https_certificate_id),
-            "https-certificate-id",
+            PemFiles::default(),
+            "https",
             ConfigError::HttpsWithoutCertificate,
         )?;
         let admin_https = listener_with_certificate(
             self.admin_https_listen.or(file.admin_https_listen),
             self.admin_https_certificate_id.or(file.admin_https_certificate_id),
-            "admin-https-certificate-id",
+            PemFiles {
+                certificate: self.admin_https_cert_file.or(file.admin_https_cert_file),
+                key: self.admin_https_key_file.or(file.admin_https_key_file),
+            },
+            "admin-https",
             ConfigError::AdminHttpsWithoutCertificate,
         )?;
         let admin_listen = match self.no_admin_http || file.no_admin_http {
@@ -242,21 +258,56 @@ impl ServerArgs {
     }
 }
 
-/// An HTTPS listener's address with the certificate entity it serves: both or neither.
+/// The `--…-cert-file` and `--…-key-file` of an HTTPS listener, as given.
+#[derive(Default)]
+struct PemFiles {
+    certificate: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+/// An HTTPS listener's address with what it serves: a certificate entity, or a pair of PEM
+/// files read now; no address, no listener.
 fn listener_with_certificate(
     addr: Option<SocketAddr>,
     id: Option<String>,
-    option: &'static str,
+    files: PemFiles,
+    listener: &'static str,
     without_certificate: ConfigError,
-) -> Result<Option<(SocketAddr, EntityId)>, ConfigError> {
-    match (addr, id) {
-        (None, _) => Ok(None),
-        (Some(_), None) => Err(without_certificate),
-        (Some(addr), Some(id)) => match EntityId::parse(&id) {
-            Ok(parsed) => Ok(Some((addr, parsed))),
-            Err(e) => Err(ConfigError::BadCertificateId { option, reason: e.to_string(), id }),
+) -> Result<Option<(SocketAddr, ListenerCertificate)>, ConfigError> {
+    let Some(addr) = addr else { return Ok(None) };
+    let certificate = match (id, files.certificate, files.key) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => return Err(ConfigError::TwoListenerCertificates(listener)),
+        (Some(id), None, None) => match EntityId::parse(&id) {
+            Ok(parsed) => ListenerCertificate::Entity(parsed),
+            Err(e) => return Err(ConfigError::BadCertificateId { listener, reason: e.to_string(), id }),
         },
+        (None, Some(certificate), Some(key)) => listener_certificate_from_files(&certificate, &key)?,
+        (None, Some(_), None) | (None, None, Some(_)) => return Err(ConfigError::HalfAPemPair(listener)),
+        (None, None, None) => return Err(without_certificate),
+    };
+    Ok(Some((addr, certificate)))
+}
+
+/// Reads a PEM certificate chain and its private key into a listener's server configuration.
+fn listener_certificate_from_files(certificate: &Path, key: &Path) -> Result<ListenerCertificate, ConfigError> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| ConfigError::ListenerCertificateFile { path: path.to_owned(), reason: e.to_string() })
+    };
+    let (chain, private_key) = (read(certificate)?, read(key)?);
+    let unusable = |reason: String| ConfigError::ListenerCertificatePair {
+        certificate: certificate.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    let imported = certgate_pki::import_pem(&chain, &private_key).map_err(|e| unusable(e.to_string()))?;
+    for warning in &imported.warnings {
+        tracing::warn!(file = %certificate.display(), "{warning}");
     }
+    let identity = certgate_pki::ClientIdentity::from_der(&imported.chain, &imported.private_key);
+    let config = certgate_pki::listener_server_config(&identity).map_err(|e| unusable(e.to_string()))?;
+    Ok(ListenerCertificate::Files { certificate: certificate.display().to_string(), config })
 }
 
 fn optional_duration(text: Option<String>) -> Result<Option<Duration>, ConfigError> {
@@ -271,6 +322,56 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The id of the certificate entity a listener serves.
+    fn entity(listener: Option<(SocketAddr, ListenerCertificate)>) -> Option<String> {
+        match listener? {
+            (_, ListenerCertificate::Entity(id)) => Some(id.to_string()),
+            (_, ListenerCertificate::Files { .. }) => None,
+        }
+    }
+
+    #[test]
+    fn the_admin_https_listener_serves_pem_files_given_as_a_pair_and_instead_of_an_entity() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let identity = certgate_testkit::Identity::ca("Admin CA").server("localhost");
+        let (cert, key) = (dir.path().join("admin.pem"), dir.path().join("admin.key"));
+        std::fs::write(&cert, &identity.cert_pem).expect("write");
+        std::fs::write(&key, &identity.key_pem).expect("write");
+        let addr = Some(([127, 0, 0, 1], 8444).into());
+        let with = |id: Option<&str>, cert: Option<&Path>, key: Option<&Path>| {
+            ServerArgs {
+                admin_https_listen: addr,
+                admin_https_certificate_id: id.map(Into::into),
+                admin_https_cert_file: cert.map(Into::into),
+                admin_https_key_file: key.map(Into::into),
+                ..Default::default()
+            }
+            .resolve()
+        };
+        let served = with(None, Some(&cert), Some(&key)).expect("valid").admin_https;
+        assert!(matches!(served, Some((_, ListenerCertificate::Files { .. }))), "{served:?}");
+        assert!(matches!(with(None, Some(&cert), None), Err(ConfigError::HalfAPemPair("admin-https"))));
+        assert!(matches!(with(None, None, Some(&key)), Err(ConfigError::HalfAPemPair("admin-https"))));
+        assert!(matches!(
+            with(Some("admin-tls"), Some(&cert), Some(&key)),
+            Err(ConfigError::TwoListenerCertificates("admin-https"))
+        ));
+        // The key of another certificate, and a file that is no PEM: refused, naming the file.
+        let other = certgate_testkit::Identity::ca("Other CA").server("localhost");
+        std::fs::write(&key, &other.key_pem).expect("write");
+        for (cert, key) in [(&cert, &key), (&key, &cert)] {
+            let error = with(None, Some(cert), Some(key)).expect_err("unusable pair").to_string();
+            assert!(error.contains("admin.pem") && error.contains("admin.key"), "{error}");
+            assert!(
+                !error.contains("PRIVATE KEY") && !error.contains(other.key_pem.lines().nth(1).unwrap_or("-")),
+                "{error}"
+            );
+        }
+        let missing = dir.path().join("missing.pem");
+        let error = with(None, Some(&missing), Some(&key)).expect_err("missing file").to_string();
+        assert!(error.contains("missing.pem"), "{error}");
+    }
 
     #[test]
     fn command_line_wins_over_file_and_file_over_defaults() {
@@ -295,7 +396,7 @@ mod tests {
             https_certificate_id: Some("gw".into()),
             ..Default::default()
         };
-        assert_eq!(args.resolve().expect("valid").https.map(|(_, id)| id.to_string()), Some("gw".into()));
+        assert_eq!(entity(args.resolve().expect("valid").https).as_deref(), Some("gw"));
     }
 
     #[test]
@@ -313,17 +414,14 @@ mod tests {
         };
         let config = args.resolve().expect("valid");
         assert_eq!(config.admin_listen, None);
-        assert_eq!(config.admin_https.map(|(_, id)| id.to_string()), Some("admin-tls".into()));
+        assert_eq!(entity(config.admin_https).as_deref(), Some("admin-tls"));
         let args = ServerArgs {
             admin_https_listen: addr,
             admin_https_certificate_id: Some("a/b".into()),
             ..Default::default()
         };
         let result = args.resolve();
-        assert!(
-            matches!(result, Err(ConfigError::BadCertificateId { option: "admin-https-certificate-id", .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ConfigError::BadCertificateId { listener: "admin-https", .. })), "{result:?}");
     }
 
     #[test]

@@ -22,6 +22,14 @@ pub enum ConfigError {
     AdminHttpsWithoutCertificate,
     #[error("--no-admin-http needs --admin-https-listen: the management API must be reachable somehow")]
     NoAdminListener,
-    #[error("--{option} '{id}' is not a valid id: {reason}")]
-    BadCertificateId { option: &'static str, id: String, reason: String },
+    #[error("--{0}-certificate-id and --{0}-cert-file/--{0}-key-file were both given: choose one certificate")]
+    TwoListenerCertificates(&'static str),
+    #[error("--{0}-cert-file and --{0}-key-file go together: the certificate chain and its private key")]
+    HalfAPemPair(&'static str),
+    #[error("cannot read the listener's certificate file {path}: {reason}")]
+    ListenerCertificateFile { path: PathBuf, reason: String },
+    #[error("the listener's certificate {certificate} with key {key} is unusable: {reason}")]
+    ListenerCertificatePair { certificate: PathBuf, key: PathBuf, reason: String },
+    #[error("--{listener}-certificate-id '{id}' is not a valid id: {reason}")]
+    BadCertificateId { listener: &'static str, id: String, reason: String },
 }

@@ -1,6 +1,7 @@
 //! The management API over HTTPS, with a certificate entity of its own: refused until the
 //! certificate exists, then served with it (TLS 1.2 and up only), replaced certificates from the
-//! next connection on, ARM links naming https; and the plain listener can be turned off.
+//! next connection on, ARM links naming https; or with PEM files read at start; and the plain
+//! listener can be turned off.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -21,6 +22,23 @@ fn client_trusting(ca: &Identity) -> reqwest::Client {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
+}
+
+/// Only TLS 1.2 and 1.3 are offered (SECLEVEL=0 so that openssl itself is willing to try 1.1).
+fn only_tls_1_2_and_up_is_offered(port: u16) {
+    for (version, accepted) in [("-tls1_1", false), ("-tls1_2", true), ("-tls1_3", true)] {
+        let output = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost", version])
+            .args(["-cipher", "DEFAULT@SECLEVEL=0"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let handshake = stdout.contains("BEGIN CERTIFICATE");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(handshake, accepted, "{version}: {stdout}{stderr}");
+        assert!(!stderr.contains("no protocols available"), "openssl must really offer {version}: {stderr}");
+    }
 }
 
 #[tokio::test]
@@ -62,21 +80,7 @@ async fn the_management_api_is_served_over_https_with_its_own_certificate() {
     let next = page["nextLink"].as_str().unwrap_or_default();
     assert!(next.starts_with(&format!("{url}{prefix}/certificates?")), "{page}");
 
-    // Only TLS 1.2 and 1.3 are offered (SECLEVEL=0 so that openssl itself is willing to try 1.1).
-    let port = url.rsplit(':').next().unwrap().to_owned();
-    for (version, accepted) in [("-tls1_1", false), ("-tls1_2", true), ("-tls1_3", true)] {
-        let output = std::process::Command::new("openssl")
-            .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost", version])
-            .args(["-cipher", "DEFAULT@SECLEVEL=0"])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let handshake = stdout.contains("BEGIN CERTIFICATE");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(handshake, accepted, "{version}: {stdout}{stderr}");
-        assert!(!stderr.contains("no protocols available"), "openssl must really offer {version}: {stderr}");
-    }
+    only_tls_1_2_and_up_is_offered(node.admin_https_port());
 
     // A replaced certificate is served from the next connection on.
     let other_ca = Identity::ca("Other Admin CA");
@@ -99,4 +103,40 @@ fn the_plain_management_listener_can_be_turned_off() {
     let (status, logs) = Node::wait_exit(other.path(), &["--no-admin-http"], &[]);
     assert!(!status.success());
     assert!(logs.contains("--no-admin-http needs --admin-https-listen"), "{logs}");
+}
+
+#[tokio::test]
+async fn the_management_api_can_serve_pem_files_instead_of_a_certificate_entity() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Identity::ca("Files Admin CA");
+    let server = ca.server("localhost");
+    let (cert, key) = (dir.path().join("admin.pem"), dir.path().join("admin.key"));
+    std::fs::write(&cert, &server.cert_pem).unwrap();
+    std::fs::write(&key, &server.key_pem).unwrap();
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let args = [
+        "--admin-https-listen",
+        "127.0.0.1:0",
+        "--admin-https-cert-file",
+        &cert,
+        "--admin-https-key-file",
+        &key,
+        "--no-admin-http",
+    ];
+    let node = Node::start_with(&dir.path().join("data"), &args, &[]);
+    let listed = client_trusting(&ca)
+        .get(format!("{}/certificates", https_url(&node)))
+        .bearer_auth(node.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200, "served from the files, with no entity in the store");
+    only_tls_1_2_and_up_is_offered(node.admin_https_port());
+
+    // A key that is not the certificate's: the node refuses to start, naming both files.
+    std::fs::write(&key, Identity::ca("Other CA").server("localhost").key_pem).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let (status, logs) = Node::wait_exit(other.path(), &args, &[]);
+    assert!(!status.success());
+    assert!(logs.contains(&cert) && logs.contains(&key) && logs.contains("unusable"), "{logs}");
 }

@@ -18,6 +18,6 @@ mod template;
 mod upstream;
 
 pub use body::GatewayBody;
-pub use compile::Compiler;
+pub use compile::{Compiler, ListenerCertificate};
 pub use listener::{ConnectionCap, ListenerSettings, SnapshotHandle, Timeouts, serve, serve_http, serve_https};
 pub use snapshot::Snapshot;

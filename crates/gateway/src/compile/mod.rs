@@ -34,13 +34,32 @@ use crate::upstream::{Upstream, UpstreamKey};
 use identities::Trust;
 use policies::PolicyDocuments;
 
+/// What an HTTPS listener serves.
+#[derive(Clone, Debug)]
+pub enum ListenerCertificate {
+    /// A certificate entity, followed across replacements: a new one serves from the next
+    /// connection on.
+    Entity(EntityId),
+    /// A server configuration built once at start from PEM files (`certificate` names them).
+    Files { certificate: String, config: Arc<rustls::ServerConfig> },
+}
+
+impl std::fmt::Display for ListenerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenerCertificate::Entity(id) => write!(f, "certificate {id}"),
+            ListenerCertificate::Files { certificate, .. } => write!(f, "certificate file {certificate}"),
+        }
+    }
+}
+
 /// Compiles snapshots. Holds what does not change between compilations.
 pub struct Compiler {
     system_roots: Vec<CertificateDer<'static>>,
-    /// The certificate entity the gateway's HTTPS listener serves (`--https-certificate-id`).
-    https_certificate: Option<EntityId>,
-    /// The one the management API's HTTPS listener serves (`--admin-https-certificate-id`).
-    admin_https_certificate: Option<EntityId>,
+    /// What the gateway's HTTPS listener serves (`--https-certificate-id`).
+    https_certificate: Option<ListenerCertificate>,
+    /// What the management API's HTTPS listener serves (`--admin-https-certificate-id` or PEM files).
+    admin_https_certificate: Option<ListenerCertificate>,
     /// The longest a backend may leave a response body without a byte (`--backend-read-timeout`).
     backend_read_timeout: Option<Duration>,
     documents: Mutex<PolicyDocuments>,
@@ -57,15 +76,15 @@ impl Compiler {
         }
     }
 
-    /// Serves the HTTPS listener with this certificate entity (followed across replacements).
-    pub fn with_https_certificate(mut self, id: EntityId) -> Self {
-        self.https_certificate = Some(id);
+    /// Serves the gateway's HTTPS listener with this certificate.
+    pub fn with_https_certificate(mut self, certificate: ListenerCertificate) -> Self {
+        self.https_certificate = Some(certificate);
         self
     }
 
-    /// Serves the management API's HTTPS listener with this certificate entity.
-    pub fn with_admin_https_certificate(mut self, id: EntityId) -> Self {
-        self.admin_https_certificate = Some(id);
+    /// Serves the management API's HTTPS listener with this certificate.
+    pub fn with_admin_https_certificate(mut self, certificate: ListenerCertificate) -> Self {
+        self.admin_https_certificate = Some(certificate);
         self
     }
 
@@ -79,8 +98,11 @@ impl Compiler {
     /// The listeners' server configurations; with `changed`, only those whose certificate
     /// changed are built again and the others taken from `previous`.
     fn listener_tls(&self, state: &ConfigState, previous: Option<(&Snapshot, &[(EntityKind, String)])>) -> ListenerTls {
-        let build = |id: Option<&EntityId>, listener: HttpsListener| {
-            let id = id?;
+        let build = |certificate: Option<&ListenerCertificate>, listener: HttpsListener| {
+            let id = match certificate? {
+                ListenerCertificate::Entity(id) => id,
+                ListenerCertificate::Files { config, .. } => return Some(config.clone()),
+            };
             if let Some((previous, changed)) = previous
                 && !changed.contains(&(EntityKind::Certificate, id.key()))
             {
