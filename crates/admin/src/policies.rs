@@ -2,6 +2,7 @@
 //! validated and its references checked at save; it is stored exactly as given (sealed, since
 //! an inline `authentication-certificate body=… password=…` is a secret).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -13,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zeroize::Zeroizing;
 
-use crate::envelope::{Envelope, Resource};
+use crate::envelope::{Envelope, Page, Resource};
 use crate::error::ErrorResponse;
 use crate::extract::{IdPath, JsonBody, OperationPath, QueryParams};
 use crate::references::CertificateIndex;
@@ -24,8 +25,11 @@ const KIND: EntityKind = EntityKind::Policy;
 
 pub fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
+        .routes(routes!(list_global_policies))
         .routes(routes!(get_global_policy, put_global_policy, delete_global_policy))
+        .routes(routes!(list_api_policies))
         .routes(routes!(get_api_policy, put_api_policy, delete_api_policy))
+        .routes(routes!(list_operation_policies))
         .routes(routes!(get_operation_policy, put_operation_policy, delete_operation_policy))
 }
 
@@ -78,17 +82,30 @@ fn resource(scope: &PolicyScope, format: &str, value: String) -> Resource<Policy
     Resource::at(scope.path(), "policies", "policy", PolicyContract { format: format.to_owned(), value })
 }
 
-async fn get(state: &AdminState, scope: PolicyScope, query: PolicyQuery) -> Result<Response, ApiError> {
-    let asked = query.format.as_deref().map(|format| checked_format("format", format)).transpose()?;
-    let record = state
-        .store
-        .get(KIND, &scope.record_id())
-        .await?
-        .ok_or_else(|| ApiError::not_found("policies", &scope.path()))?;
+/// The scope's policy with its revision, in the format `asked` (default: as saved), if it has one.
+async fn load(
+    state: &AdminState,
+    scope: &PolicyScope,
+    asked: Option<&str>,
+) -> Result<Option<(i64, Resource<PolicyContract>)>, ApiError> {
+    let Some(record) = state.store.get(KIND, &scope.record_id()).await? else { return Ok(None) };
     let policy: Policy = record.decode()?;
     let text = record.secret.as_deref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
     let format = asked.unwrap_or(&policy.format);
-    Ok(respond_with(StatusCode::OK, record.revision, resource(&scope, format, text)))
+    Ok(Some((record.revision, resource(scope, format, text))))
+}
+
+async fn get(state: &AdminState, scope: PolicyScope, query: PolicyQuery) -> Result<Response, ApiError> {
+    let asked = query.format.as_deref().map(|format| checked_format("format", format)).transpose()?;
+    let (revision, resource) =
+        load(state, &scope, asked).await?.ok_or_else(|| ApiError::not_found("policies", &scope.path()))?;
+    Ok(respond_with(StatusCode::OK, revision, resource))
+}
+
+/// A scope's policies, as APIM lists them: the one document, or none.
+async fn list(state: &AdminState, scope: PolicyScope) -> Result<Json<Page<PolicyContract>>, ApiError> {
+    let value: Vec<_> = load(state, &scope, None).await?.into_iter().map(|(_, resource)| resource).collect();
+    Ok(Json(Page { count: value.len(), value, next_link: None }))
 }
 
 async fn put(
@@ -160,6 +177,12 @@ async fn operation_scope(state: &AdminState, api: &EntityId, operation: &EntityI
     Ok(PolicyScope::Operation(api, operation))
 }
 
+/// List the global policies: the one document, or none.
+#[utoipa::path(get, path = "/policies", tag = "policies", responses((status = 200, body = Page<PolicyContract>)))]
+async fn list_global_policies(State(state): State<AdminState>) -> Result<Json<Page<PolicyContract>>, ApiError> {
+    list(&state, PolicyScope::Global).await
+}
+
 /// Get the global policy.
 #[utoipa::path(get, path = "/policies/policy", tag = "policies", params(PolicyQuery),
     responses((status = 200, body = Resource<PolicyContract>), (status = 404, body = ErrorResponse)))]
@@ -188,6 +211,16 @@ async fn put_global_policy(
     responses((status = 204), (status = 404, body = ErrorResponse)))]
 async fn delete_global_policy(State(state): State<AdminState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
     delete(&state, PolicyScope::Global, &headers).await
+}
+
+/// List an API's policies: the one document, or none.
+#[utoipa::path(get, path = "/apis/{id}/policies", tag = "policies", params(("id" = String, Path)),
+    responses((status = 200, body = Page<PolicyContract>), (status = 404, body = ErrorResponse)))]
+async fn list_api_policies(
+    State(state): State<AdminState>,
+    IdPath(api): IdPath,
+) -> Result<Json<Page<PolicyContract>>, ApiError> {
+    list(&state, api_scope(&state, &api).await?).await
 }
 
 /// Get an API's policy.
@@ -225,6 +258,17 @@ async fn delete_api_policy(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     delete(&state, api_scope(&state, &api).await?, &headers).await
+}
+
+/// List an operation's policies: the one document, or none.
+#[utoipa::path(get, path = "/apis/{id}/operations/{operationId}/policies", tag = "policies",
+    params(("id" = String, Path), ("operationId" = String, Path)),
+    responses((status = 200, body = Page<PolicyContract>), (status = 404, body = ErrorResponse)))]
+async fn list_operation_policies(
+    State(state): State<AdminState>,
+    OperationPath(api, op): OperationPath,
+) -> Result<Json<Page<PolicyContract>>, ApiError> {
+    list(&state, operation_scope(&state, &api, &op).await?).await
 }
 
 /// Get an operation's policy.

@@ -104,6 +104,38 @@ check("part" in undeclared.message or "part" in str(undeclared), "an undeclared 
 operations = sorted(o.name for o in client.api_operation.list_by_api(rg, service, "orders"))
 check(operations == ["get", "list"], f"operations {operations}")
 
+# The rest of what the SDK offers for these resources: get, list, entity tags, PATCH.
+check(client.certificate.get(rg, service, "c2").thumbprint == env["EXPECTED_THUMBPRINT"], "certificate get")
+check(client.backend.get(rg, service, "orders").url == env["BACKEND_URL"], "backend get")
+check([b.name for b in client.backend.list_by_service(rg, service)] == ["orders"], "backend list")
+check(client.api.get(rg, service, "orders").display_name == "Orders", "API get")
+check(client.api.get_entity_tag(rg, service, "orders"), "API entity tag")
+patched = client.api.update(rg, service, "orders", if_match="*", parameters=models.ApiUpdateContract(
+    description="Orders API, v2", contact=models.ApiContactInformation(name="Orders team", email="orders@contoso.com")))
+check(patched.description == "Orders API, v2" and patched.contact.email == "orders@contoso.com" and patched.path == "orders",
+      "API PATCH keeps what it does not name")
+check([a.name for a in client.api.list_by_service(rg, service)] == ["orders"], "API list")
+check(client.api_operation.get(rg, service, "orders", "get").url_template == "/items/{id}", "operation get")
+check(client.api_operation.get_entity_tag(rg, service, "orders", "get"), "operation entity tag")
+renamed = client.api_operation.update(rg, service, "orders", "get", if_match="*",
+                                      parameters=models.OperationUpdateContract(display_name="Get one"))
+check(renamed.display_name == "Get one" and [p.name for p in renamed.template_parameters] == ["id"], "operation PATCH")
+check([p.name for p in client.api_policy.list_by_api(rg, service, "orders").value] == ["policy"], "API policy list")
+check(client.api_policy.get_entity_tag(rg, service, "orders", "policy"), "API policy entity tag")
+check(client.api_operation_policy.get(rg, service, "orders", "list", "policy", format="rawxml").value
+      == "<policies><inbound><base /></inbound></policies>", "operation policy get")
+check(len(client.api_operation_policy.list_by_operation(rg, service, "orders", "list").value) == 1, "operation policy list")
+check(client.api_operation_policy.get_entity_tag(rg, service, "orders", "list", "policy"), "operation policy entity tag")
+client.api_operation_policy.delete(rg, service, "orders", "list", "policy", if_match="*")
+check(client.api_operation_policy.list_by_operation(rg, service, "orders", "list").value == [], "operation policy deleted")
+global_policy = "<policies><inbound><set-header name=\"x-via\" exists-action=\"override\"><value>certgate</value></set-header></inbound></policies>"
+client.policy.create_or_update(rg, service, "policy", models.PolicyContract(value=global_policy, format="rawxml"))
+check(client.policy.get(rg, service, "policy", format="rawxml").value == global_policy, "global policy as stored")
+check(client.policy.get_entity_tag(rg, service, "policy"), "global policy entity tag")
+check([p.name for p in client.policy.list_by_service(rg, service)] == ["policy"], "global policy list")
+node = client.api_management_service.get(rg, service)
+check(node.name == service and node.gateway_url == env["GATEWAY_URL"], f"the service resource ({node.gateway_url})")
+
 # The backend sees c1 on a request through the gateway.
 with urllib.request.urlopen(env["GATEWAY_URL"] + "/orders/items") as answer:
     seen = json.load(answer)
@@ -116,6 +148,17 @@ client.api_policy.delete(rg, service, "orders", "policy", if_match="*")
 client.certificate.delete(rg, service, "c1", if_match="*")
 left = [c.name for c in client.certificate.list_by_service(rg, service)]
 check(left == ["admin-tls", "c2"], f"c1 deleted once unreferenced {left}")
+
+# Deleting the rest: the global policy, an operation, the API (a long-running call) and the backend.
+client.policy.delete(rg, service, "policy", if_match="*")
+check(list(client.policy.list_by_service(rg, service)) == [], "global policy deleted")
+client.api_operation.delete(rg, service, "orders", "list", if_match="*")
+check([o.name for o in client.api_operation.list_by_api(rg, service, "orders")] == ["get"], "operation deleted")
+client.api.begin_delete(rg, service, "orders", if_match="*", delete_revisions=True).result()
+check([a.name for a in client.api.list_by_service(rg, service)] == [], "API deleted through the long-running call")
+client.backend.delete(rg, service, "orders", if_match="*")
+check([b.name for b in client.backend.list_by_service(rg, service)] == [], "backend deleted")
+
 
 def write_vault_secret(data):
     """Writes a new version of the referenced KV v2 secret, as whoever rotates it would."""
