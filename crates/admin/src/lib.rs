@@ -52,6 +52,18 @@ pub struct AdminState {
     readiness: Arc<health::Readiness>,
     /// Who the node is on ARM paths.
     service: Arc<ServiceIdentity>,
+    /// Renders `/metrics`; `None` serves no metrics.
+    metrics: Option<MetricsSource>,
+}
+
+/// Renders the node's metrics (OpenMetrics text) for `/metrics`.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+#[derive(Clone)]
+struct MetricsSource {
+    render: RenderMetrics,
+    /// Served without a token.
+    public: bool,
 }
 
 impl AdminState {
@@ -64,7 +76,14 @@ impl AdminState {
             vault: None,
             readiness: Arc::default(),
             service: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// Serves `/metrics` with `render`: for any valid token, or for anyone when `public`.
+    pub fn with_metrics(mut self, render: RenderMetrics, public: bool) -> Self {
+        self.metrics = Some(MetricsSource { render, public });
+        self
     }
 
     /// Names the node on ARM paths (`/subscriptions/…/service/{name}`); unnamed parts accept any.
@@ -89,21 +108,40 @@ impl AdminState {
 /// The default limit for request bodies: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The management API: `/health`, `/ready` and `/openapi.json` are open, everything else needs
-/// a token. Every resource is also served at its ARM path (see `arm`), rewritten before routing.
+/// The management API: `/health`, `/ready` and `/openapi.json` are open (and `/metrics` when
+/// configured so), everything else needs a token. Every resource is also served at its ARM path
+/// (see `arm`), rewritten before routing.
 pub fn router(state: AdminState) -> axum::Router {
     let (protected, openapi) = api().split_for_parts();
+    let metrics = axum::Router::new().route("/metrics", get(metrics));
+    let (protected, open) = match state.metrics.as_ref().is_some_and(|m| m.public) {
+        true => (protected, metrics),
+        false => (protected.merge(metrics), axum::Router::new()),
+    };
     let protected = protected.layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     let openapi = Arc::new(with_security(openapi));
     let routes = axum::Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/openapi.json", get(move || std::future::ready(Json(openapi.as_ref().clone()))))
+        .merge(open)
         .merge(protected)
         .fallback(|| async { ApiError::unknown_path() })
         .with_state(state.clone());
     // A layer on a router runs after its routing: the ARM rewrite wraps the routes as a whole.
     axum::Router::new().fallback_service(routes).layer(axum::middleware::from_fn_with_state(state, arm::arm_paths))
+}
+
+/// `/metrics`: the node's metrics in the OpenMetrics text format Prometheus scrapes.
+async fn metrics(axum::extract::State(state): axum::extract::State<AdminState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &state.metrics {
+        Some(metrics) => {
+            let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+            ([(axum::http::header::CONTENT_TYPE, content_type)], (metrics.render)()).into_response()
+        }
+        None => ApiError::unknown_path().into_response(),
+    }
 }
 
 /// The management API as served on its HTTPS listener: absolute links (ARM `nextLink`s) name

@@ -93,9 +93,30 @@ pub struct ServerArgs {
     /// The gateway's public base URL, as the service resource's gatewayUrl [default: the HTTP listener's address]
     #[arg(long, env = "CERTGATE_GATEWAY_URL")]
     pub gateway_url: Option<String>,
+    /// Log lines on stderr as `text` or `json` (one object per line); command line or
+    /// environment only, since logging starts before the config file is read
+    #[arg(long, env = "CERTGATE_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+    /// Turns off the access log (one line per gateway request)
+    #[arg(long, env = "CERTGATE_NO_ACCESS_LOG")]
+    pub no_access_log: bool,
+    /// Serves /metrics without a token, for a scraper that cannot send one [default: a reader or
+    /// contributor token is required]
+    #[arg(long, env = "CERTGATE_PUBLIC_METRICS")]
+    pub public_metrics: bool,
     /// TOML file with any of the options above (snake_case keys)
     #[arg(long, env = "CERTGATE_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// The `--config` file: the same options, lowest precedence.
@@ -128,6 +149,10 @@ struct FileConfig {
     resource_group: Option<String>,
     gateway_url: Option<String>,
     #[serde(default)]
+    no_access_log: bool,
+    #[serde(default)]
+    public_metrics: bool,
+    #[serde(default)]
     identities: std::collections::BTreeMap<String, IdentityFile>,
 }
 
@@ -147,6 +172,10 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// `--backend-read-timeout`, when set.
     pub backend_read_timeout: Option<Duration>,
+    /// One log line per gateway request (`--no-access-log` turns it off).
+    pub access_log: bool,
+    /// `/metrics` answers without a token.
+    pub public_metrics: bool,
     /// Who the node is on ARM paths; `gateway_url` unset means the HTTP listener's address.
     pub service: certgate_admin::ServiceIdentity,
     pub vault: VaultConfig,
@@ -247,6 +276,8 @@ impl ServerArgs {
             max_body_bytes,
             connections,
             backend_read_timeout,
+            access_log: !(self.no_access_log || file.no_access_log),
+            public_metrics: self.public_metrics || file.public_metrics,
             service: certgate_admin::ServiceIdentity {
                 subscription_id: self.subscription_id.or(file.subscription_id),
                 resource_group: self.resource_group.or(file.resource_group),

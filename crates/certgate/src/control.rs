@@ -10,6 +10,8 @@ use certgate_model::ConfigState;
 use certgate_store::{Store, StoreError, apply_changes, load_config};
 use tokio::sync::watch;
 
+use crate::telemetry::ControlMetrics;
+
 /// Compiles the first snapshot; the node serves nothing until it exists. Returns the
 /// configuration state too: the control loop keeps it and applies each change to it.
 pub async fn first_snapshot(
@@ -31,6 +33,7 @@ pub async fn run(
     snapshots: SnapshotHandle,
     published: watch::Sender<i64>,
     state: ConfigState,
+    metrics: ControlMetrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut changes = store.changes();
@@ -78,7 +81,6 @@ pub async fn run(
         .await;
         match compiled {
             Ok((state, next)) => {
-                kept = Some(state);
                 let revision = next.revision;
                 let pools = next.upstream_count();
                 let next = Arc::new(next);
@@ -88,7 +90,10 @@ pub async fn run(
                 published.send_replace(revision);
                 // Freeing a large snapshot takes milliseconds: not on the runtime's threads.
                 tokio::task::spawn_blocking(move || drop(replaced));
-                let elapsed_us = started.elapsed().as_micros();
+                let elapsed = started.elapsed();
+                metrics.published(&state, elapsed);
+                kept = Some(state);
+                let elapsed_us = elapsed.as_micros();
                 tracing::debug!(revision, pools, retired, read_us, elapsed_us, "snapshot published");
             }
             Err(error) => tracing::error!(%error, "compiling the snapshot failed; the previous one keeps serving"),

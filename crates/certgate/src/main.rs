@@ -9,6 +9,7 @@ mod control;
 mod refresher;
 mod server;
 mod sockets;
+mod telemetry;
 mod vault_config;
 
 use std::process::ExitCode;

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 use crate::bootstrap::{self, BootstrapError};
-use crate::config::{ConfigError, ConnectionLimits, ServerArgs, ServerConfig};
+use crate::config::{ConfigError, ConnectionLimits, LogFormat, ServerArgs, ServerConfig};
+use crate::telemetry::NodeMetrics;
 use crate::vault_config::VaultConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,7 @@ enum StartError {
 }
 
 pub fn main(args: ServerArgs) -> ExitCode {
-    init_logging();
+    init_logging(args.log_format);
     let result = runtime().map_err(StartError::Runtime).and_then(|runtime| runtime.block_on(run(args)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,14 +56,14 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("CERTGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
 }
 
 async fn run(args: ServerArgs) -> Result<(), StartError> {
@@ -89,7 +90,11 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         compiler = compiler.with_backend_read_timeout(timeout);
     }
     let compiler = Arc::new(compiler);
+    certgate_gateway::set_access_log(config.access_log);
+    let (metrics, control_metrics) = NodeMetrics::new();
+    let compiled = std::time::Instant::now();
     let (snapshots, published, state) = crate::control::first_snapshot(store.as_ref(), &compiler).await?;
+    control_metrics.published(&state, compiled.elapsed());
 
     let (gateway_settings, admin_settings) = listener_settings(&config.connections, descriptor_limit);
     let backlog = crate::sockets::listen_backlog();
@@ -123,7 +128,8 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         config.max_body_bytes,
     )
     .with_publication(published.subscribe())
-    .with_service(service_identity(config.service.clone(), &http_listener));
+    .with_service(service_identity(config.service.clone(), &http_listener))
+    .with_metrics(Arc::new(move || metrics.render()), config.public_metrics);
     let vault = start_vault(vault_config)?;
     let admin = match &vault {
         Some(vault) => admin.with_vault(vault.clone()),
@@ -138,6 +144,7 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         snapshots.clone(),
         published,
         state,
+        control_metrics,
         wait_for(shutdown_rx.clone()),
     ));
     let admin_https_task = admin_https_listener.map(|listener| {

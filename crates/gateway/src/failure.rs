@@ -5,16 +5,24 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 
-use crate::activity::activity_id;
 use crate::body::GatewayBody;
+use crate::telemetry::ActivityId;
 use crate::upstream::UpstreamError;
+
+/// Why a backend handshake failed: a `reason` code, the same in the log line and the
+/// `backend_tls_handshake_failures` metric, and the precise cause for the log.
+#[derive(Debug)]
+pub(crate) struct TlsFailure {
+    pub reason: &'static str,
+    pub cause: String,
+}
 
 /// A failed request, classified by what the caller should see.
 #[derive(Debug)]
 pub(crate) enum Failure {
     /// The backend's TLS handshake failed (untrusted chain, name mismatch, our certificate
     /// rejected). 500, as APIM answers.
-    BackendTls(String),
+    BackendTls(TlsFailure),
     /// The backend could not be reached or broke the exchange. 502.
     BackendUnreachable(String),
     /// No response headers within the forward-request timeout. 504.
@@ -50,8 +58,8 @@ impl Failure {
 
     fn cause(&self) -> String {
         match self {
-            Failure::BackendTls(cause)
-            | Failure::BackendUnreachable(cause)
+            Failure::BackendTls(tls) => tls.cause.clone(),
+            Failure::BackendUnreachable(cause)
             | Failure::Configuration(cause)
             | Failure::BadRequest(cause)
             | Failure::NotImplemented(cause) => cause.clone(),
@@ -59,13 +67,22 @@ impl Failure {
         }
     }
 
-    /// Logs the failure once, with its activity id, and returns the anonymous response.
-    pub(crate) fn respond(&self, api: Option<&str>, backend: Option<&str>) -> Response<GatewayBody> {
-        let activity_id = activity_id();
+    /// Logs the failure once, with the request's activity id, and returns the anonymous response.
+    pub(crate) fn respond(
+        &self,
+        activity_id: ActivityId,
+        api: Option<&str>,
+        backend: Option<&str>,
+    ) -> Response<GatewayBody> {
         let status = self.status();
+        let reason = match self {
+            Failure::BackendTls(tls) => tls.reason,
+            _ => "",
+        };
         tracing::error!(
-            activity_id,
+            %activity_id,
             error = self.code(),
+            reason,
             cause = %self.cause(),
             api = api.unwrap_or("-"),
             backend = backend.unwrap_or("-"),
@@ -125,27 +142,31 @@ fn tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rus
     }
 }
 
-fn describe_tls(error: &rustls::Error) -> String {
+fn describe_tls(error: &rustls::Error) -> TlsFailure {
     use rustls::{CertificateError, Error};
-    match error {
-        Error::InvalidCertificate(CertificateError::NotValidForNameContext { expected, presented }) => {
-            format!("name mismatch: backend presented {}, expected {expected:?}", presented.join(", "))
-        }
+    let (reason, cause) = match error {
+        Error::InvalidCertificate(CertificateError::NotValidForNameContext { expected, presented }) => (
+            "name_mismatch",
+            format!("name mismatch: backend presented {}, expected {expected:?}", presented.join(", ")),
+        ),
         Error::InvalidCertificate(CertificateError::NotValidForName) => {
-            "name mismatch: backend certificate is not valid for the host".into()
+            ("name_mismatch", "name mismatch: backend certificate is not valid for the host".into())
         }
-        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "certificate chain not trusted: the backend's certificate is not issued by a trusted CA".into()
-        }
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => (
+            "untrusted_chain",
+            "certificate chain not trusted: the backend's certificate is not issued by a trusted CA".into(),
+        ),
         Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
-            "certificate chain not trusted: the backend's certificate has expired".into()
+            ("expired_certificate", "certificate chain not trusted: the backend's certificate has expired".into())
         }
-        Error::InvalidCertificate(other) => format!("certificate chain not trusted: {other:?}"),
-        Error::AlertReceived(alert) => {
-            format!("backend rejected the client certificate: alert {}", alert_name(alert))
-        }
-        other => format!("TLS handshake failed: {other}"),
-    }
+        Error::InvalidCertificate(other) => ("untrusted_chain", format!("certificate chain not trusted: {other:?}")),
+        Error::AlertReceived(alert) => (
+            "client_certificate_rejected",
+            format!("backend rejected the client certificate: alert {}", alert_name(alert)),
+        ),
+        other => ("handshake_failed", format!("TLS handshake failed: {other}")),
+    };
+    TlsFailure { reason, cause }
 }
 
 /// `BadCertificate` → `bad_certificate`, as RFC 8446 spells alerts.

@@ -4,7 +4,6 @@
 //! the control plane compiles a [`Snapshot`] with a [`Compiler`] and swaps it into the handle.
 
 #[doc(hidden)]
-mod activity;
 pub mod bench_support;
 mod body;
 mod compile;
@@ -14,6 +13,7 @@ mod listener;
 mod proxy;
 mod route;
 mod snapshot;
+mod telemetry;
 mod template;
 mod upstream;
 
@@ -21,3 +21,4 @@ pub use body::GatewayBody;
 pub use compile::{Compiler, ListenerCertificate};
 pub use listener::{ConnectionCap, ListenerSettings, SnapshotHandle, Timeouts, serve, serve_http, serve_https};
 pub use snapshot::Snapshot;
+pub use telemetry::{register_metrics, set_access_log};

@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use certgate_model::{EntityId, EntityKind};
+use certgate_model::{EntityId, EntityKind, Thumbprint};
 use http::Method;
 
 use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
 
+use crate::telemetry::RouteTelemetry;
 use crate::template::UrlTemplate;
 use crate::upstream::{Origin, Upstream, UpstreamKey};
 
@@ -24,6 +25,7 @@ pub(crate) struct CompiledApi {
     pub operations: Vec<CompiledOperation>,
     /// Used when no operation matches: the API-level policy alone.
     pub fallback: Arc<Route>,
+    pub fallback_telemetry: Arc<RouteTelemetry>,
     pub depends_on: Dependencies,
 }
 
@@ -46,6 +48,7 @@ pub(crate) struct CompiledOperation {
     pub method: Option<Method>,
     pub template: UrlTemplate,
     pub route: Arc<Route>,
+    pub telemetry: Arc<RouteTelemetry>,
 }
 
 /// The outcome of routing plus inbound policy, decided at compile time: the supported policy
@@ -64,6 +67,8 @@ pub(crate) struct Forward {
     pub api: EntityId,
     /// The backend entity, when the target came from one (for logs and metrics).
     pub backend: Option<EntityId>,
+    /// The client certificate presented to the backend (for the access log).
+    pub client_certificate: Option<Thumbprint>,
     /// Request changes in policy order.
     pub request_steps: Vec<RequestStep>,
     pub origin: Origin,
@@ -96,6 +101,7 @@ pub(crate) enum ResponseStep {
 pub(crate) struct Matched<'s, 'p> {
     pub api: &'s EntityId,
     pub route: &'s Arc<Route>,
+    pub telemetry: &'s Arc<RouteTelemetry>,
     pub params: Vec<(&'s str, &'p str)>,
     /// The request path below the API prefix (starts with `/`, or is empty).
     pub remainder: &'p str,
@@ -139,10 +145,12 @@ impl Router {
                 continue;
             }
             if let Some(params) = operation.template.matches(remainder) {
-                return Some(Matched { api: &api.id, route: &operation.route, params, remainder });
+                let (route, telemetry) = (&operation.route, &operation.telemetry);
+                return Some(Matched { api: &api.id, route, telemetry, params, remainder });
             }
         }
-        Some(Matched { api: &api.id, route: &api.fallback, params: Vec::new(), remainder })
+        let (route, telemetry) = (&api.fallback, &api.fallback_telemetry);
+        Some(Matched { api: &api.id, route, telemetry, params: Vec::new(), remainder })
     }
 
     fn api_at(&self, head: &str) -> Option<&CompiledApi> {
@@ -169,6 +177,7 @@ mod tests {
             https: false,
             operations: Vec::new(),
             fallback: Arc::new(Route::Broken(String::new())),
+            fallback_telemetry: Arc::new(RouteTelemetry::new(None, None, String::new(), None)),
             depends_on: Dependencies::default(),
         }
     }

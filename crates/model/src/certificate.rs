@@ -87,6 +87,19 @@ pub enum LastStatusCode {
     InvalidSecret,
 }
 
+impl LastStatusCode {
+    /// As serialized (`VaultUnreachable`), for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LastStatusCode::Success => "Success",
+            LastStatusCode::Forbidden => "Forbidden",
+            LastStatusCode::VaultUnreachable => "VaultUnreachable",
+            LastStatusCode::SecretNotFound => "SecretNotFound",
+            LastStatusCode::InvalidSecret => "InvalidSecret",
+        }
+    }
+}
+
 /// Which trust store a CA certificate extends, as in APIM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CaStoreName {

@@ -3,6 +3,11 @@
 
 use certgate_model::{Certificate, CertificateSource, EntityId, EntityKind, LastStatus, LastStatusCode};
 use certgate_store::{Store, StoreError};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use std::sync::LazyLock;
 
 use crate::{ReadFailure, SecretReference, SecretSource};
 
@@ -29,8 +34,38 @@ pub enum RefreshError {
 
 /// Reads the reference of certificate `id` now and stores what changed: new material (validated
 /// by the read) or the failure in `lastStatus`. A concurrent change to the entity wins; this
-/// refresh is then skipped (it will run again).
+/// refresh is then skipped (it will run again). Counted in `vault_refreshes` by outcome.
 pub async fn refresh(
+    store: &dyn Store,
+    source: &dyn SecretSource,
+    id: &EntityId,
+) -> Result<(Certificate, Outcome), RefreshError> {
+    let result = read_and_store(store, source, id).await;
+    let (outcome, code) = match &result {
+        Ok((_, Outcome::Unchanged)) => ("unchanged", ""),
+        Ok((_, Outcome::Rotated { .. })) => ("rotated", ""),
+        Ok((_, Outcome::Failed(failure))) => ("failed", failure.code.as_str()),
+        Err(_) => ("error", ""),
+    };
+    REFRESHES.get_or_create(&RefreshLabels { outcome, code }).inc();
+    result
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefreshLabels {
+    /// `rotated`, `unchanged`, `failed` (the vault's answer, in `code`) or `error` (the store).
+    outcome: &'static str,
+    code: &'static str,
+}
+
+static REFRESHES: LazyLock<Family<RefreshLabels, Counter>> = LazyLock::new(Family::default);
+
+/// Adds `vault_refreshes` (scheduled and on-demand refreshes by outcome) to `registry`.
+pub fn register_metrics(registry: &mut Registry) {
+    registry.register("vault_refreshes", "Vault reference refreshes by outcome and failure code", REFRESHES.clone());
+}
+
+async fn read_and_store(
     store: &dyn Store,
     source: &dyn SecretSource,
     id: &EntityId,

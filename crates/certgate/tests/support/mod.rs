@@ -171,8 +171,10 @@ fn server_command(wrapper: &[&str], data_dir: &Path, args: &[&str], env: &[(&str
     command
 }
 
+/// The word after `marker` in a log line, text or JSON (where a `"` ends the message).
 fn after(line: &str, marker: &str) -> Option<String> {
-    line.split_once(marker).map(|(_, rest)| rest.split_whitespace().next().unwrap_or_default().to_owned())
+    let (_, rest) = line.split_once(marker)?;
+    Some(rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or_default().to_owned())
 }
 
 /// A management API client with an optional bearer token.

@@ -45,6 +45,12 @@ pub(super) struct Identity {
     client: ClientIdentity,
 }
 
+impl Identity {
+    pub(super) fn thumbprint(&self) -> &Thumbprint {
+        &self.thumbprint
+    }
+}
+
 impl Context<'_> {
     /// The certificate a backend entity names: the first by id, else the first by thumbprint.
     pub(super) fn backend_certificate(&mut self, backend: &Backend) -> Result<Option<Identity>, String> {

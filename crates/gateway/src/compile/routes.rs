@@ -10,6 +10,7 @@ use certgate_policy::{BackendRef, CertificateRef, EffectivePolicy, PolicyDocumen
 use super::{Context, OperationsByApi};
 use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
 use crate::route::{CompiledApi, CompiledOperation, Forward, RequestStep, ResponseStep, Route};
+use crate::telemetry::RouteTelemetry;
 use crate::template::UrlTemplate;
 use crate::upstream::Origin;
 
@@ -23,8 +24,8 @@ impl<'a> Context<'a> {
         operations: &OperationsByApi<'_>,
     ) -> CompiledApi {
         let api_policy = self.policy(&PolicyScope::Api(api_id.clone()));
-        let fallback =
-            Arc::new(self.route(api_id, api.service_url.as_deref(), &compose(&[global, api_policy.as_deref()])));
+        let fallback = self.route(api_id, api.service_url.as_deref(), &compose(&[global, api_policy.as_deref()]));
+        let fallback_telemetry = telemetry(api_id, None, &fallback);
         let mut operations: Vec<CompiledOperation> = operations
             .get(&api_id.key())
             .into_iter()
@@ -32,10 +33,12 @@ impl<'a> Context<'a> {
             .map(|(op_id, op)| {
                 let op_policy = self.policy(&PolicyScope::Operation(api_id.clone(), op_id.clone()));
                 let effective = compose(&[global, api_policy.as_deref(), op_policy.as_deref()]);
+                let route = self.route(api_id, api.service_url.as_deref(), &effective);
                 CompiledOperation {
                     method: (op.method != "*").then(|| op.method.parse().ok()).flatten(),
                     template: UrlTemplate::parse(&op.url_template),
-                    route: Arc::new(self.route(api_id, api.service_url.as_deref(), &effective)),
+                    telemetry: telemetry(api_id, Some(op_id), &route),
+                    route: Arc::new(route),
                 }
             })
             .collect();
@@ -46,7 +49,8 @@ impl<'a> Context<'a> {
             http: api.protocols.iter().any(|p| p == "http"),
             https: api.protocols.iter().any(|p| p == "https"),
             operations,
-            fallback,
+            fallback: Arc::new(fallback),
+            fallback_telemetry,
             depends_on: std::mem::take(&mut self.depends_on).finish(),
         }
     }
@@ -111,10 +115,12 @@ impl<'a> Context<'a> {
             Some(reference) => Some(self.certificate(reference)?),
             None => backend.as_ref().map(|(_, b)| self.backend_certificate(b)).transpose()?.flatten(),
         };
+        let client_certificate = identity.as_ref().map(|identity| identity.thumbprint().clone());
         let upstream = self.upstream(identity, switches)?;
         Ok(Route::Forward(Box::new(Forward {
             api: api.clone(),
             backend: backend.as_ref().map(|(id, _)| id.clone()),
+            client_certificate,
             request_steps,
             origin: Origin::new(scheme, authority)?,
             base_path: uri.path().trim_end_matches('/').to_owned(),
@@ -135,6 +141,18 @@ impl<'a> Context<'a> {
             .map(|(b, backend)| ((*b).clone(), *backend))
             .ok_or_else(|| format!("backend '{id}' does not exist"))
     }
+}
+
+/// What a route's requests are counted and logged under.
+fn telemetry(api: &EntityId, operation: Option<&EntityId>, route: &Route) -> Arc<RouteTelemetry> {
+    let (backend, client_certificate) = match route {
+        Route::Forward(forward) => (
+            forward.backend.as_ref().map_or_else(|| forward.origin.to_string(), ToString::to_string),
+            forward.client_certificate.as_ref().map(ToString::to_string),
+        ),
+        Route::Respond(_) | Route::Broken(_) => (String::new(), None),
+    };
+    Arc::new(RouteTelemetry::new(Some(api), operation, backend, client_certificate))
 }
 
 fn response_steps(statements: &[Statement]) -> Vec<ResponseStep> {

@@ -14,6 +14,8 @@ mod transport;
 
 use std::sync::Arc;
 
+use crate::telemetry::{ConnectionEvent, connection_event};
+
 use certgate_model::{BackendTls, Thumbprint};
 use http::header::CONTENT_LENGTH;
 use http::{Request, Response, Uri, request};
@@ -85,6 +87,13 @@ impl Origin {
         };
         let pool_key = format!("{scheme}://{authority}").to_ascii_lowercase().into();
         Ok(Self { scheme, authority, host, port, server_name, pool_key })
+    }
+}
+
+/// `scheme://authority`, as in metrics and logs.
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.pool_key)
     }
 }
 
@@ -182,17 +191,23 @@ impl Upstream {
             match self.pool.checkout(&origin.pool_key) {
                 Pooled::Http1(mut conn) => {
                     if conn.is_idle_and_open() {
+                        connection_event(ConnectionEvent::Reused, 1);
                         return Pooled::Http1(conn);
                     }
                     tracing::debug!(backend = %origin.authority, "discarded an idle backend connection that was readable");
                 }
-                found => return found,
+                Pooled::Http2(sender) => {
+                    connection_event(ConnectionEvent::Reused, 1);
+                    return Pooled::Http2(sender);
+                }
+                Pooled::Empty => return Pooled::Empty,
             }
         }
     }
 
     async fn connect(&self, origin: &Origin) -> Result<Connected, UpstreamError> {
         let transport = Transport::connect(origin, &self.tls).await?;
+        connection_event(ConnectionEvent::Opened, 1);
         if !transport.is_http2() {
             return Ok(Connected::Http1(H1Conn::new(transport)));
         }

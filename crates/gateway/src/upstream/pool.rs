@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
+
+use crate::telemetry::{ConnectionEvent, connection_event};
 use hyper::client::conn::http2;
 
 /// How long an idle backend connection stays pooled, unless the backend announced less.
@@ -49,13 +51,22 @@ impl<C> Pool<C> {
             origins.retired = true;
             std::mem::take(&mut origins.by_key)
         };
+        connection_event(ConnectionEvent::ClosedRetired, closing.values().map(|origin| origin.idle.len()).sum());
         // Dropped outside the lock: closing sockets is IO.
         drop(closing);
     }
 
     /// Whether connections may still be handed out or taken back at `now`.
     fn open_at(&self, origins: &Origins<C>, now: Instant) -> bool {
-        !origins.retired && self.usable_until.is_none_or(|until| now < until)
+        self.closed_because(origins, now).is_none()
+    }
+
+    /// Why connections may no longer be handed out or taken back at `now`, if so.
+    fn closed_because(&self, origins: &Origins<C>, now: Instant) -> Option<ConnectionEvent> {
+        if origins.retired {
+            return Some(ConnectionEvent::ClosedRetired);
+        }
+        self.usable_until.is_some_and(|until| now >= until).then_some(ConnectionEvent::ClosedExpired)
     }
 }
 
@@ -117,9 +128,10 @@ impl<C> Pool<C> {
     pub(crate) fn checkout(&self, key: &PoolKey) -> Pooled<C> {
         let now = Instant::now();
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
-        if !self.open_at(&origins, now) {
+        if let Some(reason) = self.closed_because(&origins, now) {
             let closing = std::mem::take(&mut origins.by_key);
             drop(origins);
+            connection_event(reason, closing.values().map(|origin| origin.idle.len()).sum());
             drop(closing);
             return Pooled::Empty;
         }
@@ -133,6 +145,7 @@ impl<C> Pool<C> {
             if now.duration_since(entry.since) < entry.limit {
                 return Pooled::Http1(entry.conn);
             }
+            connection_event(ConnectionEvent::ClosedIdle, 1);
         }
         Pooled::Empty
     }
@@ -140,8 +153,9 @@ impl<C> Pool<C> {
     fn put_h1(&self, key: PoolKey, conn: C, limit: Duration) {
         let now = Instant::now();
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
-        if !self.open_at(&origins, now) {
+        if let Some(reason) = self.closed_because(&origins, now) {
             drop(origins);
+            connection_event(reason, 1);
             // Closes it: the identity it was made with is no longer in use.
             drop(conn);
             return;
@@ -151,8 +165,14 @@ impl<C> Pool<C> {
         // a shorter limit behind a live one waits for its checkout, which checks it too).
         let expired = idle.iter().take_while(|e| now.duration_since(e.since) >= e.limit).count();
         idle.drain(..expired);
-        if idle.len() < MAX_IDLE_PER_ORIGIN && !limit.is_zero() {
+        connection_event(ConnectionEvent::ClosedIdle, expired);
+        if limit.is_zero() {
+            return;
+        }
+        if idle.len() < MAX_IDLE_PER_ORIGIN {
             idle.push(Idle { conn, since: now, limit });
+        } else {
+            connection_event(ConnectionEvent::ClosedFull, 1);
         }
     }
 
