@@ -91,6 +91,14 @@ async fn the_azure_sdk_for_python_drives_the_seed_flow_over_https() {
     ];
     let stdout = sdk.run("seed_flow.py", env).await;
     assert!(stdout.contains("seed flow through the APIM SDK: done"), "{stdout}");
+    // The script's two refreshSecret calls, counted by outcome.
+    let metrics = sdk.node.client().get("/metrics").await.text;
+    for sample in [
+        r#"certgate_vault_refreshes_total{outcome="rotated",code=""} 1"#,
+        r#"certgate_vault_refreshes_total{outcome="failed",code="InvalidSecret"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|line| line == sample), "{sample}:\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

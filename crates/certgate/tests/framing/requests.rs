@@ -275,10 +275,27 @@ pub(crate) async fn request_chunked_cut_off_then_close(table: Arc<Table>) -> Che
 }
 
 /// The backend's head, as an unordered set of field lines (the gateway may reorder fields).
+/// The backend's header lines, sorted; a well-formed `traceparent` the gateway started (it
+/// differs per request) reads as `traceparent: (new trace)`.
 pub(crate) fn field_set(request: &Received) -> Vec<String> {
-    let mut lines = request.header_lines();
+    let mut lines: Vec<String> = request
+        .header_lines()
+        .into_iter()
+        .map(|line| match line.strip_prefix("traceparent: ") {
+            Some(value) if is_new_trace(value) => "traceparent: (new trace)".to_owned(),
+            _ => line,
+        })
+        .collect();
     lines.sort();
     lines
+}
+
+/// `00-<32 hex>-<16 hex>-01`, lower-case.
+fn is_new_trace(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    matches!(parts.as_slice(), ["00", trace, parent, "01"] if hex(trace, 32) && hex(parent, 16))
 }
 
 pub(crate) fn expected_fields(bench: &Bench, extra: &[&str]) -> Vec<String> {
@@ -287,6 +304,7 @@ pub(crate) fn expected_fields(bench: &Bench, extra: &[&str]) -> Vec<String> {
         "x-forwarded-for: 127.0.0.1".to_owned(),
         "x-forwarded-proto: http".to_owned(),
         "x-forwarded-host: t".to_owned(),
+        "traceparent: (new trace)".to_owned(),
     ];
     lines.extend(extra.iter().map(|l| (*l).to_owned()));
     lines.sort();
