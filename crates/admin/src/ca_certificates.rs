@@ -77,6 +77,7 @@ fn resource(id: &EntityId, ca: &CaCertificate) -> Resource<CaCertificateContract
             pem: certgate_pki::certificate_pem(&ca.der),
         },
     )
+    .with_expiry_warning(ca.not_after)
 }
 
 /// Builds the entity from the request, taking what the request leaves out from `current`.

@@ -126,6 +126,7 @@ fn resource(id: &EntityId, certificate: &Certificate) -> Resource<CertificateCon
             },
         },
     )
+    .with_expiry_warning(certificate.not_after)
 }
 
 /// A validated certificate ready to store: entity, private key, warnings for the caller.

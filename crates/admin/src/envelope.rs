@@ -28,7 +28,8 @@ pub struct Resource<P> {
     pub kind: String,
     pub name: String,
     pub properties: P,
-    /// Facts worth knowing about an accepted write (e.g. an expired certificate).
+    /// Facts worth knowing about the entity or an accepted write (a certificate expiring within
+    /// 30 days or expired, a vault reference pinned to a version).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -44,9 +45,20 @@ impl<P> Resource<P> {
         Self { id, kind: kind.to_owned(), name: name.to_owned(), properties, warnings: Vec::new() }
     }
 
+    /// Adds `warnings`, each once.
     pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
-        self.warnings = warnings;
+        for warning in warnings {
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
+        }
         self
+    }
+
+    /// Warns when the certificate valid until `not_after` expires within 30 days or expired.
+    pub fn with_expiry_warning(self, not_after: i64) -> Self {
+        let warning = certgate_pki::expiry_warning(not_after, certgate_model::unix_now());
+        self.with_warnings(warning.into_iter().collect())
     }
 }
 

@@ -144,9 +144,10 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         snapshots.clone(),
         published,
         state,
-        control_metrics,
+        control_metrics.clone(),
         wait_for(shutdown_rx.clone()),
     ));
+    let expiry_task = tokio::spawn(crate::telemetry::warn_of_expiries(control_metrics, wait_for(shutdown_rx.clone())));
     let admin_https_task = admin_https_listener.map(|listener| {
         tokio::spawn(certgate_gateway::serve(
             listener,
@@ -188,6 +189,7 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         let _ = task.await;
     }
     let _ = control_task.await;
+    let _ = expiry_task.await;
     if let Some(task) = refresher_task {
         let _ = task.await;
     }

@@ -1,12 +1,15 @@
 //! The node's `/metrics`: every layer's metric families in one registry (the data plane's, the
 //! vault refresher's, the control loop's), and what is read from the current configuration at
-//! each scrape: the seconds left until each certificate's notAfter.
+//! each scrape: the seconds left until each certificate's notAfter. It also logs a warning as
+//! a certificate reaches 30, 7 and 1 days before its notAfter, and when it expires.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use certgate_model::ConfigState;
+use certgate_pki::ExpiryStage;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -57,6 +60,8 @@ pub struct ControlMetrics {
     compile_duration: Histogram,
     last_compile: Gauge,
     expiries: Arc<ArcSwap<Vec<Expiry>>>,
+    /// Wakes the expiry warnings when the certificates changed.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl Default for ControlMetrics {
@@ -66,6 +71,7 @@ impl Default for ControlMetrics {
             compile_duration: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
             last_compile: Gauge::default(),
             expiries: Arc::default(),
+            changed: Arc::default(),
         }
     }
 }
@@ -81,6 +87,7 @@ impl ControlMetrics {
         let cas =
             state.ca_certificates.iter().map(|(id, ca)| Expiry::new(id.to_string(), "ca_certificate", ca.not_after));
         self.expiries.store(Arc::new(certificates.chain(cas).collect()));
+        self.changed.notify_one();
     }
 }
 
@@ -126,5 +133,38 @@ impl Collector for CertificateExpiries {
             ConstGauge::new(expiry.not_after - now).encode(family.encode_family(&expiry.labels)?)?;
         }
         Ok(())
+    }
+}
+
+/// How often certificates are checked against the expiry steps.
+const EXPIRY_CHECK: Duration = Duration::from_secs(60);
+
+/// Logs one warning per certificate (client or CA) and expiry step it reaches: at start for
+/// those already there, when a new one is published, and within [`EXPIRY_CHECK`] of each step,
+/// until `shutdown`.
+pub async fn warn_of_expiries(control: ControlMetrics, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut warned: HashMap<ExpiryLabels, ExpiryStage> = HashMap::new();
+    loop {
+        let expiries = control.expiries.load_full();
+        let now = unix_now();
+        warned.retain(|labels, _| expiries.iter().any(|e| e.labels == *labels));
+        for expiry in expiries.iter() {
+            match ExpiryStage::at(expiry.not_after, now) {
+                Some(stage) if warned.get(&expiry.labels) != Some(&stage) => {
+                    tracing::warn!(id = %expiry.labels.id, kind = expiry.labels.kind, "{}", stage.warning(expiry.not_after));
+                    warned.insert(expiry.labels.clone(), stage);
+                }
+                Some(_) => {}
+                None => {
+                    warned.remove(&expiry.labels);
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(EXPIRY_CHECK) => {}
+            () = control.changed.notified() => {}
+            () = &mut shutdown => return,
+        }
     }
 }

@@ -163,3 +163,34 @@ async fn logs_can_be_json_metrics_public_and_the_access_log_off() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(!quiet.node.logs().contains(&activity), "{}", quiet.node.logs());
 }
+
+/// A certificate 30 days or less from its notAfter says so: in the entity's `warnings` (upload,
+/// get, list) and once in the log, at the step it reached.
+#[tokio::test]
+async fn certificates_near_their_expiry_warn_in_the_entity_and_the_log() {
+    let stage = Stage::start();
+    let api = &stage.api;
+    let soon = Identity::expiring_client("soon.contoso.com", 3 * 86_400);
+    let later = Identity::expiring_client("later.contoso.com", 40 * 86_400);
+    let within_week = "the certificate expires within 7 days, on ";
+    let uploaded = api
+        .put(
+            "/certificates/soon",
+            &support::upload(&certgate_testkit::pfx(&soon, &[], "p", certgate_testkit::PfxFlavor::Modern), "p"),
+        )
+        .await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+    assert!(uploaded.body["warnings"][0].as_str().unwrap().starts_with(within_week), "{}", uploaded.text);
+    upload_certificate(api, "later", &later).await;
+    assert!(api.get("/certificates/soon").await.body["warnings"][0].as_str().unwrap().starts_with(within_week));
+    let listed = api.get("/certificates").await.body;
+    let warnings = |name: &str| {
+        let entry = listed["value"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
+        entry.get("warnings").cloned().unwrap_or(Value::Null)
+    };
+    assert!(warnings("soon")[0].as_str().unwrap().starts_with(within_week), "{listed}");
+    assert_eq!(warnings("later"), Value::Null, "40 days left: no warning");
+    let line = stage.node.wait_for_log(within_week);
+    assert!(line.contains("soon") && line.contains("WARN"), "{line}");
+    assert!(!stage.node.logs().contains("later.contoso") && !stage.node.logs().contains("id=later"));
+}

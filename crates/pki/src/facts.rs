@@ -42,6 +42,46 @@ pub fn thumbprint(der: &[u8]) -> Thumbprint {
 const UTC_FORMAT: &[time::format_description::FormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
 
+/// How close a certificate is to its notAfter, in the steps operators are warned at: 30, 7 and
+/// 1 days before, and once it expired (from the first instant of its notAfter second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExpiryStage {
+    WithinMonth,
+    WithinWeek,
+    WithinDay,
+    Expired,
+}
+
+impl ExpiryStage {
+    /// The stage at `now`, or `None` more than 30 days before notAfter.
+    pub fn at(not_after: i64, now: i64) -> Option<Self> {
+        const DAY: i64 = 86_400;
+        match not_after - now {
+            left if left <= 0 => Some(ExpiryStage::Expired),
+            left if left <= DAY => Some(ExpiryStage::WithinDay),
+            left if left <= 7 * DAY => Some(ExpiryStage::WithinWeek),
+            left if left <= 30 * DAY => Some(ExpiryStage::WithinMonth),
+            _ => None,
+        }
+    }
+
+    /// The warning for a certificate at this stage, as entities and the log state it.
+    pub fn warning(self, not_after: i64) -> String {
+        let on = format_utc(not_after);
+        match self {
+            ExpiryStage::Expired => format!("the certificate expired on {on}"),
+            ExpiryStage::WithinDay => format!("the certificate expires within a day, on {on}"),
+            ExpiryStage::WithinWeek => format!("the certificate expires within 7 days, on {on}"),
+            ExpiryStage::WithinMonth => format!("the certificate expires within 30 days, on {on}"),
+        }
+    }
+}
+
+/// The expiry warning for a certificate valid until `not_after`, at `now`.
+pub fn expiry_warning(not_after: i64, now: i64) -> Option<String> {
+    ExpiryStage::at(not_after, now).map(|stage| stage.warning(not_after))
+}
+
 /// Formats a Unix time the way APIM shows `expirationDate`.
 pub fn format_utc(unix_seconds: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_seconds)
@@ -143,5 +183,26 @@ mod tests {
     #[test]
     fn garbage_is_not_a_certificate() {
         assert!(certificate_facts(b"not a certificate").is_err());
+    }
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    #[test]
+    fn warnings_begin_30_days_before_not_after_and_step_at_7_and_1() {
+        let (not_after, day) = (1_800_000_000, 86_400);
+        assert_eq!(ExpiryStage::at(not_after, not_after - 30 * day - 1), None);
+        assert_eq!(ExpiryStage::at(not_after, not_after - 30 * day), Some(ExpiryStage::WithinMonth));
+        assert_eq!(ExpiryStage::at(not_after, not_after - 7 * day - 1), Some(ExpiryStage::WithinMonth));
+        assert_eq!(ExpiryStage::at(not_after, not_after - 7 * day), Some(ExpiryStage::WithinWeek));
+        assert_eq!(ExpiryStage::at(not_after, not_after - day), Some(ExpiryStage::WithinDay));
+        assert_eq!(ExpiryStage::at(not_after, not_after - 1), Some(ExpiryStage::WithinDay));
+        assert_eq!(ExpiryStage::at(not_after, not_after), Some(ExpiryStage::Expired));
+        assert_eq!(
+            expiry_warning(not_after, not_after - 3 * day).as_deref(),
+            Some("the certificate expires within 7 days, on 2027-01-15T08:00:00Z")
+        );
     }
 }

@@ -13,7 +13,7 @@ mod pkcs12;
 
 pub use backend_tls::{BackendTrust, ClientIdentity, TlsConfigError, backend_client_config, listener_server_config};
 pub use ca::{CaImportError, ImportedCaCertificate, certificate_pem, import_ca_certificate};
-pub use facts::{CertificateFacts, FactsError, certificate_facts, format_utc, parse_utc};
+pub use facts::{CertificateFacts, ExpiryStage, FactsError, certificate_facts, expiry_warning, format_utc, parse_utc};
 pub use pkcs12::{
     ImportedCertificate, Pkcs12Error, decode_wrapped_base64, import_pem, import_pkcs12, import_pkcs12_base64,
 };

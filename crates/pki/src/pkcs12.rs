@@ -4,7 +4,7 @@ use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
-use crate::facts::{CertificateFacts, certificate_facts, format_utc};
+use crate::facts::{CertificateFacts, certificate_facts};
 
 /// A client certificate ready to be stored: the leaf with its chain and its private key.
 pub struct ImportedCertificate {
@@ -139,10 +139,7 @@ fn assemble(key: Zeroizing<Vec<u8>>, certificates: Vec<Vec<u8>>) -> Result<Impor
 
     let chain = order_chain(&certs, leaf_index)?;
     let leaf = &certs[leaf_index].1;
-    let mut warnings = Vec::new();
-    if leaf.not_after < certgate_model::unix_now() {
-        warnings.push(format!("the certificate expired on {}", format_utc(leaf.not_after)));
-    }
+    let warnings = crate::expiry_warning(leaf.not_after, certgate_model::unix_now()).into_iter().collect();
     Ok(ImportedCertificate {
         subject: leaf.subject.clone(),
         thumbprint: leaf.thumbprint.clone(),
