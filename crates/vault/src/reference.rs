@@ -28,59 +28,67 @@ pub struct ReferenceError {
 }
 
 impl SecretReference {
+    /// Parses the identifier once, with the `url` crate (the same parser the HTTP client reads
+    /// the URL with), so what is stored is what is read.
     pub fn parse(identifier: &str) -> Result<Self, ReferenceError> {
         let fail = |reason| ReferenceError { identifier: identifier.to_owned(), reason };
-        let (scheme, rest) = identifier.split_once("://").ok_or_else(|| fail("no scheme"))?;
-        if scheme != "http" && scheme != "https" {
+        let url = url::Url::parse(identifier).map_err(|_| fail("not an absolute URL"))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
             return Err(fail("the scheme must be http or https"));
         }
-        let (authority, rest) = rest.split_once('/').ok_or_else(|| fail("no path"))?;
-        if authority.is_empty() || authority.contains('@') {
+        if url.host_str().is_none_or(str::is_empty) || !url.username().is_empty() || url.password().is_some() {
             return Err(fail("no host, or credentials in the URL"));
         }
-        let (path, query) = match rest.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (rest, None),
+        if url.fragment().is_some() {
+            return Err(fail("a URL fragment (#…) is not part of a secret's path"));
+        }
+        // `url` resolves `.` and `..` segments; a reference that needs resolving is refused.
+        let raw_path = identifier.split(['?', '#']).next().unwrap_or_default();
+        let relative =
+            |segment: &str| matches!(&*percent_encoding::percent_decode_str(segment).decode_utf8_lossy(), "." | "..");
+        if raw_path.split('/').any(relative) {
+            return Err(fail("empty or relative mount or secret path"));
+        }
+        let server = url[..url::Position::BeforePath].to_owned();
+        let segments: Vec<&str> = url.path_segments().map(Iterator::collect).unwrap_or_default();
+        let rest = match segments.split_first() {
+            Some((&"v1", rest)) => rest,
+            _ => return Err(fail("the path must start with /v1/")),
         };
-        let rest = path.strip_prefix("v1/").ok_or_else(|| fail("the path must start with /v1/"))?;
-        let server = format!("{scheme}://{authority}");
-        if let Some((mount, role)) = rest.split_once("/issue/") {
-            if mount.is_empty() || role.is_empty() || role.contains('/') {
+        // The first `data` (KV v2) or `issue` (PKI) segment after the mount splits the path.
+        let split = rest.iter().skip(1).position(|s| *s == "data" || *s == "issue").map(|i| i + 1);
+        let Some(split) = split else {
+            return Err(fail("the path must contain /data/ (KV v2) or /issue/ (PKI)"));
+        };
+        let mount = rest[..split].join("/");
+        let (kind_segment, tail) = (rest[split], &rest[split + 1..]);
+        let tail: Vec<&str> = match tail.split_last() {
+            // A trailing `/` leaves an empty last segment.
+            Some((&"", init)) => init.to_vec(),
+            _ => tail.to_vec(),
+        };
+        if mount.split('/').any(str::is_empty) || tail.is_empty() || tail.iter().any(|s| s.is_empty()) {
+            return Err(fail("empty or relative mount or secret path"));
+        }
+        let params: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        if kind_segment == "issue" {
+            if tail.len() != 1 {
                 return Err(fail("a PKI reference is /v1/<pki mount>/issue/<role>"));
             }
-            let params: Vec<(String, String)> = query
-                .unwrap_or_default()
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (percent_decode(k), percent_decode(v))
-                })
-                .collect();
             if !params.iter().any(|(k, v)| k == "common_name" && !v.is_empty()) {
                 return Err(fail("a PKI reference needs ?common_name=…"));
             }
-            return Ok(Self {
-                server,
-                mount: mount.to_owned(),
-                path: role.to_owned(),
-                kind: ReferenceKind::PkiIssue { params },
-            });
+            return Ok(Self { server, mount, path: tail[0].to_owned(), kind: ReferenceKind::PkiIssue { params } });
         }
-        let version = match query {
-            None | Some("") => None,
-            Some(query) => match query.strip_prefix("version=").map(str::parse::<u64>) {
-                Some(Ok(version)) if version > 0 => Some(version),
+        let version = match params.as_slice() {
+            [] => None,
+            [(key, value)] if key == "version" => match value.parse::<u64>() {
+                Ok(version) if version > 0 => Some(version),
                 _ => return Err(fail("the only query parameter allowed is version=N (N ≥ 1)")),
             },
+            _ => return Err(fail("the only query parameter allowed is version=N (N ≥ 1)")),
         };
-        let (mount, secret) =
-            rest.split_once("/data/").ok_or_else(|| fail("the path must contain /data/ (KV v2) or /issue/ (PKI)"))?;
-        let secret = secret.trim_end_matches('/');
-        if mount.is_empty() || secret.is_empty() || secret.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-            return Err(fail("empty or relative mount or secret path"));
-        }
-        Ok(Self { server, mount: mount.to_owned(), path: secret.to_owned(), kind: ReferenceKind::Kv { version } })
+        Ok(Self { server, mount, path: tail.join("/"), kind: ReferenceKind::Kv { version } })
     }
 
     pub fn is_pinned(&self) -> bool {
@@ -108,35 +116,6 @@ impl fmt::Display for SecretReference {
     }
 }
 
-/// Query-string decoding: `+` is a space, `%XX` a byte; anything malformed stays as written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[i], decoded) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, None) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +130,24 @@ mod tests {
         let pinned = SecretReference::parse("http://127.0.0.1:8200/v1/kv/data/c?version=3").unwrap();
         assert!(pinned.is_pinned());
         assert_eq!(pinned.to_string(), "http://127.0.0.1:8200/v1/kv/data/c?version=3");
+    }
+
+    #[test]
+    fn what_is_stored_is_what_the_http_client_reads() {
+        // A secret named `issue` under a KV mount is a KV secret, not a PKI endpoint.
+        let kv = SecretReference::parse("https://v:8200/v1/secret/data/issue/x").unwrap();
+        assert_eq!(
+            (kv.mount.as_str(), kv.path.as_str(), &kv.kind),
+            ("secret", "issue/x", &ReferenceKind::Kv { version: None })
+        );
+        // Nested mounts, a trailing slash, and a default port the URL standard drops.
+        let nested = SecretReference::parse("https://V.contoso.com:443/v1/team/kv/data/a/b/").unwrap();
+        assert_eq!((nested.mount.as_str(), nested.path.as_str()), ("team/kv", "a/b"));
+        assert_eq!(nested.to_string(), "https://v.contoso.com/v1/team/kv/data/a/b");
+        for reference in [kv, nested] {
+            let read = url::Url::parse(&reference.read_url()).unwrap();
+            assert_eq!(read.as_str(), reference.read_url(), "the read URL is already canonical");
+        }
     }
 
     #[test]
@@ -179,6 +176,10 @@ mod tests {
             "https://v/v1/secret/data/x?version=0",
             "https://v/v1/secret/data/x?foo=1",
             "https://user:pw@v/v1/secret/data/x",
+            "https://v/v1/secret/data/x#y",
+            "https://v/v1/secret/data/a/%2e%2e/b",
+            "https://v/v1/secret/data/a//b",
+            "https://v/v1/pki/issue/a/b?common_name=x",
         ] {
             assert!(SecretReference::parse(bad).is_err(), "{bad}");
         }
