@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod config_error;
 mod control;
+mod logging;
 mod refresher;
 mod server;
 mod sockets;

@@ -9,10 +9,9 @@ use certgate_store::{SqlStore, Store};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing_subscriber::EnvFilter;
 
 use crate::bootstrap::{self, BootstrapError};
-use crate::config::{ConfigError, ConnectionLimits, LogFormat, ServerArgs, ServerConfig};
+use crate::config::{ConfigError, ConnectionLimits, ServerArgs, ServerConfig};
 use crate::telemetry::NodeMetrics;
 use crate::vault_config::VaultConfig;
 
@@ -33,8 +32,8 @@ enum StartError {
 }
 
 pub fn main(args: ServerArgs) -> ExitCode {
-    init_logging(args.log_format);
-    let result = runtime().map_err(StartError::Runtime).and_then(|runtime| runtime.block_on(run(args)));
+    let access_log = crate::logging::init(args.log_format);
+    let result = runtime().map_err(StartError::Runtime).and_then(|runtime| runtime.block_on(run(args, access_log)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -56,17 +55,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("CERTGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
-    }
-}
-
-async fn run(args: ServerArgs) -> Result<(), StartError> {
+async fn run(args: ServerArgs, access_log: crate::logging::BufferedAccessLog) -> Result<(), StartError> {
     let mut config = args.resolve()?;
     // Before anything opens descriptors, so the whole run sees one limit.
     let descriptor_limit = crate::sockets::raise_descriptor_limit();
@@ -90,7 +79,9 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         compiler = compiler.with_backend_read_timeout(timeout);
     }
     let compiler = Arc::new(compiler);
-    certgate_gateway::set_access_log(config.access_log);
+    if config.access_log && crate::logging::access_log_enabled() {
+        certgate_gateway::set_access_log(Box::new(access_log));
+    }
     let (metrics, control_metrics) = NodeMetrics::new();
     let compiled = std::time::Instant::now();
     let (snapshots, published, state) = crate::control::first_snapshot(store.as_ref(), &compiler).await?;

@@ -322,8 +322,12 @@ fn propagate_trace(headers: &mut HeaderMap, activity_id: &ActivityId) {
         Some(parent) => (parent.trace_id, parent.flags),
         None => (*bytes, 0x01),
     };
-    let value = format!("00-{}-{}-{flags:02x}", hex::encode(trace_id), hex::encode(parent_id));
-    if let Ok(value) = HeaderValue::try_from(value) {
+    // `00-` trace `-` parent `-` flags, encoded in place (this runs once per request).
+    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let encoded = hex::encode_to_slice(trace_id, &mut value[3..35])
+        .and_then(|()| hex::encode_to_slice(parent_id, &mut value[36..52]))
+        .and_then(|()| hex::encode_to_slice([flags], &mut value[53..55]));
+    if let (Ok(()), Ok(value)) = (encoded, HeaderValue::from_bytes(&value)) {
         headers.insert(TRACEPARENT, value);
     }
 }

@@ -7,7 +7,7 @@
 //! a request creates no series. The families live for the process: a new snapshot's routes
 //! resolve the same series again, so counts continue across configuration changes.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -224,11 +224,35 @@ impl RouteTelemetry {
     }
 }
 
-static ACCESS_LOG: AtomicBool = AtomicBool::new(true);
+/// One finished request, as the access log records it.
+pub struct AccessRecord<'a> {
+    pub activity_id: &'a ActivityId,
+    pub method: &'a Method,
+    pub api: &'a str,
+    /// Empty when no operation matched.
+    pub operation: &'a str,
+    /// Empty when the gateway answered itself.
+    pub backend: &'a str,
+    pub status: u16,
+    /// Response body bytes sent.
+    pub bytes: u64,
+    pub duration: Duration,
+    /// Thumbprint of the client certificate presented to the backend; empty for none.
+    pub client_certificate: &'a str,
+}
 
-/// Turns the access log line per request on (the default) or off.
-pub fn set_access_log(on: bool) {
-    ACCESS_LOG.store(on, Ordering::Relaxed);
+/// Where access log lines go: the binary formats and writes them (a line per request is too
+/// frequent for a general-purpose log formatter on the request path).
+pub trait AccessLog: Send + Sync + 'static {
+    fn record(&self, record: &AccessRecord<'_>);
+}
+
+static ACCESS_LOG: OnceLock<Box<dyn AccessLog>> = OnceLock::new();
+
+/// Writes an access log line per request to `log` from now on (once per process; without it,
+/// there is none).
+pub fn set_access_log(log: Box<dyn AccessLog>) {
+    let _ = ACCESS_LOG.set(log);
 }
 
 /// The id a request is known by: in its response's `x-activity-id` header, every log line about
@@ -236,7 +260,7 @@ pub fn set_access_log(on: bool) {
 /// the backend. 16 bytes: a random per-process prefix and a counter, so ids never repeat
 /// within a run and differ across runs, at the cost of an atomic increment.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ActivityId([u8; 16]);
+pub struct ActivityId([u8; 16]);
 
 impl ActivityId {
     pub(crate) fn next() -> Self {
@@ -257,15 +281,23 @@ impl ActivityId {
         &self.0
     }
 
+    /// The 32 lower-case hex digits, without allocating.
+    pub fn hex(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // The input is 16 bytes and the output 32: encoding cannot fail.
+        let _ = hex::encode_to_slice(self.0, &mut out);
+        out
+    }
+
     pub(crate) fn header_value(&self) -> HeaderValue {
         // Hex digits only: always a valid header value.
-        HeaderValue::from_str(&self.to_string()).unwrap_or(HeaderValue::from_static("-"))
+        HeaderValue::from_bytes(&self.hex()).unwrap_or(HeaderValue::from_static("-"))
     }
 }
 
 impl std::fmt::Display for ActivityId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        f.write_str(std::str::from_utf8(&self.hex()).unwrap_or("-"))
     }
 }
 
@@ -332,21 +364,19 @@ impl Drop for Exchange {
         if let Some(head) = self.backend_head {
             handles.backend_duration.observe(head.as_secs_f64());
         }
-        if ACCESS_LOG.load(Ordering::Relaxed) {
+        if let Some(log) = ACCESS_LOG.get() {
             let route = &*self.route;
-            tracing::info!(
-                target: "certgate::access",
-                activity_id = %self.activity_id,
-                method = %self.method,
-                api = route.api.as_str(),
-                operation = route.operation.as_str(),
-                backend = route.backend.as_str(),
-                status = self.status.as_u16(),
-                bytes = self.bytes,
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-                client_certificate = route.client_certificate.as_deref().unwrap_or(""),
-                "request"
-            );
+            log.record(&AccessRecord {
+                activity_id: &self.activity_id,
+                method: &self.method,
+                api: &route.api,
+                operation: &route.operation,
+                backend: &route.backend,
+                status: self.status.as_u16(),
+                bytes: self.bytes,
+                duration: elapsed,
+                client_certificate: route.client_certificate.as_deref().unwrap_or(""),
+            });
         }
     }
 }
