@@ -137,7 +137,7 @@ enum Field<'a> {
 /// `"text"`: as is when nothing in it needs escaping (ids do not), else escaped as a JSON string
 /// or a Rust string literal (what the text format prints for every other line).
 fn quoted(line: &mut Vec<u8>, text: &str, json: bool) {
-    if !text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20 || b >= 0x7f) {
+    if !text.bytes().any(|b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b)) {
         line.push(b'"');
         line.extend_from_slice(text.as_bytes());
         line.push(b'"');
