@@ -121,3 +121,34 @@ fn ca_import_accepts_pem_and_der_and_refuses_keys() {
         CaImportError::CarriesPrivateKey
     );
 }
+
+/// The forms a key's bytes could take in a `Debug` line: hex, base64, or Rust's list of numbers,
+/// of a 16-byte run that is private (an EC PKCS#8 file also holds the public key, which the
+/// certificate shows).
+fn key_forms(der: &[u8], certificate: &[u8]) -> Vec<String> {
+    use base64::Engine;
+    let private = |run: &&[u8]| !certificate.windows(run.len()).any(|window| window == *run);
+    let run = der.windows(16).find(private).expect("a key has bytes of its own");
+    vec![
+        run.iter().map(|b| format!("{b:02x}")).collect(),
+        run.iter().map(|b| format!("{b:02X}")).collect(),
+        base64::engine::general_purpose::STANDARD.encode(der),
+        run.iter().map(u8::to_string).collect::<Vec<_>>().join(", "),
+    ]
+}
+
+#[test]
+fn debug_output_of_imported_material_and_identities_never_shows_the_key_or_password() {
+    let leaf = Identity::self_signed_client("debug.contoso.com", KeyKind::EcdsaP256);
+    let password = "debug-pass-6620";
+    let imported = certgate_pki::import_pkcs12(&pfx(&leaf, &[], password, PfxFlavor::Modern), password).unwrap();
+    let identity = certgate_pki::ClientIdentity::from_der(&imported.chain, &imported.private_key);
+    let pem = certgate_pki::import_pem(&leaf.cert_pem, &leaf.key_pem).unwrap();
+    for debug in [format!("{imported:?}"), format!("{identity:?}"), format!("{pem:?}")] {
+        assert!(debug.contains("debug.contoso.com") || debug.contains("ClientIdentity"), "says what it is: {debug}");
+        assert!(!debug.contains(password), "{debug}");
+        for form in key_forms(&leaf.key_der(), &leaf.cert_der) {
+            assert!(!debug.contains(&form), "a key form in {debug}");
+        }
+    }
+}
