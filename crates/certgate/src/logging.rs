@@ -72,10 +72,6 @@ impl certgate_gateway::AccessLog for BufferedAccessLog {
     /// Built by appending, not through `format!`: this runs once per request.
     fn record(&self, r: &certgate_gateway::AccessRecord<'_>) {
         let mut line = Vec::with_capacity(320);
-        let micros = u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX);
-        let duration = |line: &mut Vec<u8>| {
-            let _ = write!(line, "{}.{:03}", micros / 1000, micros % 1000);
-        };
         let (json, text) = (self.format == LogFormat::Json, self.format == LogFormat::Text);
         if json {
             line.extend_from_slice(b"{\"timestamp\":\"");
@@ -89,7 +85,7 @@ impl certgate_gateway::AccessLog for BufferedAccessLog {
             ("backend", Field::Text(r.backend)),
             ("status", Field::Number(u64::from(r.status))),
             ("bytes", Field::Number(r.bytes)),
-            ("duration_ms", Field::Duration),
+            ("duration_ms", Field::Millis(u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX))),
             ("client_certificate", Field::Text(r.client_certificate)),
         ];
         if text {
@@ -112,7 +108,9 @@ impl certgate_gateway::AccessLog for BufferedAccessLog {
                 Field::Number(number) => {
                     let _ = write!(line, "{number}");
                 }
-                Field::Duration => duration(&mut line),
+                Field::Millis(micros) => {
+                    let _ = write!(line, "{}.{:03}", micros / 1000, micros % 1000);
+                }
             }
         }
         if json {
@@ -130,8 +128,8 @@ enum Field<'a> {
     /// Quoted, and escaped when it has to be.
     Text(&'a str),
     Number(u64),
-    /// The record's duration in milliseconds, to the microsecond.
-    Duration,
+    /// Microseconds, written as milliseconds with three decimals.
+    Millis(u64),
 }
 
 /// `"text"`: as is when nothing in it needs escaping (ids do not), else escaped as a JSON string

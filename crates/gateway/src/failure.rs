@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 
 use crate::body::GatewayBody;
-use crate::telemetry::ActivityId;
+use crate::telemetry::Exchange;
 use crate::upstream::UpstreamError;
 
 /// Why a backend handshake failed: a `reason` code, the same in the log line and the
@@ -67,25 +67,26 @@ impl Failure {
         }
     }
 
-    /// Logs the failure once, with the request's activity id, and returns the anonymous response.
-    pub(crate) fn respond(
-        &self,
-        activity_id: ActivityId,
-        api: Option<&str>,
-        backend: Option<&str>,
-    ) -> Response<GatewayBody> {
+    /// Logs the failure once, with the request's activity id and route, counts a failed
+    /// handshake under its reason, and returns the anonymous response.
+    pub(crate) fn respond(&self, exchange: &Exchange) -> Response<GatewayBody> {
         let status = self.status();
+        let route = exchange.route();
         let reason = match self {
-            Failure::BackendTls(tls) => tls.reason,
+            Failure::BackendTls(tls) => {
+                crate::telemetry::handshake_failed(&route.backend, tls.reason);
+                tls.reason
+            }
             _ => "",
         };
+        let activity_id = exchange.activity_id;
         tracing::error!(
             %activity_id,
             error = self.code(),
             reason,
             cause = %self.cause(),
-            api = api.unwrap_or("-"),
-            backend = backend.unwrap_or("-"),
+            api = dash_if_empty(&route.api),
+            backend = dash_if_empty(&route.backend),
             status = status.as_u16(),
             "request failed"
         );
@@ -101,6 +102,10 @@ impl Failure {
             format!(r#"{{"statusCode":{},"message":"{message}","activityId":"{activity_id}"}}"#, status.as_u16()),
         )
     }
+}
+
+fn dash_if_empty(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
 }
 
 /// APIM's gateway answer for a path no API claims.

@@ -15,6 +15,7 @@ mod route;
 mod snapshot;
 mod telemetry;
 mod template;
+mod trace_context;
 mod upstream;
 
 pub use body::GatewayBody;

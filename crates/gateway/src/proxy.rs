@@ -18,7 +18,7 @@ use crate::body::GatewayBody;
 use crate::failure::{self, Failure};
 use crate::route::{Forward, RequestStep, ResponseStep, Route};
 use crate::snapshot::Snapshot;
-use crate::telemetry::{ActivityId, Exchange};
+use crate::telemetry::Exchange;
 use crate::upstream::{BoxError, UpstreamBody};
 
 /// Facts about the downstream connection, worked out once per connection.
@@ -40,7 +40,6 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_ACTIVITY_ID: HeaderName = HeaderName::from_static("x-activity-id");
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// One request: its [`Exchange`] (activity id, timing) goes with the response body, which ends
 /// it; every response carries the activity id in `x-activity-id`.
@@ -63,19 +62,14 @@ async fn respond(
     downstream: &Downstream,
     exchange: &mut Exchange,
 ) -> Response<GatewayBody> {
-    let activity_id = exchange.activity_id;
     // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; none (in 1.1) or several (in
     // any version) make the target ambiguous, so nothing is forwarded.
     let hosts = request.headers().get_all(header::HOST).iter().count();
     if hosts > 1 || (hosts == 0 && request.version() == http::Version::HTTP_11) {
-        return Failure::BadRequest("the request needs exactly one Host header".into()).respond(
-            activity_id,
-            None,
-            None,
-        );
+        return Failure::BadRequest("the request needs exactly one Host header".into()).respond(exchange);
     }
     if let Err(failure) = check_transfer_coding(request.headers()) {
-        return failure.respond(activity_id, None, None);
+        return failure.respond(exchange);
     }
     // A Uri clone shares its bytes: routing borrows from it while the request moves on.
     let uri = request.uri().clone();
@@ -84,22 +78,13 @@ async fn respond(
     };
     exchange.routed(matched.telemetry);
     match matched.route.as_ref() {
-        Route::Broken(reason) => {
-            Failure::Configuration(reason.clone()).respond(activity_id, Some(matched.api.as_str()), None)
-        }
+        Route::Broken(reason) => Failure::Configuration(reason.clone()).respond(exchange),
         Route::Respond(response) => response.respond(),
         Route::Forward(forward) => {
             let target = Target { remainder: matched.remainder, query: uri.query(), params: &matched.params };
             match send(forward, request, target, downstream, exchange).await {
                 Ok(response) => apply_response_steps(response, &forward.outbound),
-                Err(failure) => {
-                    if let Failure::BackendTls(tls) = &failure {
-                        crate::telemetry::handshake_failed(&exchange.route().backend, tls.reason);
-                    }
-                    let backend = forward.backend.as_ref().map(|b| b.as_str());
-                    let response = failure.respond(activity_id, Some(forward.api.as_str()), backend);
-                    apply_response_steps(response, &forward.on_error)
-                }
+                Err(failure) => apply_response_steps(failure.respond(exchange), &forward.on_error),
             }
         }
     }
@@ -123,7 +108,7 @@ async fn send(
 ) -> Result<Response<GatewayBody>, Failure> {
     let (mut parts, body) = request.into_parts();
     let path_and_query = prepare(forward, &mut parts, &target, downstream)?;
-    propagate_trace(&mut parts.headers, &exchange.activity_id);
+    crate::trace_context::propagate(&mut parts.headers, &exchange.activity_id);
     let sent = tokio::time::Instant::now();
     let deadline = sent + forward.timeout;
     let send = forward.upstream.send(&forward.origin, parts, body, &path_and_query);
@@ -302,95 +287,4 @@ fn apply_response_steps(mut response: Response<GatewayBody>, steps: &[ResponseSt
         }
     }
     response
-}
-
-/// W3C Trace Context: the backend's request carries the client's trace with the gateway as its
-/// parent (a new parent id, the flags kept), or, when the client sent no valid `traceparent`,
-/// a new sampled trace whose id is the activity id. `tracestate` passes unchanged.
-fn propagate_trace(headers: &mut HeaderMap, activity_id: &ActivityId) {
-    let incoming = headers.get(TRACEPARENT).and_then(|value| TraceParent::parse(value.as_bytes()));
-    let bytes = activity_id.bytes();
-    // The counter half of the activity id, mixed with its random half: unique per request.
-    let mut parent_id = [0u8; 8];
-    for (i, byte) in parent_id.iter_mut().enumerate() {
-        *byte = bytes[8 + i] ^ bytes[i];
-    }
-    if parent_id == [0; 8] {
-        parent_id[7] = 1;
-    }
-    let (trace_id, flags) = match incoming {
-        Some(parent) => (parent.trace_id, parent.flags),
-        None => (*bytes, 0x01),
-    };
-    // `00-` trace `-` parent `-` flags, encoded in place (this runs once per request).
-    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    let encoded = hex::encode_to_slice(trace_id, &mut value[3..35])
-        .and_then(|()| hex::encode_to_slice(parent_id, &mut value[36..52]))
-        .and_then(|()| hex::encode_to_slice([flags], &mut value[53..55]));
-    if let (Ok(()), Ok(value)) = (encoded, HeaderValue::from_bytes(&value)) {
-        headers.insert(TRACEPARENT, value);
-    }
-}
-
-/// The parts of a version-00 `traceparent` the gateway keeps.
-struct TraceParent {
-    trace_id: [u8; 16],
-    flags: u8,
-}
-
-impl TraceParent {
-    /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lower-case, ids not all zero;
-    /// anything else is ignored as the specification says.
-    fn parse(value: &[u8]) -> Option<Self> {
-        if value.len() != 55 || &value[..3] != b"00-" || value[35] != b'-' || value[52] != b'-' {
-            return None;
-        }
-        let lower_hex = |part: &[u8]| part.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
-        let (trace, parent, flags) = (&value[3..35], &value[36..52], &value[53..55]);
-        if !(lower_hex(trace) && lower_hex(parent) && lower_hex(flags)) {
-            return None;
-        }
-        let mut trace_id = [0u8; 16];
-        hex::decode_to_slice(trace, &mut trace_id).ok()?;
-        let mut flag = [0u8; 1];
-        hex::decode_to_slice(flags, &mut flag).ok()?;
-        let zero = |part: &[u8]| part.iter().all(|&b| b == b'0');
-        (!zero(trace) && !zero(parent)).then_some(TraceParent { trace_id, flags: flag[0] })
-    }
-}
-
-#[cfg(test)]
-mod trace_tests {
-    use super::*;
-
-    #[test]
-    fn a_valid_traceparent_keeps_its_trace_and_flags_with_a_new_parent_and_others_start_a_trace() {
-        let activity = ActivityId::next();
-        let mut headers = HeaderMap::new();
-        let client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-        headers.insert(TRACEPARENT, HeaderValue::from_static(client));
-        propagate_trace(&mut headers, &activity);
-        let sent = headers[TRACEPARENT].to_str().unwrap_or_default().to_owned();
-        assert!(sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent.ends_with("-00"), "{sent}");
-        assert_ne!(&sent[36..52], "00f067aa0ba902b7", "the gateway is the new parent");
-        assert!(TraceParent::parse(sent.as_bytes()).is_some(), "{sent}");
-
-        for invalid in [
-            "",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-        ] {
-            let mut headers = HeaderMap::new();
-            if let Ok(value) = HeaderValue::try_from(invalid) {
-                headers.insert(TRACEPARENT, value);
-            }
-            propagate_trace(&mut headers, &activity);
-            let sent = headers[TRACEPARENT].to_str().unwrap_or_default().to_owned();
-            assert_eq!(&sent[3..35], activity.to_string(), "{invalid:?} starts a trace named by the activity id");
-            assert!(sent.ends_with("-01"), "{sent}");
-        }
-    }
 }

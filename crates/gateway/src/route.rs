@@ -64,7 +64,6 @@ pub(crate) enum Route {
 
 #[derive(Debug)]
 pub(crate) struct Forward {
-    pub api: EntityId,
     /// The backend entity, when the target came from one (for logs and metrics).
     pub backend: Option<EntityId>,
     /// The client certificate presented to the backend (for the access log).
@@ -99,7 +98,6 @@ pub(crate) enum ResponseStep {
 
 /// A matched request: the route and the template parameters.
 pub(crate) struct Matched<'s, 'p> {
-    pub api: &'s EntityId,
     pub route: &'s Arc<Route>,
     pub telemetry: &'s Arc<RouteTelemetry>,
     pub params: Vec<(&'s str, &'p str)>,
@@ -146,11 +144,11 @@ impl Router {
             }
             if let Some(params) = operation.template.matches(remainder) {
                 let (route, telemetry) = (&operation.route, &operation.telemetry);
-                return Some(Matched { api: &api.id, route, telemetry, params, remainder });
+                return Some(Matched { route, telemetry, params, remainder });
             }
         }
         let (route, telemetry) = (&api.fallback, &api.fallback_telemetry);
-        Some(Matched { api: &api.id, route, telemetry, params: Vec::new(), remainder })
+        Some(Matched { route, telemetry, params: Vec::new(), remainder })
     }
 
     fn api_at(&self, head: &str) -> Option<&CompiledApi> {
@@ -170,14 +168,15 @@ mod tests {
     use super::*;
 
     fn api(id: &str, prefix: &str) -> CompiledApi {
+        let id = EntityId::parse(id).expect("valid id");
         CompiledApi {
-            id: EntityId::parse(id).expect("valid id"),
+            fallback_telemetry: Arc::new(RouteTelemetry::new(Some(&id), None, String::new(), None)),
+            id,
             prefix: prefix.to_owned(),
             http: true,
             https: false,
             operations: Vec::new(),
             fallback: Arc::new(Route::Broken(String::new())),
-            fallback_telemetry: Arc::new(RouteTelemetry::new(None, None, String::new(), None)),
             depends_on: Dependencies::default(),
         }
     }
@@ -191,7 +190,7 @@ mod tests {
                 .collect(),
         );
         let found =
-            |path: &'static str| router.find(path, &Method::GET, false).map(|m| (m.api.to_string(), m.remainder));
+            |path: &'static str| router.find(path, &Method::GET, false).map(|m| (m.telemetry.api.clone(), m.remainder));
         assert_eq!(found("/orders/v2/x"), Some(("v2".into(), "/x")));
         assert_eq!(found("/ORDERS/v2"), Some(("v2".into(), "")));
         assert_eq!(found("/orders/v20"), Some(("orders".into(), "/v20")));

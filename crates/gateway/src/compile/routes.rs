@@ -56,7 +56,7 @@ impl<'a> Context<'a> {
     }
 
     fn route(&mut self, api: &EntityId, service_url: Option<&str>, policy: &EffectivePolicy) -> Route {
-        match self.try_route(api, service_url, policy) {
+        match self.try_route(service_url, policy) {
             Ok(route) => route,
             Err(reason) => {
                 tracing::warn!(api = %api, %reason, "route cannot be served until the configuration is fixed");
@@ -65,12 +65,7 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn try_route(
-        &mut self,
-        api: &EntityId,
-        service_url: Option<&str>,
-        policy: &EffectivePolicy,
-    ) -> Result<Route, String> {
+    fn try_route(&mut self, service_url: Option<&str>, policy: &EffectivePolicy) -> Result<Route, String> {
         let mut request_steps = Vec::new();
         let mut target: Option<&BackendRef> = None;
         let mut certificate: Option<&CertificateRef> = None;
@@ -118,7 +113,6 @@ impl<'a> Context<'a> {
         let client_certificate = identity.as_ref().map(|identity| identity.thumbprint().clone());
         let upstream = self.upstream(identity, switches)?;
         Ok(Route::Forward(Box::new(Forward {
-            api: api.clone(),
             backend: backend.as_ref().map(|(id, _)| id.clone()),
             client_certificate,
             request_steps,
