@@ -7,6 +7,10 @@ use crate::crypto::MasterKeyError;
 pub enum StoreError {
     #[error("not found")]
     NotFound,
+    /// A write with [`crate::Precondition::unchanged_since`] found another write committed
+    /// after that revision.
+    #[error("another change was committed while this one was being checked")]
+    Raced,
     #[error("the entity has changed (current revision {current:?})")]
     PreconditionFailed { current: Option<i64> },
     /// The database could not do its part for a reason outside certgate (disk full, read-only,

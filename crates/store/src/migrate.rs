@@ -29,7 +29,18 @@ impl Dialect {
             Dialect::Postgres => "BEGIN",
         }
     }
+
+    /// The statement that starts a read-only transaction seeing one snapshot of the store.
+    pub(crate) fn begin_snapshot(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
 }
+
+/// Reads the store's revision: the counter every write raises (created by the first script).
+pub(crate) const REVISION: &str = "SELECT value FROM counters WHERE name = 'revision'";
 
 struct Script {
     version: i64,
@@ -56,6 +67,12 @@ const SCRIPTS: &[Script] = &[
         description: "drop the hand-written runner's table",
         sqlite: include_str!("migrations/0003_sqlx_migrator.sql"),
         postgres: include_str!("migrations/0003_sqlx_migrator.sql"),
+    },
+    Script {
+        version: 4,
+        description: "nodes",
+        sqlite: include_str!("migrations/0004_nodes.sql"),
+        postgres: include_str!("migrations/0004_nodes.sql"),
     },
 ];
 

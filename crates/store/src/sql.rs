@@ -8,11 +8,12 @@ use sqlx::{AnyConnection, AnyPool, Connection as _, Row};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
+use crate::cluster::{self, Duty, Lease, NodeBeat, PostgresOptions};
 use crate::crypto::{MasterKey, MasterKeyError, Sealer};
 use crate::error::{Access, DbContext, StoreError, Unavailability};
-use crate::migrate::{self, Dialect};
+use crate::migrate::{self, Dialect, REVISION};
 use crate::tx::Tx;
-use crate::{Changes, Record, Store, Written};
+use crate::{Changes, Precondition, Record, Store, Unchanged, Written};
 
 /// The store on SQLite or PostgreSQL through sqlx's `Any` driver.
 pub struct SqlStore {
@@ -20,6 +21,8 @@ pub struct SqlStore {
     dialect: Dialect,
     /// On SQLite: what keeps its files usable across discarded connections.
     sqlite: Option<SqliteFiles>,
+    /// On PostgreSQL: how to reach the cluster's database outside the pool.
+    postgres: Option<SharedDatabase>,
     sealer: Sealer,
     /// Publishes the revision of each committed write so the control loop can recompile.
     changes: watch::Sender<i64>,
@@ -34,6 +37,20 @@ struct SqliteFiles {
     dir: PathBuf,
     /// Never used after opening; `Mutex` only because `AnyConnection` is not `Sync`.
     _anchor: std::sync::Mutex<AnyConnection>,
+}
+
+/// The parts of a PostgreSQL store that other nodes share.
+struct SharedDatabase {
+    /// For each duty's lock, which needs a session of its own.
+    options: sqlx::postgres::PgConnectOptions,
+    /// The task following other nodes' writes ([`cluster::follow`]); it ends with the store.
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SharedDatabase {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
 }
 
 const KEY_CHECK: &str = "key_check";
@@ -69,14 +86,26 @@ impl SqlStore {
         Ok(store)
     }
 
-    /// Connects to a PostgreSQL store shared by several nodes.
-    pub async fn open_postgres(url: &str, key: &MasterKey) -> Result<Self, StoreError> {
+    /// Connects to a PostgreSQL store shared by several nodes, and follows their writes.
+    pub async fn open_postgres(options: &PostgresOptions, key: &MasterKey) -> Result<Self, StoreError> {
+        // While the server is away, a write waits this long for a connection before it is
+        // answered 503, rather than sqlx's default 30 s.
         let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .connect_with(Self::options(url)?)
+            .max_connections(options.pool_size)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_with(Self::options(&options.url)?)
             .await
             .context("connecting to PostgreSQL")?;
-        Self::init(pool, Dialect::Postgres, key).await
+        let mut store = Self::init(pool, Dialect::Postgres, key).await?;
+        let connect_options = options.connect_options()?;
+        let follower = tokio::spawn(cluster::follow(
+            connect_options.clone(),
+            store.pool.clone(),
+            store.changes.clone(),
+            options.resync_interval,
+        ));
+        store.postgres = Some(SharedDatabase { options: connect_options, follower });
+        Ok(store)
     }
 
     fn options(url: &str) -> Result<AnyConnectOptions, StoreError> {
@@ -90,7 +119,7 @@ impl SqlStore {
         Self::check_master_key(&pool, &sealer).await?;
         let (revision,): (i64,) = sqlx::query_as(REVISION).fetch_one(&pool).await.context("reading the revision")?;
         let (changes, _) = watch::channel(revision);
-        Ok(Self { pool, dialect, sqlite: None, sealer, changes })
+        Ok(Self { pool, dialect, sqlite: None, postgres: None, sealer, changes })
     }
 
     async fn begin_write(&self) -> Result<Tx, StoreError> {
@@ -98,28 +127,25 @@ impl SqlStore {
     }
 
     /// The first start seals a known value; every later start must open it with the same key,
-    /// so a wrong key is reported at once instead of as garbage secrets later.
+    /// so a wrong key is reported at once instead of as garbage secrets later. Nodes starting
+    /// together on a new shared store race to seal it: one insert wins, and every node then
+    /// checks its key against the winner's.
     async fn check_master_key(pool: &AnyPool, sealer: &Sealer) -> Result<(), StoreError> {
-        let stored: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM meta WHERE name = $1")
+        let sealed = sealer.seal(KEY_CHECK, KEY_CHECK_PLAINTEXT)?;
+        sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(KEY_CHECK)
-            .fetch_optional(pool)
+            .bind(sealed)
+            .execute(pool)
+            .await
+            .context("writing the master key check")?;
+        let (stored,): (Vec<u8>,) = sqlx::query_as("SELECT value FROM meta WHERE name = $1")
+            .bind(KEY_CHECK)
+            .fetch_one(pool)
             .await
             .context("reading the master key check")?;
-        match stored {
-            Some((sealed,)) => match sealer.open(KEY_CHECK, &sealed) {
-                Ok(plain) if plain.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
-                _ => Err(MasterKeyError::Mismatch.into()),
-            },
-            None => {
-                let sealed = sealer.seal(KEY_CHECK, KEY_CHECK_PLAINTEXT)?;
-                sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2)")
-                    .bind(KEY_CHECK)
-                    .bind(sealed)
-                    .execute(pool)
-                    .await
-                    .context("writing the master key check")?;
-                Ok(())
-            }
+        match sealer.open(KEY_CHECK, &stored) {
+            Ok(plain) if plain.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
+            _ => Err(MasterKeyError::Mismatch.into()),
         }
     }
 
@@ -158,8 +184,18 @@ impl SqlStore {
         }
     }
 
+    /// Tells the other nodes, from inside the transaction, that `revision` is coming.
+    async fn announce(&self, tx: &mut Tx, revision: i64) -> Result<(), StoreError> {
+        match self.dialect {
+            Dialect::Postgres => cluster::announce(tx, revision).await,
+            Dialect::Sqlite => Ok(()),
+        }
+    }
+
+    /// Raises the change watch to a revision this node committed (a follower may have raised
+    /// it further already).
     fn published(&self, revision: i64) {
-        self.changes.send_replace(revision);
+        cluster::raise(&self.changes, revision);
     }
 }
 
@@ -171,7 +207,7 @@ impl SqlStore {
         id: &EntityId,
         body: String,
         secret: Option<Zeroizing<Vec<u8>>>,
-        expected: Option<i64>,
+        precondition: Precondition,
     ) -> Result<Written, StoreError> {
         let key = id.key();
         let sealed = match &secret {
@@ -181,11 +217,17 @@ impl SqlStore {
         let mut tx = self.begin_write().await?;
         let revision = next_revision(&mut tx).await?;
         let current = current_revision(&mut tx, kind, &key).await?;
-        if let Some(expected) = expected
-            && current.as_ref().map(|(r, _)| *r) != Some(expected)
-        {
+        let raced = changed_after(&mut tx, precondition.unchanged).await?;
+        let refusal = match precondition {
+            _ if raced => Some(StoreError::Raced),
+            Precondition { revision: Some(expected), .. } if current.as_ref().map(|(r, _)| *r) != Some(expected) => {
+                Some(StoreError::PreconditionFailed { current: current.as_ref().map(|(r, _)| *r) })
+            }
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
             tx.rollback().await;
-            return Err(StoreError::PreconditionFailed { current: current.map(|(r, _)| r) });
+            return Err(refusal);
         }
         let now = certgate_model::unix_now();
         let stored_id = match &current {
@@ -223,19 +265,27 @@ impl SqlStore {
                 id.clone()
             }
         };
+        self.announce(&mut tx, revision).await?;
         tx.commit().await.context("committing a write")?;
         self.published(revision);
         Ok(Written { revision, created: current.is_none(), id: stored_id })
     }
 
-    async fn delete_entity(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<i64, StoreError> {
+    async fn delete_entity(
+        &self,
+        kind: EntityKind,
+        id: &EntityId,
+        precondition: Precondition,
+    ) -> Result<i64, StoreError> {
         let key = id.key();
         let mut tx = self.begin_write().await?;
         let revision = next_revision(&mut tx).await?;
         let current = current_revision(&mut tx, kind, &key).await?.map(|(r, _)| r);
-        let refusal = match (current, expected) {
+        let raced = changed_after(&mut tx, precondition.unchanged).await?;
+        let refusal = match (current, precondition) {
+            _ if raced => Some(StoreError::Raced),
             (None, _) => Some(StoreError::NotFound),
-            (Some(current), Some(expected)) if current != expected => {
+            (Some(current), Precondition { revision: Some(expected), .. }) if current != expected => {
                 Some(StoreError::PreconditionFailed { current: Some(current) })
             }
             _ => None,
@@ -245,6 +295,7 @@ impl SqlStore {
             return Err(refusal);
         }
         delete_record(&mut tx, revision, kind, &key).await?;
+        self.announce(&mut tx, revision).await?;
         tx.commit().await.context("committing a delete")?;
         self.published(revision);
         Ok(revision)
@@ -260,6 +311,27 @@ async fn next_revision(conn: &mut AnyConnection) -> Result<i64, StoreError> {
             .await
             .context("raising the revision")?;
     Ok(revision)
+}
+
+/// Whether a record of the given kinds was written or deleted after the given revision. Runs
+/// after [`next_revision`], so the counter's lock keeps the answer true until the commit.
+async fn changed_after(conn: &mut AnyConnection, unchanged: Option<Unchanged>) -> Result<bool, StoreError> {
+    let Some(Unchanged { since, kinds }) = unchanged else { return Ok(false) };
+    for kind in kinds {
+        let (changes,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM entities WHERE kind = $1 AND revision > $2) \
+                  + (SELECT COUNT(*) FROM deletions WHERE kind = $1 AND revision > $2)",
+        )
+        .bind(kind.collection())
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await
+        .context("checking for concurrent changes")?;
+        if changes > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 async fn current_revision(
@@ -292,7 +364,6 @@ async fn delete_record(conn: &mut AnyConnection, revision: i64, kind: EntityKind
     Ok(())
 }
 
-const REVISION: &str = "SELECT value FROM counters WHERE name = 'revision'";
 const SELECT_ONE: &str =
     "SELECT id, id_key, revision, body, secret, updated_at FROM entities WHERE kind = $1 AND id_key = $2";
 const SELECT_CHANGED: &str =
@@ -318,25 +389,37 @@ impl Store for SqlStore {
         rows.iter().map(|row| self.record(kind, row)).collect()
     }
 
-    async fn put(
+    async fn put_checked(
         &self,
         kind: EntityKind,
         id: &EntityId,
         body: String,
         secret: Option<Zeroizing<Vec<u8>>>,
-        expected: Option<i64>,
+        precondition: Precondition,
     ) -> Result<Written, StoreError> {
-        self.put_entity(kind, id, body, secret, expected).await.map_err(|e| self.write_failure(e))
+        self.put_entity(kind, id, body, secret, precondition).await.map_err(|e| self.write_failure(e))
     }
 
-    async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<i64, StoreError> {
-        self.delete_entity(kind, id, expected).await.map_err(|e| self.write_failure(e))
+    async fn delete_checked(
+        &self,
+        kind: EntityKind,
+        id: &EntityId,
+        precondition: Precondition,
+    ) -> Result<i64, StoreError> {
+        self.delete_entity(kind, id, precondition).await.map_err(|e| self.write_failure(e))
+    }
+
+    async fn revision(&self) -> Result<i64, StoreError> {
+        let (revision,): (i64,) =
+            sqlx::query_as(REVISION).fetch_one(&self.pool).await.context("reading the revision")?;
+        Ok(revision)
     }
 
     async fn changed_since(&self, revision: i64) -> Result<Changes, StoreError> {
-        // One transaction: the revision read first bounds what the two queries may miss, and
-        // anything newer they return is applied again, harmlessly, next time.
-        let mut tx = Tx::begin(&self.pool, "BEGIN").await.context("reading changes")?;
+        // One snapshot for the three queries (SQLite's transactions are snapshots; PostgreSQL's
+        // READ COMMITTED is not): the revision bounds them, and a record deleted and written
+        // again is seen either in both lists or in neither.
+        let mut tx = Tx::begin(&self.pool, self.dialect.begin_snapshot()).await.context("reading changes")?;
         let (current,): (i64,) = sqlx::query_as(REVISION).fetch_one(&mut *tx).await.context("reading the revision")?;
         let rows = sqlx::query(SELECT_CHANGED).bind(revision).fetch_all(&mut *tx).await.context("reading changes")?;
         let deleted: Vec<(String, String)> =
@@ -367,6 +450,50 @@ impl Store for SqlStore {
 
     fn changes(&self) -> watch::Receiver<i64> {
         self.changes.subscribe()
+    }
+
+    async fn try_lead(&self, duty: Duty) -> Result<Option<Lease>, StoreError> {
+        match &self.postgres {
+            Some(shared) => Lease::try_postgres(&shared.options, duty).await,
+            None => Ok(Some(Lease::alone())),
+        }
+    }
+
+    async fn heartbeat(&self, node: &NodeBeat) -> Result<(), StoreError> {
+        sqlx::query(cluster::UPSERT_NODE)
+            .bind(&node.id)
+            .bind(&node.name)
+            .bind(node.admin_address.as_deref())
+            .bind(node.served_revision)
+            .bind(node.started_at)
+            .bind(node.heartbeat_at)
+            .execute(&self.pool)
+            .await
+            .context("writing the node's heartbeat")
+            .map_err(StoreError::while_writing)?;
+        sqlx::query(cluster::FORGET_NODES)
+            .bind(node.heartbeat_at - cluster::FORGET_AFTER_S)
+            .execute(&self.pool)
+            .await
+            .context("forgetting silent nodes")
+            .map_err(StoreError::while_writing)?;
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeBeat>, StoreError> {
+        let rows: Vec<(String, String, Option<String>, i64, i64, i64)> =
+            sqlx::query_as(cluster::SELECT_NODES).fetch_all(&self.pool).await.context("listing nodes")?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, admin_address, served_revision, started_at, heartbeat_at)| NodeBeat {
+                id,
+                name,
+                admin_address,
+                served_revision,
+                started_at,
+                heartbeat_at,
+            })
+            .collect())
     }
 
     async fn probe(&self) -> Result<(), StoreError> {

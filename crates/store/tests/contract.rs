@@ -1,10 +1,8 @@
 //! The store contract, run against the embedded SQLite store and a real PostgreSQL server.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use certgate_model::{EntityId, EntityKind};
-use certgate_store::{MasterKey, SqlStore, Store, StoreError, apply_changes, load_config};
+use certgate_store::{MasterKey, PostgresOptions, SqlStore, Store, StoreError, apply_changes, load_config};
 use zeroize::Zeroizing;
 
 fn id(text: &str) -> EntityId {
@@ -116,9 +114,9 @@ async fn sqlite_store_keeps_the_contract_and_refuses_a_wrong_key() {
 
 #[tokio::test]
 async fn postgres_store_keeps_the_contract() {
-    let url = support::postgres_test_db().await;
+    let url = certgate_testkit::test_database().await;
     let (key, _) = MasterKey::generate().unwrap();
-    let store = SqlStore::open_postgres(&url, &key).await.unwrap();
+    let store = SqlStore::open_postgres(&PostgresOptions::new(url.clone()), &key).await.unwrap();
     changes_apply_incrementally(&store).await;
     exercise(&store).await;
 }

@@ -3,10 +3,8 @@
 //! test prints why it was skipped.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use certgate_model::{EntityId, EntityKind};
-use certgate_store::{MasterKey, SqlStore, Store, StoreError};
+use certgate_store::{MasterKey, PostgresOptions, SqlStore, Store, StoreError};
 use certgate_testkit::{Immutable, SmallDisk, or_skip};
 
 const KIND: EntityKind = EntityKind::Backend;
@@ -125,13 +123,13 @@ async fn writes_after_failures_on_immutable_files_are_durable() {
 #[tokio::test]
 async fn postgres_writes_while_connections_are_killed_keep_every_acknowledged_one() {
     use sqlx::Connection as _;
-    let url = support::postgres_test_db().await;
+    let url = certgate_testkit::test_database().await;
     let database = url.rsplit('/').next().unwrap().to_owned();
     let server = url.rsplit_once('/').unwrap().0.to_owned();
     let (key, key_text) = MasterKey::generate().unwrap();
     let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());
     {
-        let store = SqlStore::open_postgres(&url, &key).await.unwrap();
+        let store = SqlStore::open_postgres(&PostgresOptions::new(url.clone()), &key).await.unwrap();
         let killer = tokio::spawn(async move {
             let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres")).await.unwrap();
             loop {
@@ -159,7 +157,9 @@ async fn postgres_writes_while_connections_are_killed_keep_every_acknowledged_on
         killer.abort();
     }
     assert!(!acknowledged.is_empty() && !refused.is_empty(), "both outcomes occurred: {} refused", refused.len());
-    let reopened = SqlStore::open_postgres(&url, &MasterKey::parse(&key_text).unwrap()).await.unwrap();
+    let reopened = SqlStore::open_postgres(&PostgresOptions::new(url.clone()), &MasterKey::parse(&key_text).unwrap())
+        .await
+        .unwrap();
     for name in &acknowledged {
         assert!(reopened.get(KIND, &id(name)).await.unwrap().is_some(), "acknowledged {name} is lost");
     }
