@@ -5,6 +5,7 @@
 mod faults;
 mod http_backend;
 mod openbao;
+mod postgres;
 mod raw_client;
 mod scripted_backend;
 mod tls_peer;
@@ -12,6 +13,7 @@ mod tls_peer;
 pub use faults::{Filler, Immutable, SmallDisk};
 pub use http_backend::{ClosedConnection, HttpsBackend, https_echo_backend, self_signed_echo_backend};
 pub use openbao::OpenBao;
+pub use postgres::{PostgresServer, shared_server, test_database};
 pub use raw_client::{End, Framing, Parsed, Piece, RawClient, RawOutcome, RawResponse, parse_responses};
 pub use scripted_backend::{ConnectionLog, Options, Reading, Received, ScriptedBackend, Step};
 pub use tls_peer::{ClientAuth, sha1_hex, tls_echo_peer, tls_terminator};
