@@ -26,7 +26,7 @@ pub fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new().routes(routes!(list_apis)).routes(routes!(get_api, put_api, patch_api, delete_api))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ApiProperties {
     /// Required on PUT.
@@ -92,7 +92,7 @@ pub struct ApiProperties {
     translate_required_query_parameters: Option<serde::de::IgnoredAny>,
 }
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactContract {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,7 +103,7 @@ pub struct ContactContract {
     email: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LicenseContract {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -385,8 +385,13 @@ async fn put_api(
     headers: HeaderMap,
     JsonBody(envelope): JsonBody<Envelope<ApiProperties>>,
 ) -> Result<Response, ApiError> {
-    let api = build(&state, &id, envelope.properties, None).await?;
-    state.write(KIND, &id, &headers, &api, None, |stored| resource(stored, &api)).await
+    let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
+    state
+        .without_races(&[EntityKind::Api], |unchanged| async move {
+            let api = build(state, id, properties.clone(), None).await?;
+            state.write_checked(KIND, id, headers, &api, None, Some(unchanged), |stored| resource(stored, &api)).await
+        })
+        .await
 }
 
 /// Update named properties of an API.
@@ -400,9 +405,15 @@ async fn patch_api(
     headers: HeaderMap,
     JsonBody(envelope): JsonBody<Envelope<ApiProperties>>,
 ) -> Result<Response, ApiError> {
-    let current = state.load::<Api>(KIND, &id).await?;
-    let api = build(&state, &current.id, envelope.properties, Some(current.entity)).await?;
-    state.write(KIND, &current.id, &headers, &api, None, |stored| resource(stored, &api)).await
+    let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
+    state
+        .without_races(&[EntityKind::Api], |unchanged| async move {
+            let current = state.load::<Api>(KIND, id).await?;
+            let api = build(state, &current.id, properties.clone(), Some(current.entity)).await?;
+            let respond = |stored: &EntityId| resource(stored, &api);
+            state.write_checked(KIND, &current.id, headers, &api, None, Some(unchanged), respond).await
+        })
+        .await
 }
 
 /// Delete an API with its operations and policies.

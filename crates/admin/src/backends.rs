@@ -35,7 +35,7 @@ pub fn routes() -> OpenApiRouter<AdminState> {
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BackendProperties {
     /// Absolute `http://` or `https://` URL of the backend. Required on PUT.
@@ -66,7 +66,7 @@ pub struct BackendProperties {
     backend_type: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CredentialsContract {
     /// Client certificates by id (presented to the backend); ids win over thumbprints.
@@ -82,14 +82,14 @@ pub struct CredentialsContract {
     authorization: Option<AuthorizationContract>,
 }
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationContract {
     scheme: String,
     parameter: String,
 }
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsContract {
     /// Validate the backend's certificate chain (default true).
@@ -296,8 +296,15 @@ async fn put_backend(
     headers: HeaderMap,
     JsonBody(envelope): JsonBody<Envelope<BackendProperties>>,
 ) -> Result<Response, ApiError> {
-    let backend = build(&state, envelope.properties, None).await?;
-    state.write(KIND, &id, &headers, &backend, None, |stored| resource(stored, &backend)).await
+    let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
+    state
+        .without_races(&[EntityKind::Certificate], |unchanged| async move {
+            let backend = build(state, properties.clone(), None).await?;
+            state
+                .write_checked(KIND, id, headers, &backend, None, Some(unchanged), |stored| resource(stored, &backend))
+                .await
+        })
+        .await
 }
 
 /// Update named properties of a backend.
@@ -312,9 +319,15 @@ async fn patch_backend(
     headers: HeaderMap,
     JsonBody(envelope): JsonBody<Envelope<BackendProperties>>,
 ) -> Result<Response, ApiError> {
-    let current = state.load::<Backend>(KIND, &id).await?;
-    let backend = build(&state, envelope.properties, Some(current.entity)).await?;
-    state.write(KIND, &current.id, &headers, &backend, None, |stored| resource(stored, &backend)).await
+    let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
+    state
+        .without_races(&[EntityKind::Certificate], |unchanged| async move {
+            let current = state.load::<Backend>(KIND, id).await?;
+            let backend = build(state, properties.clone(), Some(current.entity)).await?;
+            let respond = |stored: &EntityId| resource(stored, &backend);
+            state.write_checked(KIND, &current.id, headers, &backend, None, Some(unchanged), respond).await
+        })
+        .await
 }
 
 /// Delete a backend (409 while a policy names it in set-backend-service).
@@ -327,7 +340,12 @@ async fn delete_backend(
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let current = state.load::<Backend>(KIND, &id).await?;
-    crate::references::refuse_if_referenced(&state, crate::references::Target::Backend(&current.id)).await?;
-    state.remove(KIND, &id, &headers).await
+    let (state, id, headers) = (&state, &id, &headers);
+    state
+        .without_races(&[EntityKind::Policy], |unchanged| async move {
+            let current = state.load::<Backend>(KIND, id).await?;
+            crate::references::refuse_if_referenced(state, crate::references::Target::Backend(&current.id)).await?;
+            state.remove_checked(KIND, id, headers, Some(unchanged)).await
+        })
+        .await
 }

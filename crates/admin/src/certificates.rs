@@ -309,10 +309,15 @@ async fn delete_certificate(
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let current = state.load::<Certificate>(KIND, &id).await?;
-    let target = crate::references::Target::Certificate(&current.id, &current.entity.thumbprint);
-    crate::references::refuse_if_referenced(&state, target).await?;
-    state.remove(KIND, &id, &headers).await
+    let (state, id, headers) = (&state, &id, &headers);
+    state
+        .without_races(&[EntityKind::Policy, EntityKind::Backend, EntityKind::Certificate], |unchanged| async move {
+            let current = state.load::<Certificate>(KIND, id).await?;
+            let target = crate::references::Target::Certificate(&current.id, &current.entity.thumbprint);
+            crate::references::refuse_if_referenced(state, target).await?;
+            state.remove_checked(KIND, id, headers, Some(unchanged)).await
+        })
+        .await
 }
 
 /// Re-read a vault-referenced certificate now.

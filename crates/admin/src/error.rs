@@ -175,12 +175,32 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// Another write committed between a handler's checks and its write: checked again by
+    /// [`crate::AdminState::without_races`], and a 409 asking to retry once that gives up.
+    fn raced() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::plain(
+                StatusCode::CONFLICT,
+                RACED,
+                "Other changes were made at the same time as this one, again and again; retry it.".into(),
+            )
+        }
+    }
+
+    pub(crate) fn is_raced(&self) -> bool {
+        self.code == RACED
+    }
 }
+
+const RACED: &str = "ConcurrentChange";
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::PreconditionFailed { .. } => ApiError::precondition_failed(),
+            StoreError::Raced => ApiError::raced(),
             // Callers that can name the entity map NotFound themselves; this is the fallback.
             StoreError::NotFound => Self::plain(StatusCode::NOT_FOUND, "NotFound", "The entity was not found.".into()),
             unavailable @ StoreError::Unavailable { .. } => ApiError::store_unavailable(&unavailable),

@@ -18,6 +18,7 @@ mod extract;
 mod health;
 mod identities;
 mod list;
+mod nodes;
 mod operations;
 mod policies;
 mod references;
@@ -37,6 +38,7 @@ use arm::Scheme;
 pub use arm::ServiceIdentity;
 pub use auth::{Authenticator, IssuedToken, issue_token};
 pub use error::ApiError;
+pub use nodes::HEARTBEAT_INTERVAL;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -165,6 +167,7 @@ fn api() -> OpenApiRouter<AdminState> {
         .merge(policies::routes())
         .merge(identities::routes())
         .merge(tokens::routes())
+        .merge(nodes::routes())
 }
 
 fn with_security(mut openapi: OpenApi) -> OpenApi {

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use certgate_model::{Api, EntityId, EntityKind, Operation, Policy, PolicyScope};
 use certgate_policy::CertificateRef;
+use certgate_store::Unchanged;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -108,11 +109,24 @@ async fn list(state: &AdminState, scope: PolicyScope) -> Result<Json<Page<Policy
     Ok(Json(Page { count: value.len(), value, next_link: None }))
 }
 
+/// Saves a policy; the certificates and backends it names must exist when it commits.
 async fn put(
     state: &AdminState,
     scope: PolicyScope,
     headers: &HeaderMap,
     properties: PolicyProperties,
+) -> Result<Response, ApiError> {
+    let (scope, properties) = (&scope, &properties);
+    let kinds = &[EntityKind::Certificate, EntityKind::Backend];
+    state.without_races(kinds, |unchanged| put_checked(state, scope, headers, properties, unchanged)).await
+}
+
+async fn put_checked(
+    state: &AdminState,
+    scope: &PolicyScope,
+    headers: &HeaderMap,
+    properties: &PolicyProperties,
+    unchanged: Unchanged,
 ) -> Result<Response, ApiError> {
     let format = checked_format("properties.format", properties.format.as_deref().unwrap_or("xml"))?;
     let document = certgate_policy::parse(&properties.value)
@@ -143,7 +157,8 @@ async fn put(
     };
     let text = properties.value.to_string();
     let secret = Zeroizing::new(text.clone().into_bytes());
-    state.write(KIND, &scope.record_id(), headers, &policy, Some(secret), |_| resource(&scope, format, text)).await
+    let respond = |_: &EntityId| resource(scope, format, text);
+    state.write_checked(KIND, &scope.record_id(), headers, &policy, Some(secret), Some(unchanged), respond).await
 }
 
 /// An inline `body` (+ `password`) must be a PKCS#12 file that imports, as an upload would.

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header::ETAG};
 use axum::response::{IntoResponse, Response};
 use certgate_model::{EntityId, EntityKind};
-use certgate_store::{Record, StoreError};
+use certgate_store::{Precondition, Record, StoreError, Unchanged};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
@@ -45,8 +45,25 @@ impl AdminState {
         secret: Option<Zeroizing<Vec<u8>>>,
         respond: impl FnOnce(&EntityId) -> Resource<P>,
     ) -> Result<Response, ApiError> {
+        self.write_checked(kind, id, headers, entity, secret, None, respond).await
+    }
+
+    /// [`AdminState::write`] refused as raced if the records it was checked against changed
+    /// (see [`AdminState::without_races`]).
+    #[allow(clippy::too_many_arguments)] // `write`'s, and the revision the checks read from
+    pub(crate) async fn write_checked<T: Serialize, P: Serialize>(
+        &self,
+        kind: EntityKind,
+        id: &EntityId,
+        headers: &HeaderMap,
+        entity: &T,
+        secret: Option<Zeroizing<Vec<u8>>>,
+        unchanged: Option<Unchanged>,
+        respond: impl FnOnce(&EntityId) -> Resource<P>,
+    ) -> Result<Response, ApiError> {
         let body = serde_json::to_string(entity).map_err(|e| ApiError::internal(&e))?;
-        let written = self.store.put(kind, id, body, secret, expected_revision(headers)?).await?;
+        let precondition = Precondition { revision: expected_revision(headers)?, unchanged };
+        let written = self.store.put_checked(kind, id, body, secret, precondition).await?;
         self.await_publication(written.revision).await;
         let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
         Ok(respond_with(status, written.revision, respond(&written.id)))
@@ -58,7 +75,19 @@ impl AdminState {
         id: &EntityId,
         headers: &HeaderMap,
     ) -> Result<StatusCode, ApiError> {
-        match self.store.delete(kind, id, expected_revision(headers)?).await {
+        self.remove_checked(kind, id, headers, None).await
+    }
+
+    /// [`AdminState::remove`] checked like [`AdminState::write_checked`].
+    pub(crate) async fn remove_checked(
+        &self,
+        kind: EntityKind,
+        id: &EntityId,
+        headers: &HeaderMap,
+        unchanged: Option<Unchanged>,
+    ) -> Result<StatusCode, ApiError> {
+        let precondition = Precondition { revision: expected_revision(headers)?, unchanged };
+        match self.store.delete_checked(kind, id, precondition).await {
             Ok(revision) => {
                 self.await_publication(revision).await;
                 Ok(StatusCode::NO_CONTENT)
@@ -70,6 +99,39 @@ impl AdminState {
 }
 
 impl AdminState {
+    /// Runs a handler's check-then-write `attempt`, which read records of `kinds` for its
+    /// checks, again while a write of those kinds (through any node) commits between its checks
+    /// and its write. Invariants spanning records — an API path used once, a certificate
+    /// deleted only while nothing refers to it — then hold under concurrent writes, without a
+    /// lock; writes of other kinds never make it retry.
+    pub(crate) async fn without_races<T, F, Fut>(
+        &self,
+        kinds: &'static [EntityKind],
+        mut attempt: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnMut(Unchanged) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        const ATTEMPTS: u32 = 8;
+        let mut outcome = Err(StoreError::Raced.into());
+        for tried in 0..ATTEMPTS {
+            if tried > 0 {
+                // Writers that keep colliding spread out: 2, 4, 8 … ms, each with jitter.
+                let mut jitter = [0u8; 1];
+                let _ = aws_lc_rs::rand::fill(&mut jitter);
+                let base = 1u64 << tried.min(7);
+                tokio::time::sleep(std::time::Duration::from_millis(base + u64::from(jitter[0]) % (base + 1))).await;
+            }
+            let since = self.store.revision().await?;
+            outcome = attempt(Unchanged { since, kinds }).await;
+            if !outcome.as_ref().is_err_and(ApiError::is_raced) {
+                break;
+            }
+        }
+        outcome
+    }
+
     /// Read-your-writes for the data plane: a change is acknowledged once the gateway serves a
     /// snapshot that contains it, so the caller's next request already sees it. Bounded, so a
     /// stuck compiler delays answers by at most [`PUBLICATION_WAIT`] rather than blocking them.
