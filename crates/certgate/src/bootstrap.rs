@@ -6,7 +6,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use certgate_model::{EntityId, EntityKind, Role};
-use certgate_store::{MasterKey, MasterKeyError, Store, StoreError};
+use certgate_store::{Duty, MasterKey, MasterKeyError, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -20,6 +20,11 @@ pub enum BootstrapError {
     Random,
     #[error("cannot encode the admin token: {0}")]
     Encode(String),
+    #[error(
+        "a node on a shared PostgreSQL store needs the cluster's master key (--master-key-file or \
+         CERTGATE_MASTER_KEY): every node must have the same one, so none is generated"
+    )]
+    SharedStoreWithoutKey,
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BootstrapError {
@@ -32,8 +37,14 @@ pub fn create_data_dir(dir: &Path) -> Result<(), BootstrapError> {
 }
 
 /// `--master-key-file`, else `CERTGATE_MASTER_KEY`, else `DATA_DIR/master.key`, generated with a
-/// warning on first start.
-pub fn master_key(file: Option<&Path>, inline: Option<&str>, data_dir: &Path) -> Result<MasterKey, BootstrapError> {
+/// warning on first start — unless the store is `shared` by several nodes, which must all be
+/// given the one key.
+pub fn master_key(
+    file: Option<&Path>,
+    inline: Option<&str>,
+    data_dir: &Path,
+    shared: bool,
+) -> Result<MasterKey, BootstrapError> {
     let from_file = |path: &Path| -> Result<MasterKey, BootstrapError> {
         let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(io("read the master key file", path))?);
         MasterKey::parse(&text)
@@ -50,6 +61,9 @@ pub fn master_key(file: Option<&Path>, inline: Option<&str>, data_dir: &Path) ->
     if default.exists() {
         return from_file(&default);
     }
+    if shared {
+        return Err(BootstrapError::SharedStoreWithoutKey);
+    }
     let (key, text) =
         MasterKey::generate().map_err(|source| BootstrapError::MasterKey { origin: "generator".into(), source })?;
     write_private(&default, text.as_bytes())?;
@@ -62,13 +76,30 @@ pub fn master_key(file: Option<&Path>, inline: Option<&str>, data_dir: &Path) ->
 }
 
 /// With no token anywhere (none stored, none in the environment), creates a contributor token
-/// `admin`, writes its secret to `DATA_DIR/admin-token` and logs where it is.
+/// `admin`, writes its secret to `DATA_DIR/admin-token` and logs where it is. Nodes starting
+/// together on one shared store take turns ([`Duty::Bootstrap`]), so only the first creates it.
 pub async fn first_admin_token(
     store: &dyn Store,
     data_dir: &Path,
     environment_token: bool,
 ) -> Result<(), BootstrapError> {
     if environment_token || !store.list(EntityKind::Token).await?.is_empty() {
+        return Ok(());
+    }
+    let mut waited = false;
+    let _turn = loop {
+        match store.try_lead(Duty::Bootstrap).await? {
+            Some(lease) => break lease,
+            None => {
+                if !std::mem::replace(&mut waited, true) {
+                    tracing::info!("another node is making the first admin token; waiting for it");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    // Checked again in turn: the node before may have made it.
+    if !store.list(EntityKind::Token).await?.is_empty() {
         return Ok(());
     }
     let issued = certgate_admin::issue_token(Role::Contributor).map_err(|_| BootstrapError::Random)?;

@@ -13,7 +13,8 @@ use crate::vault_config::{IdentityFile, VaultConfig, parse_duration};
 use serde::Deserialize;
 
 /// `certgate server` options. Each also reads `CERTGATE_<NAME>` and the `--config` TOML file.
-#[derive(Args, Debug, Default)]
+/// No `Debug`: the database URL may carry a password.
+#[derive(Args, Default)]
 pub struct ServerArgs {
     /// Where the embedded store, the generated master key and the admin token live [default: ./certgate-data]
     #[arg(long, env = "CERTGATE_DATA_DIR")]
@@ -47,6 +48,18 @@ pub struct ServerArgs {
     /// Id of the certificate entity the HTTPS listener serves
     #[arg(long, env = "CERTGATE_HTTPS_CERTIFICATE_ID")]
     pub https_certificate_id: Option<String>,
+    /// A PostgreSQL database shared by the nodes of a cluster instead of the embedded store:
+    /// postgres://user:password@host:port/database, with `?sslmode=verify-full&sslrootcert=FILE`
+    /// for TLS (the system's trust store plus FILE) [default: SQLite in the data folder]
+    #[arg(long, env = "CERTGATE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Connections the node keeps to PostgreSQL [default: 8]
+    #[arg(long, env = "CERTGATE_DATABASE_POOL_SIZE")]
+    pub database_pool_size: Option<u32>,
+    /// How often a node on PostgreSQL reads the store's revision even without a notification,
+    /// which bounds how late a change whose notification was lost is served [default: 30s]
+    #[arg(long, env = "CERTGATE_DATABASE_RESYNC_INTERVAL")]
+    pub database_resync_interval: Option<String>,
     /// File holding the 256-bit master key (64 hex digits or base64); CERTGATE_MASTER_KEY gives it inline
     #[arg(long, env = "CERTGATE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -119,8 +132,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// The `--config` file: the same options, lowest precedence.
-#[derive(Debug, Default, Deserialize)]
+/// The `--config` file: the same options, lowest precedence. No `Debug`, as for [`ServerArgs`].
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
@@ -135,6 +148,9 @@ struct FileConfig {
     https_listen: Option<SocketAddr>,
     https_certificate_id: Option<String>,
     master_key_file: Option<PathBuf>,
+    database_url: Option<String>,
+    database_pool_size: Option<u32>,
+    database_resync_interval: Option<String>,
     max_body_bytes: Option<usize>,
     header_read_timeout: Option<String>,
     idle_timeout: Option<String>,
@@ -160,6 +176,8 @@ struct FileConfig {
 #[derive(Debug)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
+    /// Where the configuration is kept.
+    pub store: StoreLocation,
     /// The plain-HTTP management listener; `None` when turned off.
     pub admin_listen: Option<SocketAddr>,
     /// The management API's HTTPS listener and the certificate it serves, when enabled.
@@ -179,6 +197,39 @@ pub struct ServerConfig {
     /// Who the node is on ARM paths; `gateway_url` unset means the HTTP listener's address.
     pub service: certgate_admin::ServiceIdentity,
     pub vault: VaultConfig,
+}
+
+/// The embedded store, or a PostgreSQL database other nodes share.
+#[derive(Debug)]
+pub enum StoreLocation {
+    /// `certgate.db` in the data folder.
+    Embedded,
+    Postgres(certgate_store::PostgresOptions),
+}
+
+impl StoreLocation {
+    fn resolve(url: Option<String>, pool_size: Option<u32>, resync: Option<String>) -> Result<Self, ConfigError> {
+        let Some(url) = url else {
+            return match (pool_size, resync) {
+                (None, None) => Ok(StoreLocation::Embedded),
+                _ => Err(ConfigError::DatabaseSettingWithoutDatabase),
+            };
+        };
+        let url = zeroize::Zeroizing::new(url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::DatabaseUrl);
+        }
+        let mut options = certgate_store::PostgresOptions::new(url.as_str());
+        match pool_size {
+            Some(0) => return Err(ConfigError::ZeroConnectionCap("database_pool_size")),
+            Some(size) => options.pool_size = size,
+            None => {}
+        }
+        if let Some(resync) = optional_duration(resync)? {
+            options.resync_interval = resync;
+        }
+        Ok(StoreLocation::Postgres(options))
+    }
 }
 
 /// What every listener enforces on client connections (see the gateway's listener module).
@@ -266,8 +317,14 @@ impl ServerArgs {
             self.vault_refresh_interval.or(file.vault_refresh_interval).as_deref(),
             self.vault_ca_file.or(file.vault_ca_file),
         )?;
+        let store = StoreLocation::resolve(
+            self.database_url.or(file.database_url),
+            self.database_pool_size.or(file.database_pool_size),
+            self.database_resync_interval.or(file.database_resync_interval),
+        )?;
         Ok(ServerConfig {
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./certgate-data")),
+            store,
             admin_listen,
             admin_https,
             http_listen: self.http_listen.or(file.http_listen).unwrap_or(([0, 0, 0, 0], 8080).into()),
@@ -496,6 +553,39 @@ mod tests {
         let args = ServerArgs { backend_read_timeout: Some("15s".into()), ..Default::default() };
         assert_eq!(args.resolve().expect("valid").backend_read_timeout, Some(Duration::from_secs(15)));
         assert_eq!(ServerArgs::default().resolve().expect("valid").backend_read_timeout, None);
+    }
+
+    #[test]
+    fn the_store_is_embedded_unless_a_postgres_url_is_given() {
+        let store = |url: Option<&str>, pool_size| {
+            ServerArgs {
+                database_url: url.map(Into::into),
+                database_pool_size: pool_size,
+                database_resync_interval: Some("5s".into()),
+                ..Default::default()
+            }
+            .resolve()
+            .map(|config| config.store)
+        };
+        let embedded = ServerArgs::default().resolve().map(|config| config.store);
+        assert!(matches!(embedded, Ok(StoreLocation::Embedded)));
+        match store(Some("postgres://certgate:s3cret@db.internal:5433/certgate?sslmode=verify-full"), Some(20)) {
+            Ok(StoreLocation::Postgres(options)) => {
+                assert_eq!(options.pool_size, 20);
+                assert_eq!(options.resync_interval, Duration::from_secs(5));
+                let shown = format!("{options:?}");
+                assert!(shown.contains("db.internal:5433/certgate") && !shown.contains("s3cret"), "{shown}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(store(Some("mysql://db/certgate"), None), Err(ConfigError::DatabaseUrl)));
+        // An empty URL (a typo in one node's environment file) must not start a lone node.
+        assert!(matches!(store(Some(""), None), Err(ConfigError::DatabaseUrl)));
+        assert!(matches!(store(None, Some(4)), Err(ConfigError::DatabaseSettingWithoutDatabase)));
+        assert!(matches!(
+            store(Some("postgres://db/certgate"), Some(0)),
+            Err(ConfigError::ZeroConnectionCap("database_pool_size"))
+        ));
     }
 
     #[test]

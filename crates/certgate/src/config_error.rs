@@ -30,6 +30,10 @@ pub enum ConfigError {
     ListenerCertificateFile { path: PathBuf, reason: String },
     #[error("the listener's certificate {certificate} with key {key} is unusable: {reason}")]
     ListenerCertificatePair { certificate: PathBuf, key: PathBuf, reason: String },
+    #[error("--database-url must be a postgres:// (or postgresql://) URL; leave it out for the embedded store")]
+    DatabaseUrl,
+    #[error("--database-pool-size and --database-resync-interval need --database-url: they set up PostgreSQL")]
+    DatabaseSettingWithoutDatabase,
     #[error("--{listener}-certificate-id '{id}' is not a valid id: {reason}")]
     BadCertificateId { listener: &'static str, id: String, reason: String },
 }

@@ -3,6 +3,7 @@
 
 mod bootstrap;
 mod cli;
+mod cluster;
 mod config;
 mod config_error;
 mod control;

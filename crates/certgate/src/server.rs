@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use certgate_admin::{AdminState, Authenticator};
 use certgate_gateway::{ConnectionCap, ListenerSettings, Timeouts};
-use certgate_store::{SqlStore, Store};
+use certgate_store::{Duty, SqlStore, Store};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::bootstrap::{self, BootstrapError};
-use crate::config::{ConfigError, ConnectionLimits, ServerArgs, ServerConfig};
+use crate::config::{ConfigError, ConnectionLimits, ServerArgs, ServerConfig, StoreLocation};
 use crate::telemetry::NodeMetrics;
 use crate::vault_config::VaultConfig;
 
@@ -21,12 +21,16 @@ enum StartError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
-    #[error("cannot open the store: {0}")]
+    /// With the driver's causes: at start, "unreachable" alone does not say that the server's
+    /// certificate was refused or the password was wrong.
+    #[error("cannot open the store: {}", certgate_model::error_chain(.0))]
     Store(#[from] certgate_store::StoreError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
     #[error("vault: {0}")]
     Vault(String),
+    #[error("cannot keep the node's id in {path}: {source}")]
+    NodeId { path: std::path::PathBuf, source: std::io::Error },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -112,6 +116,12 @@ async fn run(args: ServerArgs, access_log: crate::logging::BufferedAccessLog) ->
         None => None,
     };
 
+    let node = crate::cluster::NodeIdentity {
+        id: crate::cluster::node_id(&config.data_dir)
+            .map_err(|source| StartError::NodeId { path: config.data_dir.join("node-id"), source })?,
+        name: crate::cluster::host_name(),
+        admin_address: admin_listener.as_ref().or(admin_https_listener.as_ref()).map(local_addr),
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let admin = AdminState::new(
         store.clone(),
@@ -127,8 +137,18 @@ async fn run(args: ServerArgs, access_log: crate::logging::BufferedAccessLog) ->
         None => admin,
     };
     let refresher_task = vault.map(|vault| {
-        tokio::spawn(crate::refresher::run(store.clone(), vault, refresh_interval, wait_for(shutdown_rx.clone())))
+        let (store, retry) = (store.clone(), crate::cluster::takeover_retry(refresh_interval));
+        tokio::spawn(crate::cluster::while_leading(
+            store.clone(),
+            Duty::Refresher,
+            retry,
+            control_metrics.refresher_active.clone(),
+            shutdown_rx.clone(),
+            move |stop| crate::refresher::run(store.clone(), vault.clone(), refresh_interval, wait_for(stop)),
+        ))
     });
+    let heartbeat_task =
+        tokio::spawn(crate::cluster::heartbeat(store.clone(), node, published.subscribe(), shutdown_rx.clone()));
     let control_task = tokio::spawn(crate::control::run(
         store.clone(),
         compiler,
@@ -180,6 +200,7 @@ async fn run(args: ServerArgs, access_log: crate::logging::BufferedAccessLog) ->
         let _ = task.await;
     }
     let _ = control_task.await;
+    let _ = heartbeat_task.await;
     let _ = expiry_task.await;
     if let Some(task) = refresher_task {
         let _ = task.await;
@@ -212,11 +233,21 @@ async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StartError>
         config.master_key_file.as_deref(),
         inline_key.as_deref().map(String::as_str),
         &config.data_dir,
+        matches!(config.store, StoreLocation::Postgres(_)),
     )?;
-    let path = config.data_dir.join("certgate.db");
-    let store = SqlStore::open_sqlite(&path, &key).await?;
-    tracing::info!(path = %path.display(), "embedded store open");
-    Ok(Arc::new(store))
+    match &config.store {
+        StoreLocation::Embedded => {
+            let path = config.data_dir.join("certgate.db");
+            let store = SqlStore::open_sqlite(&path, &key).await?;
+            tracing::info!(path = %path.display(), "embedded store open");
+            Ok(Arc::new(store))
+        }
+        StoreLocation::Postgres(options) => {
+            let store = SqlStore::open_postgres(options, &key).await?;
+            tracing::info!(server = %options.describe(), pool_size = options.pool_size, "shared PostgreSQL store open");
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 fn bind(what: &'static str, addr: std::net::SocketAddr, backlog: u32) -> Result<TcpListener, StartError> {

@@ -40,6 +40,11 @@ impl NodeMetrics {
             "Unix time of the last snapshot published",
             control.last_compile.clone(),
         );
+        registry.register(
+            "vault_refresher_active",
+            "1 while this node is the cluster's vault refresher (one node at a time)",
+            control.refresher_active.clone(),
+        );
         registry.register_collector(Box::new(CertificateExpiries(control.expiries.clone())));
         (Self { registry }, control)
     }
@@ -59,6 +64,8 @@ pub struct ControlMetrics {
     revision: Gauge,
     compile_duration: Histogram,
     last_compile: Gauge,
+    /// Set by the duty loop while this node holds the refresher's lease.
+    pub refresher_active: Gauge,
     expiries: Arc<ArcSwap<Vec<Expiry>>>,
     /// Wakes the expiry warnings when the certificates changed.
     changed: Arc<tokio::sync::Notify>,
@@ -70,6 +77,7 @@ impl Default for ControlMetrics {
             revision: Gauge::default(),
             compile_duration: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
             last_compile: Gauge::default(),
+            refresher_active: Gauge::default(),
             expiries: Arc::default(),
             changed: Arc::default(),
         }

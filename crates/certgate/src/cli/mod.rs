@@ -44,6 +44,8 @@ pub enum ClientCommand {
     Policy(resources::Policies),
     /// Management API tokens.
     Token(resources::Tokens),
+    /// The nodes sharing the store (one, on the embedded store).
+    Node(resources::Nodes),
     /// Writes the whole configuration as YAML (uploaded certificates by thumbprint, with a
     /// placeholder for their PFX file: no key leaves the node).
     Export(declarative::Export),
@@ -111,6 +113,7 @@ async fn run(command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Operation(command) => command.run().await,
         ClientCommand::Policy(command) => command.run().await,
         ClientCommand::Token(command) => command.run().await,
+        ClientCommand::Node(command) => command.run().await,
         ClientCommand::Export(command) => command.run().await,
         ClientCommand::Apply(command) => command.run().await,
         ClientCommand::Completions { .. } => Ok(()),

@@ -5,6 +5,7 @@
 mod apis;
 mod backends;
 mod certificates;
+mod nodes;
 mod tokens;
 
 use reqwest::Method;
@@ -73,6 +74,7 @@ impl Session {
 pub use apis::{Apis, Operations, Policies};
 pub use backends::Backends;
 pub use certificates::{CaCertificates, Certificates};
+pub use nodes::Nodes;
 pub use tokens::Tokens;
 
 /// The subcommands every top-level collection has, flattened into each one's own.
