@@ -51,6 +51,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<&'static str>)> {
         ("PUT", "/apis/a1/operations/o1/policies/policy", invalid),
         ("DELETE", "/apis/a1/operations/o1/policies/policy", None),
         ("GET", "/identities", None),
+        ("GET", "/nodes", None),
         ("GET", "/tokens", None),
         ("GET", "/tokens/t1", None),
         ("PUT", "/tokens/t1", invalid),

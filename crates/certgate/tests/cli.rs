@@ -285,6 +285,12 @@ fn tokens_exit_codes_and_completions() {
     let secret = created["properties"]["secret"].as_str().unwrap().to_owned();
     let listed = cli.ok(&["token", "list"]).stdout;
     assert!(listed.contains("ci-reader") && !listed.contains(&secret), "the secret is shown once: {listed}");
+    // The node lists itself: the embedded store is a cluster of one.
+    let nodes = cli.ok(&["node", "list", "-o", "json"]).json();
+    assert_eq!(nodes["count"], 1, "{nodes}");
+    assert_eq!(nodes["value"][0]["properties"]["silent"], false);
+    let table = cli.ok(&["node", "list"]).stdout;
+    assert!(table.contains("SERVED") && table.contains(&cli.stage.node.admin.replace("http://", "")), "{table}");
 
     let work = cli.work.path();
     let reader = certgate(

@@ -55,9 +55,16 @@ async fn no_key_password_or_token_reaches_a_response_or_a_trace_level_log() {
     for path in ["/orders/a", "/vaulted/b", "/strict/c", "/nowhere"] {
         bodies.push(http.get(format!("{}{path}", node.gateway)).send().await.unwrap().text().await.unwrap());
     }
-    for path in
-        ["/certificates", "/certificates/c1", "/certificates/kv", "/backends", "/metrics", "/tokens", "/identities"]
-    {
+    for path in [
+        "/certificates",
+        "/certificates/c1",
+        "/certificates/kv",
+        "/backends",
+        "/metrics",
+        "/tokens",
+        "/identities",
+        "/nodes",
+    ] {
         bodies.push(api.get(path).await.text);
     }
     let created = api.put("/tokens/ci", &json!({"properties": {"role": "reader"}})).await;
