@@ -69,7 +69,7 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 /// Middleware: 401 without a known token, 403 when a reader tries to change something.
 pub async fn require_token(
     State(state): State<AdminState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let bearer = request
@@ -89,5 +89,6 @@ pub async fn require_token(
     if !reads && !role.may_write() {
         return Err(ApiError::forbidden());
     }
+    request.extensions_mut().insert(role);
     Ok(next.run(request).await)
 }

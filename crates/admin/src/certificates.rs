@@ -27,6 +27,23 @@ pub fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(list_certificates))
         .routes(routes!(get_certificate, put_certificate, patch_certificate, delete_certificate))
         .routes(routes!(refresh_secret))
+        .routes(routes!(list_referrers))
+}
+
+/// What names a certificate: the paths a delete would be refused for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Referrers {
+    /// Management paths of the policies and backends that reference the certificate.
+    value: Vec<String>,
+}
+
+/// List the policies and backends that reference a certificate (a delete answers 409 while any do).
+#[utoipa::path(get, path = "/certificates/{id}/referrers", tag = "certificates", params(("id" = String, Path)),
+    responses((status = 200, body = Referrers), (status = 404, body = ErrorResponse)))]
+async fn list_referrers(State(state): State<AdminState>, IdPath(id): IdPath) -> Result<Json<Referrers>, ApiError> {
+    let current = state.load::<Certificate>(KIND, &id).await?;
+    let target = crate::references::Target::Certificate(&current.id, &current.entity.thumbprint);
+    Ok(Json(Referrers { value: crate::references::referrers(&state, target).await? }))
 }
 
 /// Create or update: either an uploaded PKCS#12 file or a vault reference.

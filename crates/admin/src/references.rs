@@ -57,10 +57,37 @@ pub(crate) enum Target<'a> {
 
 /// 409 Conflict listing every policy and backend that still names `target`.
 pub(crate) async fn refuse_if_referenced(state: &AdminState, target: Target<'_>) -> Result<(), ApiError> {
+    let (what, name) = match &target {
+        Target::Certificate(id, _) => ("Certificate", *id),
+        Target::Backend(id) => ("Backend", *id),
+    };
+    let referrers = referrers(state, target).await?;
+    if referrers.is_empty() {
+        return Ok(());
+    }
+    let details = referrers
+        .iter()
+        .map(|r| ErrorDetail {
+            code: "Conflict".into(),
+            target: r.clone(),
+            message: format!("{r} references '{name}'"),
+        })
+        .collect();
+    Err(ApiError::conflict(
+        format!(
+            "{what} '{name}' is in use by {} and cannot be deleted; remove those references first.",
+            referrers.join(", ")
+        ),
+        details,
+    ))
+}
+
+/// The management paths of every policy and backend that names `target`.
+pub(crate) async fn referrers(state: &AdminState, target: Target<'_>) -> Result<Vec<String>, ApiError> {
     let same = |a: &str, b: &EntityId| a.to_lowercase() == b.key();
     let policies: Vec<Loaded<Policy>> = state.load_all(EntityKind::Policy).await?;
     let mut referrers: Vec<String> = Vec::new();
-    let (what, name) = match target {
+    match target {
         Target::Certificate(id, thumbprint) => {
             // A thumbprint reference stays satisfied while another certificate has the same one.
             let thumbprint_unique = state
@@ -84,7 +111,6 @@ pub(crate) async fn refuse_if_referenced(state: &AdminState, target: Target<'_>)
                     referrers.push(policy_path(&policy.id));
                 }
             }
-            ("Certificate", id)
         }
         Target::Backend(id) => {
             for policy in &policies {
@@ -92,27 +118,9 @@ pub(crate) async fn refuse_if_referenced(state: &AdminState, target: Target<'_>)
                     referrers.push(policy_path(&policy.id));
                 }
             }
-            ("Backend", id)
         }
-    };
-    if referrers.is_empty() {
-        return Ok(());
     }
-    let details = referrers
-        .iter()
-        .map(|r| ErrorDetail {
-            code: "Conflict".into(),
-            target: r.clone(),
-            message: format!("{r} references '{name}'"),
-        })
-        .collect();
-    Err(ApiError::conflict(
-        format!(
-            "{what} '{name}' is in use by {} and cannot be deleted; remove those references first.",
-            referrers.join(", ")
-        ),
-        details,
-    ))
+    Ok(referrers)
 }
 
 fn policy_path(record_id: &EntityId) -> String {

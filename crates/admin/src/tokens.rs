@@ -22,7 +22,24 @@ use crate::{AdminState, ApiError};
 const KIND: EntityKind = EntityKind::Token;
 
 pub fn routes() -> OpenApiRouter<AdminState> {
-    OpenApiRouter::new().routes(routes!(list_tokens)).routes(routes!(get_token, put_token, delete_token))
+    OpenApiRouter::new()
+        .routes(routes!(list_tokens))
+        .routes(routes!(get_token, put_token, delete_token))
+        .routes(routes!(get_caller))
+}
+
+/// Who is calling: the role of the presented token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallerContract {
+    /// `reader` or `contributor`.
+    role: &'static str,
+}
+
+/// The caller's role (the portal hides write controls from readers with it).
+#[utoipa::path(get, path = "/caller", tag = "tokens",
+    responses((status = 200, body = CallerContract), (status = 401, body = ErrorResponse)))]
+async fn get_caller(axum::Extension(role): axum::Extension<Role>) -> Json<CallerContract> {
+    Json(CallerContract { role: role.as_str() })
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -9,7 +9,21 @@ use zeroize::Zeroizing;
 
 use crate::identity::{RENEWAL_RETRY, relogin_at};
 use crate::reference::ReferenceKind;
-use crate::{AuthMethod, Identity, SecretReference};
+use crate::{AuthMethod, Identity, SecretFolder, SecretReference};
+
+/// One key of a KV folder: a secret, or a subfolder (`name` ends with `/`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderEntry {
+    pub name: String,
+    /// The secret identifier to reference it with (or to browse further, for a folder).
+    pub identifier: String,
+}
+
+impl FolderEntry {
+    pub fn is_folder(&self) -> bool {
+        self.name.ends_with('/')
+    }
+}
 
 /// A certificate read from the vault, validated (parses, key matches) before anyone uses it.
 #[derive(Debug)]
@@ -113,6 +127,46 @@ impl VaultClient {
                 self.read_once(identity, reference).await
             }
             other => other,
+        }
+    }
+
+    /// Lists the keys of a KV v2 folder as `identity` (absent = system), which needs the `list`
+    /// capability on `<mount>/metadata/<path>`. An empty or missing folder lists nothing.
+    pub async fn list(&self, identity: Option<&str>, folder: &SecretFolder) -> Result<Vec<FolderEntry>, ReadFailure> {
+        let name = identity.unwrap_or(Identity::SYSTEM);
+        let identity = self.identities.get(&name.to_lowercase()).ok_or_else(|| {
+            ReadFailure::new(LastStatusCode::Forbidden, format!("identity '{name}' is not configured on this node"))
+        })?;
+        let token = self.token(identity, &folder.server).await?;
+        let response =
+            self.http.get(folder.list_url()).header("X-Vault-Token", token.as_str()).send().await.map_err(|e| {
+                ReadFailure::new(
+                    LastStatusCode::VaultUnreachable,
+                    format!("cannot reach {}: {}", folder.server, certgate_model::error_chain(&e)),
+                )
+            })?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        match status.as_u16() {
+            200 => {
+                let keys = body["data"]["keys"].as_array().into_iter().flatten().filter_map(Value::as_str);
+                Ok(keys.map(|key| FolderEntry { name: key.to_owned(), identifier: folder.identifier_of(key) }).collect())
+            }
+            404 => Ok(Vec::new()),
+            401 | 403 => Err(ReadFailure::new(
+                LastStatusCode::Forbidden,
+                format!(
+                    "identity '{}' may not list {folder}: {} (its policy needs the list capability on {}/metadata/{}*)",
+                    identity.id,
+                    vault_errors(&body, "permission denied"),
+                    folder.mount,
+                    folder.path
+                ),
+            )),
+            code => Err(ReadFailure::new(
+                LastStatusCode::VaultUnreachable,
+                format!("the vault answered {code}: {}", vault_errors(&body, "no details")),
+            )),
         }
     }
 

@@ -12,6 +12,6 @@ mod reference;
 pub mod refresh;
 pub mod schedule;
 
-pub use client::{ReadFailure, SecretMaterial, SecretSource, VaultClient};
+pub use client::{FolderEntry, ReadFailure, SecretMaterial, SecretSource, VaultClient};
 pub use identity::{AuthMethod, Identity, IdentityError};
-pub use reference::{ReferenceError, ReferenceKind, SecretReference};
+pub use reference::{ReferenceError, ReferenceKind, SecretFolder, SecretReference};

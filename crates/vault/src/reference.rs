@@ -110,6 +110,57 @@ impl SecretReference {
     }
 }
 
+/// A KV v2 folder to browse: `http(s)://host:port/v1/<mount>/[data/[<path>/]]`. The identifier of
+/// a secret in it is `…/v1/<mount>/data/<path><name>`, which [`SecretReference::parse`] accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretFolder {
+    pub server: String,
+    pub mount: String,
+    /// Empty for the mount's top level, else ends with `/`.
+    pub path: String,
+}
+
+impl SecretFolder {
+    /// Everything up to the last `/` of a (possibly half-typed) secret identifier names a folder,
+    /// so a user can type `https://vault:8200/v1/secret/` or the identifier of a sibling secret.
+    pub fn parse(location: &str) -> Result<Self, ReferenceError> {
+        let fail = |reason| ReferenceError { identifier: location.to_owned(), reason };
+        let url = url::Url::parse(location).map_err(|_| fail("not an absolute URL"))?;
+        if (url.scheme() != "http" && url.scheme() != "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(fail("the scheme must be http or https, with a host"));
+        }
+        let server = url[..url::Position::BeforePath].to_owned();
+        let mut segments: Vec<&str> = url.path_segments().map(Iterator::collect).unwrap_or_default();
+        segments.pop(); // the part after the last `/`: a secret's name, or empty
+        let rest = match segments.split_first() {
+            Some((&"v1", rest)) if !rest.is_empty() => rest,
+            _ => return Err(fail("the path must start with /v1/<mount>/")),
+        };
+        let split = rest.iter().skip(1).position(|s| *s == "data").map_or(rest.len(), |i| i + 1);
+        let mount = rest[..split].join("/");
+        let path: String = rest.get(split + 1..).unwrap_or_default().iter().map(|s| format!("{s}/")).collect();
+        if mount.split('/').any(str::is_empty) || path.split('/').rev().skip(1).any(|s| s.is_empty() || s == "..") {
+            return Err(fail("empty or relative mount or secret path"));
+        }
+        Ok(Self { server, mount, path })
+    }
+
+    /// The identifier of an entry of this folder (a secret, or a subfolder when `name` ends with `/`).
+    pub fn identifier_of(&self, name: &str) -> String {
+        format!("{}/v1/{}/data/{}{name}", self.server, self.mount, self.path)
+    }
+
+    pub(crate) fn list_url(&self) -> String {
+        format!("{}/v1/{}/metadata/{}?list=true", self.server, self.mount, self.path)
+    }
+}
+
+impl fmt::Display for SecretFolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.identifier_of(""))
+    }
+}
+
 impl fmt::Display for SecretReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.read_url())
@@ -119,6 +170,20 @@ impl fmt::Display for SecretReference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_is_what_precedes_the_last_slash() {
+        let folder = SecretFolder::parse("http://127.0.0.1:8200/v1/secret/data/team/half-typed").unwrap();
+        assert_eq!((folder.mount.as_str(), folder.path.as_str()), ("secret", "team/"));
+        assert_eq!(folder.list_url(), "http://127.0.0.1:8200/v1/secret/metadata/team/?list=true");
+        assert_eq!(folder.identifier_of("c1"), "http://127.0.0.1:8200/v1/secret/data/team/c1");
+        let top = SecretFolder::parse("https://v:8200/v1/kv/").unwrap();
+        assert_eq!((top.mount.as_str(), top.path.as_str()), ("kv", ""));
+        assert_eq!(SecretFolder::parse("https://v:8200/v1/kv/data/").unwrap().path, "");
+        SecretReference::parse(&top.identifier_of("x")).unwrap();
+        assert!(SecretFolder::parse("https://v:8200/v1/").is_err());
+        assert!(SecretFolder::parse("https://v:8200/secret/").is_err());
+    }
 
     #[test]
     fn parses_version_less_and_pinned_references() {
