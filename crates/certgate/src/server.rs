@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use certgate_admin::{AdminState, Authenticator};
+use certgate_portal::PortalSettings;
 use certgate_gateway::{ConnectionCap, ListenerSettings, Timeouts};
 use certgate_store::{Duty, SqlStore, Store};
 use hyper_util::service::TowerToHyperService;
@@ -164,7 +165,10 @@ async fn run(args: ServerArgs, access_log: crate::logging::BufferedAccessLog) ->
             listener,
             ListenerSettings { name: "admin API HTTPS", ..admin_settings.clone() },
             Some(snapshots.clone()),
-            TowerToHyperService::new(certgate_admin::https_router(admin.clone())),
+            TowerToHyperService::new(certgate_portal::router(
+                certgate_admin::https_router(admin.clone()),
+                PortalSettings { secure_cookies: true },
+            )),
             wait_for(shutdown_rx.clone()),
         ))
     });
@@ -173,7 +177,10 @@ async fn run(args: ServerArgs, access_log: crate::logging::BufferedAccessLog) ->
             listener,
             admin_settings,
             None,
-            TowerToHyperService::new(certgate_admin::router(admin)),
+            TowerToHyperService::new(certgate_portal::router(
+                certgate_admin::router(admin),
+                PortalSettings { secure_cookies: false },
+            )),
             wait_for(shutdown_rx.clone()),
         ))
     });
