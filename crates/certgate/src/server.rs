@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use certgate_admin::{AdminState, Authenticator};
-use certgate_portal::PortalSettings;
 use certgate_gateway::{ConnectionCap, ListenerSettings, Timeouts};
+use certgate_portal::PortalSettings;
 use certgate_store::{Duty, SqlStore, Store};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;

@@ -17,6 +17,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<&'static str>)> {
         ("PATCH", "/certificates/c1", invalid),
         ("DELETE", "/certificates/c1", None),
         ("POST", "/certificates/c1/refreshSecret", None),
+        ("GET", "/certificates/c1/referrers", None),
         ("GET", "/caCertificates", None),
         ("GET", "/caCertificates/ca1", None),
         ("HEAD", "/caCertificates/ca1", None),
@@ -51,6 +52,8 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<&'static str>)> {
         ("PUT", "/apis/a1/operations/o1/policies/policy", invalid),
         ("DELETE", "/apis/a1/operations/o1/policies/policy", None),
         ("GET", "/identities", None),
+        ("POST", "/identities/system/listSecrets", invalid),
+        ("GET", "/caller", None),
         ("GET", "/nodes", None),
         ("GET", "/tokens", None),
         ("GET", "/tokens/t1", None),
@@ -141,7 +144,7 @@ async fn the_openapi_document_describes_exactly_the_served_operations() {
             let generic = path
                 .split('/')
                 .map(|segment| match segment {
-                    "c1" | "ca1" | "t1" | "b1" | "a1" => "{id}",
+                    "c1" | "ca1" | "t1" | "b1" | "a1" | "system" => "{id}",
                     "o1" => "{operationId}",
                     other => other,
                 })

@@ -119,7 +119,8 @@ impl ManagementApi {
             .await
             .map_err(|e| ApiFailure::internal(format!("reading the management API's answer: {e}")))?
             .to_bytes();
-        let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        let body: Value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         if status.is_success() {
             return Ok(Reply { body, etag });
         }

@@ -73,7 +73,11 @@ struct Design {
     certificates: Vec<String>,
 }
 
-pub async fn design(State(portal): State<Portal>, session: Session, Path(id): Path<String>) -> Result<Response, PortalError> {
+pub async fn design(
+    State(portal): State<Portal>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PortalError> {
     Ok(render(StatusCode::OK, &load_design(&portal, &session, &id).await?))
 }
 
@@ -89,8 +93,12 @@ async fn load_design(portal: &Portal, session: &Session, id: &str) -> Result<Des
         .iter()
         .find_map(|statement| match statement {
             Statement::AuthenticationCertificate(CertificateRef::Id(id)) => Some(Credentials::ById(id.clone())),
-            Statement::AuthenticationCertificate(CertificateRef::Thumbprint(_)) => Some(Credentials::Other("a thumbprint")),
-            Statement::AuthenticationCertificate(CertificateRef::Inline { .. }) => Some(Credentials::Other("an inline certificate")),
+            Statement::AuthenticationCertificate(CertificateRef::Thumbprint(_)) => {
+                Some(Credentials::Other("a thumbprint"))
+            }
+            Statement::AuthenticationCertificate(CertificateRef::Inline { .. }) => {
+                Some(Credentials::Other("an inline certificate"))
+            }
             _ => None,
         })
         .unwrap_or(Credentials::None);
@@ -181,7 +189,11 @@ pub async fn save_credentials(
             };
             Ok(done(&portal, &session, &format!("/portal/apis/{id}"), notice))
         }
-        Err(failure) if failure.status.is_client_error() && failure.status != StatusCode::UNAUTHORIZED && failure.status != StatusCode::FORBIDDEN => {
+        Err(failure)
+            if failure.status.is_client_error()
+                && failure.status != StatusCode::UNAUTHORIZED
+                && failure.status != StatusCode::FORBIDDEN =>
+        {
             failed(failure.summary()).await
         }
         Err(failure) => Err(failure.into()),

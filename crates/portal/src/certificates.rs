@@ -2,10 +2,10 @@
 //! Key vault reference, browsed with Select), Refresh, and Delete, which lists the referrers.
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use axum::Form;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -136,7 +136,8 @@ impl AddForm {
         self.identifier_error =
             failure.for_field("properties.keyVault.secretIdentifier").or_else(|| failure.for_field("folder"));
         self.identity_error = failure.for_field("properties.keyVault.identityClientId");
-        let placed = [&self.id_error, &self.file_error, &self.password_error, &self.identifier_error, &self.identity_error];
+        let placed =
+            [&self.id_error, &self.file_error, &self.password_error, &self.identifier_error, &self.identity_error];
         if placed.iter().all(|e| e.is_none()) {
             self.chrome.error = Some(failure.summary());
         }
@@ -189,7 +190,11 @@ async fn read_form(mut multipart: Multipart) -> Result<Submitted, String> {
     Ok(form)
 }
 
-pub async fn add(State(portal): State<Portal>, session: Session, multipart: Multipart) -> Result<Response, PortalError> {
+pub async fn add(
+    State(portal): State<Portal>,
+    session: Session,
+    multipart: Multipart,
+) -> Result<Response, PortalError> {
     let submitted = read_form(multipart).await.map_err(|e| {
         PortalError::Api(ApiFailure { status: StatusCode::BAD_REQUEST, message: e, details: Vec::new() })
     })?;

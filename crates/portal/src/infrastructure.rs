@@ -29,12 +29,7 @@ fn backend_row(resource: &Value) -> BackendRow {
         url: text(&properties["url"]),
         validate_chain: properties["tls"]["validateCertificateChain"].as_bool().unwrap_or(true),
         validate_name: properties["tls"]["validateCertificateName"].as_bool().unwrap_or(true),
-        certificates: properties["credentials"]["certificateIds"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect(),
+        certificates: properties["credentials"]["certificateIds"].as_array().into_iter().flatten().map(text).collect(),
     }
 }
 
@@ -65,17 +60,32 @@ struct BackendForm {
 }
 
 /// `/portal/backends/new` adds one; any other id edits it.
-pub async fn backend_form(State(portal): State<Portal>, session: Session, Path(id): Path<String>) -> Result<Response, PortalError> {
+pub async fn backend_form(
+    State(portal): State<Portal>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PortalError> {
     let existing = id != "new";
     let backend = match existing {
         true => backend_row(&portal.api.get(&session.token, &format!("/backends/{}", encode(&id))).await?.body),
-        false => BackendRow { id: String::new(), url: String::new(), validate_chain: true, validate_name: true, certificates: Vec::new() },
+        false => BackendRow {
+            id: String::new(),
+            url: String::new(),
+            validate_chain: true,
+            validate_name: true,
+            certificates: Vec::new(),
+        },
     };
     let form = backend_page(&portal, &session, existing, backend).await?;
     Ok(render(StatusCode::OK, &form))
 }
 
-async fn backend_page(portal: &Portal, session: &Session, existing: bool, backend: BackendRow) -> Result<BackendForm, PortalError> {
+async fn backend_page(
+    portal: &Portal,
+    session: &Session,
+    existing: bool,
+    backend: BackendRow,
+) -> Result<BackendForm, PortalError> {
     let certificates = portal.api.get(&session.token, "/certificates").await?.body;
     let title = if existing { format!("Backend {}", backend.id) } else { "Add backend".to_owned() };
     Ok(BackendForm {
@@ -95,7 +105,8 @@ pub async fn backend_save(
     Path(id): Path<String>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, PortalError> {
-    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+    let field =
+        |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
     authorise_write(&session, &field("csrf"))?;
     let existing = id != "new";
     let backend = BackendRow {
@@ -103,7 +114,11 @@ pub async fn backend_save(
         url: field("url"),
         validate_chain: fields.iter().any(|(k, _)| k == "validateChain"),
         validate_name: fields.iter().any(|(k, _)| k == "validateName"),
-        certificates: fields.iter().filter(|(k, v)| k == "certificate" && !v.is_empty()).map(|(_, v)| v.clone()).collect(),
+        certificates: fields
+            .iter()
+            .filter(|(k, v)| k == "certificate" && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect(),
     };
     let body = json!({ "properties": {
         "url": backend.url,
@@ -113,7 +128,11 @@ pub async fn backend_save(
     }});
     let path = format!("/backends/{}", encode(&backend.id));
     let result = match backend.id.is_empty() {
-        true => Err(ApiFailure { status: StatusCode::BAD_REQUEST, message: "Enter an id.".into(), details: vec![("id".into(), "Enter an id.".into())] }),
+        true => Err(ApiFailure {
+            status: StatusCode::BAD_REQUEST,
+            message: "Enter an id.".into(),
+            details: vec![("id".into(), "Enter an id.".into())],
+        }),
         false => portal.api.send(&session.token, Method::PUT, &path, Some(&body), None).await.map(|_| ()),
     };
     match result {
@@ -172,7 +191,11 @@ pub async fn ca_list(State(portal): State<Portal>, session: Session) -> Result<R
     Ok(render(StatusCode::OK, &ca_page(&portal, &session).await?))
 }
 
-pub async fn ca_add(State(portal): State<Portal>, session: Session, mut multipart: Multipart) -> Result<Response, PortalError> {
+pub async fn ca_add(
+    State(portal): State<Portal>,
+    session: Session,
+    mut multipart: Multipart,
+) -> Result<Response, PortalError> {
     let (mut csrf, mut id, mut store, mut data) = (String::new(), String::new(), String::new(), Vec::new());
     let broken = |e: axum::extract::multipart::MultipartError| {
         PortalError::Api(ApiFailure { status: StatusCode::BAD_REQUEST, message: e.body_text(), details: Vec::new() })
@@ -192,10 +215,24 @@ pub async fn ca_add(State(portal): State<Portal>, session: Session, mut multipar
         "storeName": store,
     }});
     let failure = match (id.is_empty(), data.is_empty()) {
-        (true, _) => ApiFailure { status: StatusCode::BAD_REQUEST, message: String::new(), details: vec![("id".into(), "Enter an id.".into())] },
-        (_, true) => ApiFailure { status: StatusCode::BAD_REQUEST, message: String::new(), details: vec![("properties.data".into(), "Choose the CA certificate's file (.cer, .crt or .pem).".into())] },
-        _ => match portal.api.send(&session.token, Method::PUT, &format!("/caCertificates/{}", encode(&id)), Some(&body), None).await {
-            Ok(_) => return Ok(done(&portal, &session, "/portal/ca-certificates", format!("CA certificate {id} added."))),
+        (true, _) => ApiFailure {
+            status: StatusCode::BAD_REQUEST,
+            message: String::new(),
+            details: vec![("id".into(), "Enter an id.".into())],
+        },
+        (_, true) => ApiFailure {
+            status: StatusCode::BAD_REQUEST,
+            message: String::new(),
+            details: vec![("properties.data".into(), "Choose the CA certificate's file (.cer, .crt or .pem).".into())],
+        },
+        _ => match portal
+            .api
+            .send(&session.token, Method::PUT, &format!("/caCertificates/{}", encode(&id)), Some(&body), None)
+            .await
+        {
+            Ok(_) => {
+                return Ok(done(&portal, &session, "/portal/ca-certificates", format!("CA certificate {id} added.")));
+            }
             Err(failure) if failure.status == StatusCode::BAD_REQUEST => failure,
             Err(failure) => return Err(failure.into()),
         },

@@ -38,8 +38,7 @@ pub struct Portal {
 /// The portal's routes under `/portal`, in front of `management` (the management API's router),
 /// which serves every other path and which the portal calls for everything it shows or changes.
 pub fn router(management: axum::Router, settings: PortalSettings) -> axum::Router {
-    let portal =
-        Portal { api: api::ManagementApi::new(management.clone()), sessions: Arc::default(), settings };
+    let portal = Portal { api: api::ManagementApi::new(management.clone()), sessions: Arc::default(), settings };
     axum::Router::new()
         .route("/portal", get(page::home))
         .route("/portal/", get(page::home))

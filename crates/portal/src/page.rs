@@ -2,11 +2,11 @@
 //! CSRF token), rendering, and the sign-in and sign-out handlers.
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -44,10 +44,7 @@ impl Chrome {
     pub fn new(portal: &Portal, session: &Session, section: &str, title: impl Into<String>) -> Self {
         Self {
             title: title.into(),
-            nav: SECTIONS
-                .iter()
-                .map(|(key, label, href)| NavEntry { label, href, current: *key == section })
-                .collect(),
+            nav: SECTIONS.iter().map(|(key, label, href)| NavEntry { label, href, current: *key == section }).collect(),
             role: session.role.label(),
             can_write: session.role.may_write(),
             csrf: session.csrf.clone(),
@@ -129,7 +126,9 @@ impl FromRequestParts<Portal> for Session {
 /// A session allowed to submit this form: its CSRF token matches and it may write.
 pub fn authorise_write(session: &Session, csrf: &str) -> Result<(), PortalError> {
     if !session.csrf_matches(csrf) {
-        return Err(PortalError::Forbidden("The form is stale or was not sent by this portal (CSRF token mismatch). Reload the page and try again."));
+        return Err(PortalError::Forbidden(
+            "The form is stale or was not sent by this portal (CSRF token mismatch). Reload the page and try again.",
+        ));
     }
     Ok(())
 }
@@ -177,7 +176,8 @@ fn sign_in_page(portal: &Portal, status: StatusCode, error: Option<String>) -> R
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a CSRF token").into_response();
     };
     let mut response = render(status, &SignIn { csrf: csrf.clone(), error });
-    let cookie = set_cookie(SIGN_IN_COOKIE, &csrf, std::time::Duration::from_secs(3600), portal.settings.secure_cookies);
+    let cookie =
+        set_cookie(SIGN_IN_COOKIE, &csrf, std::time::Duration::from_secs(3600), portal.settings.secure_cookies);
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -195,7 +195,11 @@ pub async fn sign_in(State(portal): State<Portal>, headers: HeaderMap, Form(form
     if expected.is_empty()
         || aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), form.csrf.as_bytes()).is_err()
     {
-        return sign_in_page(&portal, StatusCode::FORBIDDEN, Some("The sign-in form expired. Please try again.".into()));
+        return sign_in_page(
+            &portal,
+            StatusCode::FORBIDDEN,
+            Some("The sign-in form expired. Please try again.".into()),
+        );
     }
     let token = Zeroizing::new(form.token.trim().to_owned());
     let role = match portal.api.get(&token, "/caller").await {

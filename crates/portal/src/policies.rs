@@ -69,6 +69,9 @@ struct Editor {
     back: Option<String>,
     document: String,
     exists: bool,
+    /// The ETag of the document shown, sent back as `If-Match` so Save cannot overwrite a
+    /// change made since (empty: no document yet).
+    etag: String,
     /// The refused document, numbered, with the error's line marked.
     listing: Vec<Line>,
     position: Option<String>,
@@ -78,7 +81,11 @@ pub async fn global(State(portal): State<Portal>, session: Session) -> Result<Re
     show(&portal, &session, Scope::Global).await
 }
 
-pub async fn api(State(portal): State<Portal>, session: Session, Path(api): Path<String>) -> Result<Response, PortalError> {
+pub async fn api(
+    State(portal): State<Portal>,
+    session: Session,
+    Path(api): Path<String>,
+) -> Result<Response, PortalError> {
     show(&portal, &session, Scope::Api(api)).await
 }
 
@@ -94,6 +101,8 @@ pub async fn operation(
 pub struct PolicyForm {
     csrf: String,
     document: String,
+    #[serde(default)]
+    etag: String,
 }
 
 pub async fn save_global(
@@ -122,7 +131,7 @@ pub async fn save_operation(
     save(&portal, &session, Scope::Operation(api, op), form).await
 }
 
-fn editor(portal: &Portal, session: &Session, scope: &Scope, document: String, exists: bool) -> Editor {
+fn editor(portal: &Portal, session: &Session, scope: &Scope, document: String, etag: String) -> Editor {
     let back = match scope {
         Scope::Global => None,
         Scope::Api(api) | Scope::Operation(api, _) => Some(format!("/portal/apis/{api}")),
@@ -132,7 +141,8 @@ fn editor(portal: &Portal, session: &Session, scope: &Scope, document: String, e
         action: scope.portal_path(),
         back,
         document,
-        exists,
+        exists: !etag.is_empty(),
+        etag,
         listing: Vec::new(),
         position: None,
     }
@@ -140,20 +150,30 @@ fn editor(portal: &Portal, session: &Session, scope: &Scope, document: String, e
 
 async fn show(portal: &Portal, session: &Session, scope: Scope) -> Result<Response, PortalError> {
     let current = portal.api.get_optional(&session.token, &scope.api_path()).await?;
-    let (document, exists) = match &current {
-        Some(reply) => (text(&reply.body["properties"]["value"]), true),
-        None => (certgate_policy::EMPTY_POLICY.to_owned(), false),
+    let (document, etag) = match current {
+        Some(reply) => (text(&reply.body["properties"]["value"]), reply.etag.unwrap_or_default()),
+        None => (certgate_policy::EMPTY_POLICY.to_owned(), String::new()),
     };
-    Ok(render(StatusCode::OK, &editor(portal, session, &scope, document, exists)))
+    Ok(render(StatusCode::OK, &editor(portal, session, &scope, document, etag)))
 }
 
 async fn save(portal: &Portal, session: &Session, scope: Scope, form: PolicyForm) -> Result<Response, PortalError> {
     authorise_write(session, &form.csrf)?;
     let body = json!({ "properties": { "format": "rawxml", "value": form.document } });
-    match portal.api.send(&session.token, Method::PUT, &scope.api_path(), Some(&body), None).await {
+    let if_match = (!form.etag.is_empty()).then_some(form.etag.as_str());
+    match portal.api.send(&session.token, Method::PUT, &scope.api_path(), Some(&body), if_match).await {
         Ok(_) => Ok(done(portal, session, &scope.portal_path(), format!("{} saved.", scope.title()))),
+        // Changed by someone else since this page was opened: keep what was typed, say so.
+        Err(failure) if failure.status == StatusCode::PRECONDITION_FAILED => {
+            let mut page = editor(portal, session, &scope, form.document, form.etag);
+            page.chrome.error = Some(
+                "The policy was changed since you opened it; nothing was saved. Copy your edit, reload the page and apply it again."
+                    .into(),
+            );
+            Ok(render(StatusCode::PRECONDITION_FAILED, &page))
+        }
         Err(failure) if failure.status == StatusCode::BAD_REQUEST => {
-            let mut page = editor(portal, session, &scope, form.document.clone(), true);
+            let mut page = editor(portal, session, &scope, form.document.clone(), form.etag.clone());
             // The API's message names the line and column in words; the same parser gives them
             // as numbers to mark the line (references to missing entities have no position).
             let refused = certgate_policy::parse(&form.document).err();

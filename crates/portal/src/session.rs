@@ -162,7 +162,8 @@ mod tests {
     use super::*;
 
     fn held_at(created: Instant) -> Held {
-        let session = Session { id: "s".into(), token: Zeroizing::new("t".into()), role: Role::Reader, csrf: "c".into() };
+        let session =
+            Session { id: "s".into(), token: Zeroizing::new("t".into()), role: Role::Reader, csrf: "c".into() };
         Held { session, notice: None, created, last_used: created }
     }
 

@@ -2,6 +2,7 @@
 //! `openssl` CLI (an independent implementation, so imports are checked against a real writer).
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a failure here is a broken test
 
+mod browser;
 mod faults;
 mod http_backend;
 mod openbao;
@@ -10,6 +11,7 @@ mod raw_client;
 mod scripted_backend;
 mod tls_peer;
 
+pub use browser::{Browser, browser_installed, test_output_dir};
 pub use faults::{Filler, Immutable, SmallDisk};
 pub use http_backend::{ClosedConnection, HttpsBackend, https_echo_backend, self_signed_echo_backend};
 pub use openbao::OpenBao;

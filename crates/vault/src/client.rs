@@ -150,7 +150,9 @@ impl VaultClient {
         match status.as_u16() {
             200 => {
                 let keys = body["data"]["keys"].as_array().into_iter().flatten().filter_map(Value::as_str);
-                Ok(keys.map(|key| FolderEntry { name: key.to_owned(), identifier: folder.identifier_of(key) }).collect())
+                Ok(keys
+                    .map(|key| FolderEntry { name: key.to_owned(), identifier: folder.identifier_of(key) })
+                    .collect())
             }
             404 => Ok(Vec::new()),
             401 | 403 => Err(ReadFailure::new(
