@@ -37,6 +37,8 @@ pub struct SecretEntryContract {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SecretList {
+    /// The folder listed, as its entries' identifiers begin.
+    folder: String,
     value: Vec<SecretEntryContract>,
 }
 
@@ -65,7 +67,7 @@ async fn list_secrets(
             secret_identifier: entry.identifier,
         })
         .collect();
-    Ok(Json(SecretList { value }))
+    Ok(Json(SecretList { folder: folder.to_string(), value }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

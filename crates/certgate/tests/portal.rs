@@ -25,6 +25,12 @@ path "secret/metadata/gw/*" { capabilities = ["list"] }
 
 const PASSWORD: &str = "portal-pfx-passw0rd";
 
+/// Uploads a fresh self-signed client certificate as `id` through the API.
+async fn upload_pfx(api: &support::Client, id: &str) -> String {
+    let leaf = Identity::self_signed_client(id, KeyKind::EcdsaP256);
+    support::upload_certificate(api, &id.replace('%', "%25"), &leaf).await
+}
+
 /// Signs in through the form.
 async fn sign_in(browser: &Browser, node: &Node, token: &str) {
     browser.goto(&format!("{}/portal", node.admin)).await;
@@ -253,6 +259,35 @@ async fn the_seed_walkthrough_in_a_real_browser() {
             .contains("set-backend-service"),
         "the stored policy is unchanged"
     );
+
+    // A backend's edit changes what the form shows and keeps the rest (a PATCH under If-Match).
+    must_put(
+        &api,
+        "/backends/orders",
+        json!({"properties": {"url": backend.url("localhost"), "title": "Orders backend", "tls": tls,
+            "credentials": {"header": {"x-team": ["orders"]}}}}),
+    )
+    .await;
+    browser.click_link("Backends").await;
+    browser.click_link("orders").await;
+    browser.wait_for_text("Validate certificate chain").await;
+    browser.set_checked("Validate certificate name", true).await;
+    browser.click_button("Save").await;
+    browser.wait_for_text("Backend orders saved.").await;
+    let saved = api.get("/backends/orders").await.body["properties"].clone();
+    assert_eq!(saved["tls"]["validateCertificateName"], true, "{saved}");
+    assert_eq!(saved["title"], "Orders backend", "{saved}");
+    assert_eq!(saved["credentials"]["header"]["x-team"][0], "orders", "{saved}");
+
+    // An id holding `%` acts on itself, not on the id its escape would decode to.
+    let (_, _) = (upload_pfx(&api, "pct%41").await, upload_pfx(&api, "pctA").await);
+    browser.click_link("Certificates").await;
+    browser.click_in_row("pct%41", "Delete").await;
+    browser.wait_for_text("Delete certificate pct%41").await;
+    browser.click_button("Delete").await;
+    browser.wait_for_text("Certificate pct%41 deleted.").await;
+    assert_eq!(api.get("/certificates/pct%2541").await.status, 404);
+    assert_eq!(api.get("/certificates/pctA").await.status, 200, "the other id is untouched");
 
     // Sign out ends the session: its cookie no longer opens a page.
     browser.click_button("Sign out").await;

@@ -2,22 +2,41 @@
 //! the session's token. Validation, authorisation, ETags and reference checks are the API's; the
 //! portal renders what it answers, errors included (next to the field their `target` names).
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
+use zeroize::Zeroizing;
 
-/// The management API as a service.
+use crate::session::{Session, Sessions};
+
+/// The management API as a service. A call the API answers 401 (the token was revoked or
+/// replaced) ends the caller's session.
 #[derive(Clone)]
 pub struct ManagementApi {
     router: axum::Router,
+    sessions: Arc<Sessions>,
 }
 
 /// A successful answer.
 pub struct Reply {
     pub body: Value,
     pub etag: Option<String>,
+}
+
+impl Reply {
+    /// The entries of a list answer (`value`).
+    pub fn items(&self) -> impl Iterator<Item = &Value> {
+        self.body["value"].as_array().into_iter().flatten()
+    }
+
+    /// The `name` of every entry of a list answer.
+    pub fn names(&self) -> Vec<String> {
+        self.items().map(|item| text(&item["name"])).collect()
+    }
 }
 
 /// An answer in APIM's error envelope (or a transport failure, as a 500).
@@ -41,6 +60,15 @@ impl ApiFailure {
         (!messages.is_empty()).then(|| messages.join(" "))
     }
 
+    /// Puts each detail at the form field whose target it names (`(target, slot)`); returns
+    /// the whole failure for a banner when no field took any of it.
+    pub fn place(&self, fields: &mut [(&str, &mut Option<String>)]) -> Option<String> {
+        for (target, slot) in fields.iter_mut() {
+            **slot = self.for_field(target);
+        }
+        fields.iter().all(|(_, slot)| slot.is_none()).then(|| self.summary())
+    }
+
     /// The whole failure as one line, for a banner: the message and every detail.
     pub fn summary(&self) -> String {
         let mut text = self.message.clone();
@@ -50,40 +78,73 @@ impl ApiFailure {
         text
     }
 
+    /// A form field the portal itself found at fault, as the API would have named it.
+    pub fn invalid(target: &str, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, message: String::new(), details: vec![(target.into(), message.into())] }
+    }
+
+    /// A request the portal could not read (a broken multipart body, say).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, message: message.into(), details: Vec::new() }
+    }
+
+    /// A refusal the user can fix on the form they sent (invalid, conflicting or changed since
+    /// shown): the form is shown again with the messages, under the API's status.
+    pub fn is_form_error(&self) -> bool {
+        matches!(self.status, StatusCode::BAD_REQUEST | StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED)
+    }
+
     fn internal(message: impl Into<String>) -> Self {
         Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into(), details: Vec::new() }
     }
 }
 
 impl ManagementApi {
-    pub fn new(router: axum::Router) -> Self {
-        Self { router }
+    pub fn new(router: axum::Router, sessions: Arc<Sessions>) -> Self {
+        Self { router, sessions }
     }
 
-    pub async fn get(&self, token: &str, path: &str) -> Result<Reply, ApiFailure> {
-        self.call(token, Method::GET, path, None, None).await
+    pub async fn get(&self, caller: &Session, path: &str) -> Result<Reply, ApiFailure> {
+        self.send(caller, Method::GET, path, None, None).await
     }
 
     /// A GET that treats 404 as absent.
-    pub async fn get_optional(&self, token: &str, path: &str) -> Result<Option<Reply>, ApiFailure> {
-        match self.get(token, path).await {
+    pub async fn get_optional(&self, caller: &Session, path: &str) -> Result<Option<Reply>, ApiFailure> {
+        match self.get(caller, path).await {
             Ok(reply) => Ok(Some(reply)),
             Err(failure) if failure.status == StatusCode::NOT_FOUND => Ok(None),
             Err(failure) => Err(failure),
         }
     }
 
+    /// Whether `path` names an existing entity: what a create form checks so that it does not
+    /// replace one (a create racing it in the same instant still can; the API's PUT is an upsert).
+    pub async fn exists(&self, caller: &Session, path: &str) -> Result<bool, ApiFailure> {
+        Ok(self.get_optional(caller, path).await?.is_some())
+    }
+
     pub async fn send(
         &self,
-        token: &str,
+        caller: &Session,
         method: Method,
         path: &str,
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Reply, ApiFailure> {
-        self.call(token, method, path, body, if_match).await
+        let result = self.call(&caller.token, method, path, body, if_match).await;
+        if matches!(&result, Err(failure) if failure.status == StatusCode::UNAUTHORIZED) {
+            self.sessions.end(&caller.id);
+        }
+        result
     }
 
+    /// What the API says about a token before a session exists: its answer to `GET /caller`.
+    pub async fn caller(&self, token: &str) -> Result<Reply, ApiFailure> {
+        self.call(token, Method::GET, "/caller", None, None).await
+    }
+
+    /// One call. The request body (a PFX and its password, for an upload) is serialized into
+    /// a buffer the router owns and drops; it is not zeroized, as the API's own JSON is not.
     async fn call(
         &self,
         token: &str,
@@ -92,10 +153,11 @@ impl ManagementApi {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Reply, ApiFailure> {
+        let bearer = Zeroizing::new(format!("Bearer {token}"));
         let mut request = Request::builder()
             .method(method)
             .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::AUTHORIZATION, bearer.as_str())
             .header(header::CONTENT_TYPE, "application/json");
         if let Some(etag) = if_match {
             request = request.header(header::IF_MATCH, etag);
@@ -137,6 +199,12 @@ impl ManagementApi {
         };
         Err(ApiFailure { status, message, details })
     }
+}
+
+/// A path segment for the management API or a portal link: ids are restricted by the API, but
+/// one may hold `%`, which a link must not let the router decode into another id.
+pub fn encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// A JSON string, or empty.

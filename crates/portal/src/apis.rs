@@ -12,8 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::Portal;
-use crate::api::text;
-use crate::certificates::encode;
+use crate::api::{encode, text};
 use crate::page::{Chrome, PortalError, authorise_write, done, render};
 use crate::session::Session;
 
@@ -24,6 +23,18 @@ pub struct ApiRow {
     pub service_url: String,
 }
 
+impl ApiRow {
+    fn of(resource: &serde_json::Value) -> Self {
+        let properties = &resource["properties"];
+        Self {
+            id: text(&resource["name"]),
+            name: text(&properties["displayName"]),
+            path: text(&properties["path"]),
+            service_url: text(&properties["serviceUrl"]),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "apis.html")]
 struct ApiList {
@@ -32,18 +43,7 @@ struct ApiList {
 }
 
 pub async fn list(State(portal): State<Portal>, session: Session) -> Result<Response, PortalError> {
-    let reply = portal.api.get(&session.token, "/apis").await?;
-    let rows = reply.body["value"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|api| ApiRow {
-            id: text(&api["name"]),
-            name: text(&api["properties"]["displayName"]),
-            path: text(&api["properties"]["path"]),
-            service_url: text(&api["properties"]["serviceUrl"]),
-        })
-        .collect();
+    let rows = portal.api.get(&session, "/apis").await?.items().map(ApiRow::of).collect();
     Ok(render(StatusCode::OK, &ApiList { chrome: Chrome::new(&portal, &session, "apis", "APIs"), rows }))
 }
 
@@ -83,10 +83,10 @@ pub async fn design(
 
 async fn load_design(portal: &Portal, session: &Session, id: &str) -> Result<Design, PortalError> {
     let base = format!("/apis/{}", encode(id));
-    let api = portal.api.get(&session.token, &base).await?.body;
-    let operations = portal.api.get(&session.token, &format!("{base}/operations")).await?.body;
-    let policy = portal.api.get_optional(&session.token, &format!("{base}/policies/policy")).await?;
-    let certificates = portal.api.get(&session.token, "/certificates").await?.body;
+    let api = portal.api.get(session, &base).await?.body;
+    let operations = portal.api.get(session, &format!("{base}/operations")).await?;
+    let policy = portal.api.get_optional(session, &format!("{base}/policies/policy")).await?;
+    let certificates = portal.api.get(session, "/certificates").await?.names();
     let document = policy.as_ref().and_then(|p| certgate_policy::parse(p.body["properties"]["value"].as_str()?).ok());
     let inbound = document.as_ref().and_then(|d| d.section(SectionKind::Inbound)).unwrap_or_default();
     let credentials = inbound
@@ -110,18 +110,11 @@ async fn load_design(portal: &Portal, session: &Session, id: &str) -> Result<Des
             _ => None,
         })
         .unwrap_or_else(|| text(&api["properties"]["serviceUrl"]));
-    let row = ApiRow {
-        id: text(&api["name"]),
-        name: text(&api["properties"]["displayName"]),
-        path: text(&api["properties"]["path"]),
-        service_url: text(&api["properties"]["serviceUrl"]),
-    };
+    let row = ApiRow::of(&api);
     Ok(Design {
         chrome: Chrome::new(portal, session, "apis", format!("{} — Design", row.name)),
-        operations: operations["value"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        operations: operations
+            .items()
             .map(|op| OperationRow {
                 id: text(&op["name"]),
                 name: text(&op["properties"]["displayName"]),
@@ -132,7 +125,7 @@ async fn load_design(portal: &Portal, session: &Session, id: &str) -> Result<Des
         api: row,
         backend,
         credentials,
-        certificates: certificates["value"].as_array().into_iter().flatten().map(|c| text(&c["name"])).collect(),
+        certificates,
     })
 }
 
@@ -153,7 +146,7 @@ pub async fn save_credentials(
 ) -> Result<Response, PortalError> {
     authorise_write(&session, &form.csrf)?;
     let path = format!("/apis/{}/policies/policy", encode(&id));
-    let current = portal.api.get_optional(&session.token, &path).await?;
+    let current = portal.api.get_optional(&session, &path).await?;
     let (document, etag) = match &current {
         Some(reply) => (text(&reply.body["properties"]["value"]), reply.etag.clone()),
         None => (certgate_policy::EMPTY_POLICY.to_owned(), None),
@@ -165,37 +158,43 @@ pub async fn save_credentials(
             InboundElement::AuthenticationCertificate { certificate_id: &form.certificate },
         )
         .map_err(|e| format!("The API's policy cannot be edited: {e}")),
-        _ => certgate_policy::remove_inbound_element(&document, InboundElementKind::AuthenticationCertificate)
+        "none" => certgate_policy::remove_inbound_element(&document, InboundElementKind::AuthenticationCertificate)
             .map_err(|e| format!("The API's policy cannot be edited: {e}")),
-    };
-    let failed = |message: String| async {
-        let mut design = load_design(&portal, &session, &id).await?;
-        design.chrome.error = Some(message);
-        Ok::<_, PortalError>(render(StatusCode::BAD_REQUEST, &design))
+        other => Err(format!("Gateway credentials must be None or Client cert, not '{other}'.")),
     };
     let edited = match edited {
         Ok(edited) => edited,
-        Err(message) => return failed(message).await,
+        Err(message) => return refused(&portal, &session, &id, StatusCode::BAD_REQUEST, message).await,
     };
-    if current.is_some() && edited == document {
-        return Ok(done(&portal, &session, &format!("/portal/apis/{id}"), "Nothing to change.".into()));
+    let design_page = format!("/portal/apis/{}", encode(&id));
+    if edited == document {
+        return Ok(done(&portal, &session, &design_page, "Nothing to change.".into()));
     }
     let body = json!({ "properties": { "format": "rawxml", "value": edited } });
-    match portal.api.send(&session.token, Method::PUT, &path, Some(&body), etag.as_deref()).await {
+    match portal.api.send(&session, Method::PUT, &path, Some(&body), etag.as_deref()).await {
         Ok(_) => {
             let notice = match form.credentials.as_str() {
                 "client-cert" => format!("Gateway credentials saved: client certificate {}.", form.certificate),
                 _ => "Gateway credentials saved: none.".to_owned(),
             };
-            Ok(done(&portal, &session, &format!("/portal/apis/{id}"), notice))
+            Ok(done(&portal, &session, &design_page, notice))
         }
-        Err(failure)
-            if failure.status.is_client_error()
-                && failure.status != StatusCode::UNAUTHORIZED
-                && failure.status != StatusCode::FORBIDDEN =>
-        {
-            failed(failure.summary()).await
+        Err(failure) if failure.is_form_error() => {
+            refused(&portal, &session, &id, failure.status, failure.summary()).await
         }
         Err(failure) => Err(failure.into()),
     }
+}
+
+/// The design page again, with why Save did not save.
+async fn refused(
+    portal: &Portal,
+    session: &Session,
+    id: &str,
+    status: StatusCode,
+    message: String,
+) -> Result<Response, PortalError> {
+    let mut design = load_design(portal, session, id).await?;
+    design.chrome.error = Some(message);
+    Ok(render(status, &design))
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::Portal;
-use crate::api::{ApiFailure, text};
+use crate::api::{ApiFailure, encode, text};
 use crate::page::{Chrome, CsrfOnly, PortalError, authorise_write, done, render};
 use crate::session::Session;
 
@@ -29,9 +29,9 @@ impl Expiry {
         let Ok(not_after) = parsed else {
             return Self { date: expiration.to_owned(), class: "", label: String::new() };
         };
-        let days_left = (not_after - time::OffsetDateTime::now_utc()).whole_days();
-        let (class, label) = match days_left {
-            _ if not_after <= time::OffsetDateTime::now_utc() => ("expired", "expired".to_owned()),
+        let now = time::OffsetDateTime::now_utc();
+        let (class, label) = match (not_after - now).whole_days() {
+            _ if not_after <= now => ("expired", "expired".to_owned()),
             0 => ("soon", "expires today".to_owned()),
             1 => ("soon", "1 day left".to_owned()),
             d if d < 30 => ("soon", format!("{d} days left")),
@@ -60,8 +60,8 @@ struct CertificateList {
 }
 
 pub async fn list(State(portal): State<Portal>, session: Session) -> Result<Response, PortalError> {
-    let reply = portal.api.get(&session.token, "/certificates").await?;
-    let rows = reply.body["value"].as_array().into_iter().flatten().map(row).collect();
+    let reply = portal.api.get(&session, "/certificates").await?;
+    let rows = reply.items().map(row).collect();
     let chrome = Chrome::new(&portal, &session, "certificates", "Certificates");
     Ok(render(StatusCode::OK, &CertificateList { chrome, rows }))
 }
@@ -109,8 +109,7 @@ struct AddForm {
 
 impl AddForm {
     async fn new(portal: &Portal, session: &Session) -> Result<Self, PortalError> {
-        let identities = portal.api.get(&session.token, "/identities").await?;
-        let identities = identities.body["value"].as_array().into_iter().flatten().map(|i| text(&i["name"])).collect();
+        let identities = portal.api.get(session, "/identities").await?.names();
         Ok(Self {
             chrome: Chrome::new(portal, session, "certificates", "Add certificate"),
             id: String::new(),
@@ -130,17 +129,16 @@ impl AddForm {
     }
 
     fn show_failure(&mut self, failure: &ApiFailure) {
-        self.id_error = failure.for_field("id");
-        self.file_error = failure.for_field("properties.data");
-        self.password_error = failure.for_field("properties.password");
-        self.identifier_error =
-            failure.for_field("properties.keyVault.secretIdentifier").or_else(|| failure.for_field("folder"));
-        self.identity_error = failure.for_field("properties.keyVault.identityClientId");
-        let placed =
-            [&self.id_error, &self.file_error, &self.password_error, &self.identifier_error, &self.identity_error];
-        if placed.iter().all(|e| e.is_none()) {
-            self.chrome.error = Some(failure.summary());
-        }
+        let mut folder_error = None;
+        self.chrome.error = failure.place(&mut [
+            ("id", &mut self.id_error),
+            ("properties.data", &mut self.file_error),
+            ("properties.password", &mut self.password_error),
+            ("properties.keyVault.secretIdentifier", &mut self.identifier_error),
+            ("folder", &mut folder_error),
+            ("properties.keyVault.identityClientId", &mut self.identity_error),
+        ]);
+        self.identifier_error = self.identifier_error.take().or(folder_error);
     }
 }
 
@@ -195,9 +193,7 @@ pub async fn add(
     session: Session,
     multipart: Multipart,
 ) -> Result<Response, PortalError> {
-    let submitted = read_form(multipart).await.map_err(|e| {
-        PortalError::Api(ApiFailure { status: StatusCode::BAD_REQUEST, message: e, details: Vec::new() })
-    })?;
+    let submitted = read_form(multipart).await.map_err(ApiFailure::bad_request)?;
     authorise_write(&session, &submitted.csrf)?;
     let mut form = AddForm::new(&portal, &session).await?;
     form.id = submitted.id.clone();
@@ -233,13 +229,12 @@ pub async fn add(
     }
     let body = json!({ "properties": properties });
     let path = format!("/certificates/{}", encode(&form.id));
-    // + Add creates: an existing id is an error here, not a silent replacement (the API's PUT
-    // would replace it; a create racing this check in the same instant still can).
-    if portal.api.get_optional(&session.token, &path).await?.is_some() {
+    // + Add creates: an existing id is an error here, not a silent replacement.
+    if portal.api.exists(&session, &path).await? {
         form.id_error = Some(format!("A certificate with id '{}' already exists.", form.id));
         return Ok(render(StatusCode::CONFLICT, &form));
     }
-    match portal.api.send(&session.token, Method::PUT, &path, Some(&body), None).await {
+    match portal.api.send(&session, Method::PUT, &path, Some(&body), None).await {
         Ok(reply) => {
             let thumbprint = text(&reply.body["properties"]["thumbprint"]);
             let mut notice = format!("Certificate {} added (thumbprint {thumbprint}).", form.id);
@@ -248,13 +243,11 @@ pub async fn add(
             }
             Ok(done(&portal, &session, "/portal/certificates", notice))
         }
-        Err(failure) if failure.status == StatusCode::UNAUTHORIZED || failure.status == StatusCode::FORBIDDEN => {
-            Err(failure.into())
-        }
-        Err(failure) => {
+        Err(failure) if failure.is_form_error() => {
             form.show_failure(&failure);
-            Ok(render(StatusCode::BAD_REQUEST, &form))
+            Ok(render(failure.status, &form))
         }
+        Err(failure) => Err(failure.into()),
     }
 }
 
@@ -269,30 +262,23 @@ async fn browse(portal: &Portal, session: &Session, form: &mut AddForm) -> Resul
     let identity = if form.identity.is_empty() { "system" } else { form.identity.as_str() };
     let path = format!("/identities/{}/listSecrets", encode(identity));
     let body = json!({ "folder": form.secret_identifier });
-    match portal.api.send(&session.token, Method::POST, &path, Some(&body), None).await {
+    match portal.api.send(session, Method::POST, &path, Some(&body), None).await {
         Ok(reply) => {
-            form.browsed = form.secret_identifier.rsplit_once('/').map_or_else(String::new, |(f, _)| format!("{f}/"));
-            form.entries = Some(
-                reply.body["value"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| Entry { name: text(&e["name"]), identifier: text(&e["secretIdentifier"]) })
-                    .collect(),
-            );
+            form.browsed = text(&reply.body["folder"]);
+            let entries =
+                reply.items().map(|e| Entry { name: text(&e["name"]), identifier: text(&e["secretIdentifier"]) });
+            form.entries = Some(entries.collect());
             Ok(())
-        }
-        Err(failure) if failure.status == StatusCode::UNAUTHORIZED || failure.status == StatusCode::FORBIDDEN => {
-            Err(failure.into())
         }
         Err(failure) if failure.status == StatusCode::NOT_FOUND => {
             form.identity_error = Some(format!("Identity '{identity}' is not configured on this node."));
             Ok(())
         }
-        Err(failure) => {
+        Err(failure) if failure.is_form_error() => {
             form.show_failure(&failure);
             Ok(())
         }
+        Err(failure) => Err(failure.into()),
     }
 }
 
@@ -310,7 +296,7 @@ pub async fn refresh(
 ) -> Result<Response, PortalError> {
     authorise_write(&session, &form.csrf)?;
     let path = format!("/certificates/{}/refreshSecret", encode(&id));
-    let notice = match portal.api.send(&session.token, Method::POST, &path, None, None).await {
+    let notice = match portal.api.send(&session, Method::POST, &path, None, None).await {
         Ok(reply) => {
             let status = &reply.body["properties"]["keyVault"]["lastStatus"];
             format!("Certificate {id} refreshed: {} — {}.", text(&status["code"]), text(&status["message"]))
@@ -335,12 +321,17 @@ impl Referrer {
     fn of(path: &str) -> Self {
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (label, href) = match parts.as_slice() {
-            ["apis", api, "operations", op, ..] => {
-                (format!("API {api}, operation {op} (policy)"), format!("/portal/apis/{api}/operations/{op}/policy"))
+            ["apis", api, "operations", op, ..] => (
+                format!("API {api}, operation {op} (policy)"),
+                format!("/portal/apis/{}/operations/{}/policy", encode(api), encode(op)),
+            ),
+            ["apis", api, ..] => (format!("API {api} (policy)"), format!("/portal/apis/{}", encode(api))),
+            ["backends", backend] => {
+                (format!("Backend {backend}"), format!("/portal/backends/{}/edit", encode(backend)))
             }
-            ["apis", api, ..] => (format!("API {api} (policy)"), format!("/portal/apis/{api}")),
-            ["backends", backend] => (format!("Backend {backend}"), format!("/portal/backends/{backend}")),
-            _ => ("Global policy".to_owned(), "/portal/policy".to_owned()),
+            ["policies", "policy"] => ("Global policy".to_owned(), "/portal/policy".to_owned()),
+            // A kind of referrer this portal has no page for: named as the API names it.
+            _ => (path.to_owned(), "/portal".to_owned()),
         };
         Self { label, href }
     }
@@ -365,7 +356,7 @@ pub async fn confirm_delete(
 }
 
 async fn referrers(portal: &Portal, session: &Session, id: &str) -> Result<Vec<Referrer>, PortalError> {
-    let reply = portal.api.get(&session.token, &format!("/certificates/{}/referrers", encode(id))).await?;
+    let reply = portal.api.get(session, &format!("/certificates/{}/referrers", encode(id))).await?;
     Ok(reply.body["value"].as_array().into_iter().flatten().filter_map(Value::as_str).map(Referrer::of).collect())
 }
 
@@ -376,7 +367,7 @@ pub async fn delete(
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PortalError> {
     authorise_write(&session, &form.csrf)?;
-    match portal.api.send(&session.token, Method::DELETE, &format!("/certificates/{}", encode(&id)), None, None).await {
+    match portal.api.send(&session, Method::DELETE, &format!("/certificates/{}", encode(&id)), None, None).await {
         Ok(_) => Ok(done(&portal, &session, "/portal/certificates", format!("Certificate {id} deleted."))),
         // Referenced since the confirmation was shown: show the referrers again.
         Err(failure) if failure.status == StatusCode::CONFLICT => {
@@ -387,9 +378,4 @@ pub async fn delete(
         }
         Err(failure) => Err(failure.into()),
     }
-}
-
-/// A path segment: ids are restricted by the API, but what a user typed is escaped anyway.
-pub fn encode(segment: &str) -> String {
-    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

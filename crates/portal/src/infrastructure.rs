@@ -9,8 +9,9 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::Portal;
+use crate::api::encode;
 use crate::api::{ApiFailure, text};
-use crate::certificates::{Expiry, encode};
+use crate::certificates::Expiry;
 use crate::page::{Chrome, CsrfOnly, PortalError, authorise_write, done, render};
 use crate::session::Session;
 
@@ -41,8 +42,8 @@ struct BackendList {
 }
 
 pub async fn backend_list(State(portal): State<Portal>, session: Session) -> Result<Response, PortalError> {
-    let reply = portal.api.get(&session.token, "/backends").await?;
-    let rows = reply.body["value"].as_array().into_iter().flatten().map(backend_row).collect();
+    let reply = portal.api.get(&session, "/backends").await?;
+    let rows = reply.items().map(backend_row).collect();
     Ok(render(StatusCode::OK, &BackendList { chrome: Chrome::new(&portal, &session, "backends", "Backends"), rows }))
 }
 
@@ -50,8 +51,8 @@ pub async fn backend_list(State(portal): State<Portal>, session: Session) -> Res
 #[template(path = "backend_edit.html")]
 struct BackendForm {
     chrome: Chrome,
-    /// Editing an existing backend (its id is fixed).
-    existing: bool,
+    /// Editing an existing backend (its id is fixed), at this ETag; else adding one.
+    etag: Option<String>,
     backend: BackendRow,
     all_certificates: Vec<String>,
     id_error: Option<String>,
@@ -59,93 +60,155 @@ struct BackendForm {
     certificates_error: Option<String>,
 }
 
-/// `/portal/backends/new` adds one; any other id edits it.
-pub async fn backend_form(
+impl BackendForm {
+    async fn new(
+        portal: &Portal,
+        session: &Session,
+        etag: Option<String>,
+        backend: BackendRow,
+    ) -> Result<Self, PortalError> {
+        let title = if etag.is_some() { format!("Backend {}", backend.id) } else { "Add backend".to_owned() };
+        Ok(Self {
+            chrome: Chrome::new(portal, session, "backends", title),
+            etag,
+            backend,
+            all_certificates: portal.api.get(session, "/certificates").await?.names(),
+            id_error: None,
+            url_error: None,
+            certificates_error: None,
+        })
+    }
+
+    /// The form again, with the API's refusal at its fields.
+    async fn refused(
+        portal: &Portal,
+        session: &Session,
+        etag: Option<String>,
+        backend: BackendRow,
+        failure: &ApiFailure,
+    ) -> Result<Response, PortalError> {
+        let mut form = Self::new(portal, session, etag, backend).await?;
+        form.chrome.error = failure.place(&mut [
+            ("id", &mut form.id_error),
+            ("properties.url", &mut form.url_error),
+            ("properties.credentials", &mut form.certificates_error),
+        ]);
+        if failure.status == StatusCode::PRECONDITION_FAILED {
+            form.chrome.error = Some("The backend was changed since you opened it; nothing was saved. Reload the page and apply your edit again.".into());
+        }
+        Ok(render(failure.status, &form))
+    }
+}
+
+/// What the backend form submits.
+struct BackendFields {
+    csrf: String,
+    etag: String,
+    backend: BackendRow,
+}
+
+impl BackendFields {
+    fn read(fields: &[(String, String)], id: Option<String>) -> Self {
+        let field =
+            |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+        Self {
+            csrf: field("csrf"),
+            etag: field("etag"),
+            backend: BackendRow {
+                id: id.unwrap_or_else(|| field("id")),
+                url: field("url"),
+                validate_chain: fields.iter().any(|(k, _)| k == "validateChain"),
+                validate_name: fields.iter().any(|(k, _)| k == "validateName"),
+                certificates: fields
+                    .iter()
+                    .filter(|(k, v)| k == "certificate" && !v.is_empty())
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+            },
+        }
+    }
+
+    /// The properties the form edits; `credentials` is the backend's current credentials (header,
+    /// query, authorization and certificate thumbprints the form does not show are kept).
+    fn properties(&self, mut credentials: Value) -> Value {
+        if !credentials.is_object() {
+            credentials = json!({});
+        }
+        credentials["certificateIds"] = json!(self.backend.certificates);
+        json!({ "properties": {
+            "url": self.backend.url,
+            "tls": {
+                "validateCertificateChain": self.backend.validate_chain,
+                "validateCertificateName": self.backend.validate_name,
+            },
+            "credentials": credentials,
+        }})
+    }
+}
+
+pub async fn backend_add_form(State(portal): State<Portal>, session: Session) -> Result<Response, PortalError> {
+    let backend = BackendRow {
+        id: String::new(),
+        url: String::new(),
+        validate_chain: true,
+        validate_name: true,
+        certificates: Vec::new(),
+    };
+    Ok(render(StatusCode::OK, &BackendForm::new(&portal, &session, None, backend).await?))
+}
+
+pub async fn backend_add(
+    State(portal): State<Portal>,
+    session: Session,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, PortalError> {
+    let submitted = BackendFields::read(&fields, None);
+    authorise_write(&session, &submitted.csrf)?;
+    let id = submitted.backend.id.clone();
+    let path = format!("/backends/{}", encode(&id));
+    let refusal = if id.is_empty() {
+        ApiFailure::invalid("id", "Enter an id.")
+    } else if portal.api.exists(&session, &path).await? {
+        ApiFailure::invalid("id", format!("A backend with id '{id}' already exists."))
+    } else {
+        let mut body = submitted.properties(json!({}));
+        body["properties"]["protocol"] = json!("http");
+        match portal.api.send(&session, Method::PUT, &path, Some(&body), None).await {
+            Ok(_) => return Ok(done(&portal, &session, "/portal/backends", format!("Backend {id} added."))),
+            Err(failure) if failure.is_form_error() => failure,
+            Err(failure) => return Err(failure.into()),
+        }
+    };
+    BackendForm::refused(&portal, &session, None, submitted.backend, &refusal).await
+}
+
+pub async fn backend_edit_form(
     State(portal): State<Portal>,
     session: Session,
     Path(id): Path<String>,
 ) -> Result<Response, PortalError> {
-    let existing = id != "new";
-    let backend = match existing {
-        true => backend_row(&portal.api.get(&session.token, &format!("/backends/{}", encode(&id))).await?.body),
-        false => BackendRow {
-            id: String::new(),
-            url: String::new(),
-            validate_chain: true,
-            validate_name: true,
-            certificates: Vec::new(),
-        },
-    };
-    let form = backend_page(&portal, &session, existing, backend).await?;
-    Ok(render(StatusCode::OK, &form))
+    let reply = portal.api.get(&session, &format!("/backends/{}", encode(&id))).await?;
+    let form = BackendForm::new(&portal, &session, Some(reply.etag.unwrap_or_default()), backend_row(&reply.body));
+    Ok(render(StatusCode::OK, &form.await?))
 }
 
-async fn backend_page(
-    portal: &Portal,
-    session: &Session,
-    existing: bool,
-    backend: BackendRow,
-) -> Result<BackendForm, PortalError> {
-    let certificates = portal.api.get(&session.token, "/certificates").await?.body;
-    let title = if existing { format!("Backend {}", backend.id) } else { "Add backend".to_owned() };
-    Ok(BackendForm {
-        chrome: Chrome::new(portal, session, "backends", title),
-        existing,
-        backend,
-        all_certificates: certificates["value"].as_array().into_iter().flatten().map(|c| text(&c["name"])).collect(),
-        id_error: None,
-        url_error: None,
-        certificates_error: None,
-    })
-}
-
+/// Saves an edit as a PATCH of what the form shows, under `If-Match` of the version it showed.
 pub async fn backend_save(
     State(portal): State<Portal>,
     session: Session,
     Path(id): Path<String>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, PortalError> {
-    let field =
-        |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
-    authorise_write(&session, &field("csrf"))?;
-    let existing = id != "new";
-    let backend = BackendRow {
-        id: if existing { id } else { field("id") },
-        url: field("url"),
-        validate_chain: fields.iter().any(|(k, _)| k == "validateChain"),
-        validate_name: fields.iter().any(|(k, _)| k == "validateName"),
-        certificates: fields
-            .iter()
-            .filter(|(k, v)| k == "certificate" && !v.is_empty())
-            .map(|(_, v)| v.clone())
-            .collect(),
-    };
-    let body = json!({ "properties": {
-        "url": backend.url,
-        "protocol": "http",
-        "tls": { "validateCertificateChain": backend.validate_chain, "validateCertificateName": backend.validate_name },
-        "credentials": { "certificateIds": backend.certificates },
-    }});
-    let path = format!("/backends/{}", encode(&backend.id));
-    let result = match backend.id.is_empty() {
-        true => Err(ApiFailure {
-            status: StatusCode::BAD_REQUEST,
-            message: "Enter an id.".into(),
-            details: vec![("id".into(), "Enter an id.".into())],
-        }),
-        false => portal.api.send(&session.token, Method::PUT, &path, Some(&body), None).await.map(|_| ()),
-    };
-    match result {
-        Ok(()) => Ok(done(&portal, &session, "/portal/backends", format!("Backend {} saved.", backend.id))),
-        Err(failure) if failure.status == StatusCode::BAD_REQUEST => {
-            let mut form = backend_page(&portal, &session, existing, backend).await?;
-            form.id_error = failure.for_field("id");
-            form.url_error = failure.for_field("properties.url");
-            form.certificates_error = failure.for_field("properties.credentials");
-            if form.id_error.is_none() && form.url_error.is_none() && form.certificates_error.is_none() {
-                form.chrome.error = Some(failure.summary());
-            }
-            Ok(render(StatusCode::BAD_REQUEST, &form))
+    let submitted = BackendFields::read(&fields, Some(id.clone()));
+    authorise_write(&session, &submitted.csrf)?;
+    let path = format!("/backends/{}", encode(&id));
+    let current = portal.api.get(&session, &path).await?;
+    let body = submitted.properties(current.body["properties"]["credentials"].clone());
+    let if_match = (!submitted.etag.is_empty()).then_some(submitted.etag.as_str());
+    match portal.api.send(&session, Method::PATCH, &path, Some(&body), if_match).await {
+        Ok(_) => Ok(done(&portal, &session, "/portal/backends", format!("Backend {id} saved."))),
+        Err(failure) if failure.is_form_error() => {
+            BackendForm::refused(&portal, &session, Some(submitted.etag), submitted.backend, &failure).await
         }
         Err(failure) => Err(failure.into()),
     }
@@ -167,14 +230,13 @@ struct CaList {
     id: String,
     id_error: Option<String>,
     file_error: Option<String>,
+    store_error: Option<String>,
 }
 
 async fn ca_page(portal: &Portal, session: &Session) -> Result<CaList, PortalError> {
-    let reply = portal.api.get(&session.token, "/caCertificates").await?;
-    let rows = reply.body["value"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let reply = portal.api.get(session, "/caCertificates").await?;
+    let rows = reply
+        .items()
         .map(|ca| CaRow {
             id: text(&ca["name"]),
             subject: text(&ca["properties"]["subject"]),
@@ -184,7 +246,7 @@ async fn ca_page(portal: &Portal, session: &Session) -> Result<CaList, PortalErr
         })
         .collect();
     let chrome = Chrome::new(portal, session, "ca-certificates", "CA certificates");
-    Ok(CaList { chrome, rows, id: String::new(), id_error: None, file_error: None })
+    Ok(CaList { chrome, rows, id: String::new(), id_error: None, file_error: None, store_error: None })
 }
 
 pub async fn ca_list(State(portal): State<Portal>, session: Session) -> Result<Response, PortalError> {
@@ -197,9 +259,7 @@ pub async fn ca_add(
     mut multipart: Multipart,
 ) -> Result<Response, PortalError> {
     let (mut csrf, mut id, mut store, mut data) = (String::new(), String::new(), String::new(), Vec::new());
-    let broken = |e: axum::extract::multipart::MultipartError| {
-        PortalError::Api(ApiFailure { status: StatusCode::BAD_REQUEST, message: e.body_text(), details: Vec::new() })
-    };
+    let broken = |e: axum::extract::multipart::MultipartError| ApiFailure::bad_request(e.body_text());
     while let Some(field) = multipart.next_field().await.map_err(broken)? {
         match field.name().unwrap_or_default() {
             "file" => data = field.bytes().await.map_err(broken)?.to_vec(),
@@ -210,41 +270,34 @@ pub async fn ca_add(
         }
     }
     authorise_write(&session, &csrf)?;
-    let body = json!({ "properties": {
-        "data": base64::engine::general_purpose::STANDARD.encode(&data),
-        "storeName": store,
-    }});
-    let failure = match (id.is_empty(), data.is_empty()) {
-        (true, _) => ApiFailure {
-            status: StatusCode::BAD_REQUEST,
-            message: String::new(),
-            details: vec![("id".into(), "Enter an id.".into())],
-        },
-        (_, true) => ApiFailure {
-            status: StatusCode::BAD_REQUEST,
-            message: String::new(),
-            details: vec![("properties.data".into(), "Choose the CA certificate's file (.cer, .crt or .pem).".into())],
-        },
-        _ => match portal
-            .api
-            .send(&session.token, Method::PUT, &format!("/caCertificates/{}", encode(&id)), Some(&body), None)
-            .await
-        {
+    let path = format!("/caCertificates/{}", encode(&id));
+    let refusal = if id.is_empty() {
+        ApiFailure::invalid("id", "Enter an id.")
+    } else if data.is_empty() {
+        ApiFailure::invalid("properties.data", "Choose the CA certificate's file (.cer, .crt or .pem).")
+    } else if portal.api.exists(&session, &path).await? {
+        ApiFailure::invalid("id", format!("A CA certificate with id '{id}' already exists."))
+    } else {
+        let body = json!({ "properties": {
+            "data": base64::engine::general_purpose::STANDARD.encode(&data),
+            "storeName": store,
+        }});
+        match portal.api.send(&session, Method::PUT, &path, Some(&body), None).await {
             Ok(_) => {
                 return Ok(done(&portal, &session, "/portal/ca-certificates", format!("CA certificate {id} added.")));
             }
-            Err(failure) if failure.status == StatusCode::BAD_REQUEST => failure,
+            Err(failure) if failure.is_form_error() => failure,
             Err(failure) => return Err(failure.into()),
-        },
+        }
     };
     let mut page = ca_page(&portal, &session).await?;
     page.id = id;
-    page.id_error = failure.for_field("id");
-    page.file_error = failure.for_field("properties.data").or_else(|| failure.for_field("properties.storeName"));
-    if page.id_error.is_none() && page.file_error.is_none() {
-        page.chrome.error = Some(failure.summary());
-    }
-    Ok(render(StatusCode::BAD_REQUEST, &page))
+    page.chrome.error = refusal.place(&mut [
+        ("id", &mut page.id_error),
+        ("properties.data", &mut page.file_error),
+        ("properties.storeName", &mut page.store_error),
+    ]);
+    Ok(render(refusal.status, &page))
 }
 
 pub async fn ca_delete(
@@ -254,6 +307,6 @@ pub async fn ca_delete(
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PortalError> {
     authorise_write(&session, &form.csrf)?;
-    portal.api.send(&session.token, Method::DELETE, &format!("/caCertificates/{}", encode(&id)), None, None).await?;
+    portal.api.send(&session, Method::DELETE, &format!("/caCertificates/{}", encode(&id)), None, None).await?;
     Ok(done(&portal, &session, "/portal/ca-certificates", format!("CA certificate {id} deleted.")))
 }

@@ -38,7 +38,8 @@ pub struct Portal {
 /// The portal's routes under `/portal`, in front of `management` (the management API's router),
 /// which serves every other path and which the portal calls for everything it shows or changes.
 pub fn router(management: axum::Router, settings: PortalSettings) -> axum::Router {
-    let portal = Portal { api: api::ManagementApi::new(management.clone()), sessions: Arc::default(), settings };
+    let sessions = Arc::<session::Sessions>::default();
+    let portal = Portal { api: api::ManagementApi::new(management.clone(), sessions.clone()), sessions, settings };
     axum::Router::new()
         .route("/portal", get(page::home))
         .route("/portal/", get(page::home))
@@ -52,7 +53,8 @@ pub fn router(management: axum::Router, settings: PortalSettings) -> axum::Route
         .route("/portal/ca-certificates", get(infrastructure::ca_list).post(infrastructure::ca_add))
         .route("/portal/ca-certificates/{id}/delete", post(infrastructure::ca_delete))
         .route("/portal/backends", get(infrastructure::backend_list))
-        .route("/portal/backends/{id}", get(infrastructure::backend_form).post(infrastructure::backend_save))
+        .route("/portal/backends/new", get(infrastructure::backend_add_form).post(infrastructure::backend_add))
+        .route("/portal/backends/{id}/edit", get(infrastructure::backend_edit_form).post(infrastructure::backend_save))
         .route("/portal/apis", get(apis::list))
         .route("/portal/apis/{id}", get(apis::design))
         .route("/portal/apis/{id}/credentials", post(apis::save_credentials))

@@ -59,15 +59,24 @@ impl Chrome {
     }
 }
 
-/// Renders a template as the page, or a 500 naming the template error.
+/// Renders a template as the page, or a 500 naming the template error. Pages show the node's
+/// configuration to a signed-in user: no cache keeps them, and no other site may frame them.
 pub fn render(status: StatusCode, template: &impl Template) -> Response {
-    match template.render() {
+    let mut response = match template.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "portal page failed to render");
             (StatusCode::INTERNAL_SERVER_ERROR, "the page failed to render").into_response()
         }
-    }
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    );
+    response
 }
 
 /// Why a portal request failed.
@@ -123,14 +132,24 @@ impl FromRequestParts<Portal> for Session {
     }
 }
 
-/// A session allowed to submit this form: its CSRF token matches and it may write.
-pub fn authorise_write(session: &Session, csrf: &str) -> Result<(), PortalError> {
-    if !session.csrf_matches(csrf) {
-        return Err(PortalError::Forbidden(
+/// A form this session sent: it carries the session's CSRF token.
+pub fn check_csrf(session: &Session, csrf: &str) -> Result<(), PortalError> {
+    match session.csrf_matches(csrf) {
+        true => Ok(()),
+        false => Err(PortalError::Forbidden(
             "The form is stale or was not sent by this portal (CSRF token mismatch). Reload the page and try again.",
-        ));
+        )),
     }
-    Ok(())
+}
+
+/// A form that changes something: sent by this session, which may write. The API refuses a
+/// reader's write anyway; this refuses it before anything is read for it.
+pub fn authorise_write(session: &Session, csrf: &str) -> Result<(), PortalError> {
+    check_csrf(session, csrf)?;
+    match session.role.may_write() {
+        true => Ok(()),
+        false => Err(PortalError::Forbidden("Your token may read but not change anything.")),
+    }
 }
 
 /// Sends the browser to `to` after a successful write, leaving `notice` for the next page.
@@ -202,7 +221,7 @@ pub async fn sign_in(State(portal): State<Portal>, headers: HeaderMap, Form(form
         );
     }
     let token = Zeroizing::new(form.token.trim().to_owned());
-    let role = match portal.api.get(&token, "/caller").await {
+    let role = match portal.api.caller(&token).await {
         Ok(reply) if reply.body["role"] == "contributor" => Role::Contributor,
         Ok(_) => Role::Reader,
         Err(failure) if failure.status == StatusCode::UNAUTHORIZED => {
@@ -210,8 +229,13 @@ pub async fn sign_in(State(portal): State<Portal>, headers: HeaderMap, Form(form
         }
         Err(failure) => return sign_in_page(&portal, failure.status, Some(failure.summary())),
     };
-    let Ok(session) = portal.sessions.create(token, role) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a session id").into_response();
+    // A new session id at every sign-in; the one the browser held (if any) ends.
+    if let Some(previous) = portal.sessions.find(&headers) {
+        portal.sessions.end(&previous.id);
+    }
+    let session = match portal.sessions.create(token, role) {
+        Ok(session) => session,
+        Err(refused) => return (StatusCode::SERVICE_UNAVAILABLE, refused.to_string()).into_response(),
     };
     tracing::info!(role = role.label(), "portal sign-in");
     let secure = portal.settings.secure_cookies;
@@ -233,8 +257,8 @@ pub struct CsrfOnly {
 }
 
 pub async fn sign_out(State(portal): State<Portal>, session: Session, Form(form): Form<CsrfOnly>) -> Response {
-    if !session.csrf_matches(&form.csrf) {
-        return PortalError::Forbidden("CSRF token mismatch").into_response();
+    if let Err(refused) = check_csrf(&session, &form.csrf) {
+        return refused.into_response();
     }
     portal.sessions.end(&session.id);
     let mut response = Redirect::to("/portal/signin").into_response();

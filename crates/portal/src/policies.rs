@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::Portal;
+use crate::api::encode;
 use crate::api::text;
-use crate::certificates::encode;
 use crate::page::{Chrome, PortalError, authorise_write, done, render};
 use crate::session::Session;
 
@@ -34,8 +34,8 @@ impl Scope {
     fn portal_path(&self) -> String {
         match self {
             Scope::Global => "/portal/policy".into(),
-            Scope::Api(api) => format!("/portal/apis/{api}/policy"),
-            Scope::Operation(api, op) => format!("/portal/apis/{api}/operations/{op}/policy"),
+            Scope::Api(api) => format!("/portal/apis/{}/policy", encode(api)),
+            Scope::Operation(api, op) => format!("/portal/apis/{}/operations/{}/policy", encode(api), encode(op)),
         }
     }
 
@@ -134,7 +134,7 @@ pub async fn save_operation(
 fn editor(portal: &Portal, session: &Session, scope: &Scope, document: String, etag: String) -> Editor {
     let back = match scope {
         Scope::Global => None,
-        Scope::Api(api) | Scope::Operation(api, _) => Some(format!("/portal/apis/{api}")),
+        Scope::Api(api) | Scope::Operation(api, _) => Some(format!("/portal/apis/{}", encode(api))),
     };
     Editor {
         chrome: Chrome::new(portal, session, scope.section(), scope.title()),
@@ -149,7 +149,7 @@ fn editor(portal: &Portal, session: &Session, scope: &Scope, document: String, e
 }
 
 async fn show(portal: &Portal, session: &Session, scope: Scope) -> Result<Response, PortalError> {
-    let current = portal.api.get_optional(&session.token, &scope.api_path()).await?;
+    let current = portal.api.get_optional(session, &scope.api_path()).await?;
     let (document, etag) = match current {
         Some(reply) => (text(&reply.body["properties"]["value"]), reply.etag.unwrap_or_default()),
         None => (certgate_policy::EMPTY_POLICY.to_owned(), String::new()),
@@ -161,7 +161,7 @@ async fn save(portal: &Portal, session: &Session, scope: Scope, form: PolicyForm
     authorise_write(session, &form.csrf)?;
     let body = json!({ "properties": { "format": "rawxml", "value": form.document } });
     let if_match = (!form.etag.is_empty()).then_some(form.etag.as_str());
-    match portal.api.send(&session.token, Method::PUT, &scope.api_path(), Some(&body), if_match).await {
+    match portal.api.send(session, Method::PUT, &scope.api_path(), Some(&body), if_match).await {
         Ok(_) => Ok(done(portal, session, &scope.portal_path(), format!("{} saved.", scope.title()))),
         // Changed by someone else since this page was opened: keep what was typed, say so.
         Err(failure) if failure.status == StatusCode::PRECONDITION_FAILED => {

@@ -20,9 +20,18 @@ pub const COOKIE_NAME: &str = "certgate_session";
 pub const SIGN_IN_COOKIE: &str = "certgate_signin";
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
 pub const LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
-/// More live sessions than this evicts the oldest: only valid tokens create sessions, so this
-/// bounds memory, not abuse.
+/// At most this many live sessions: a new sign-in beyond it is refused (not an eviction, which
+/// would let one token's sign-ins end everyone else's).
 const MAX_SESSIONS: usize = 10_000;
+
+/// Why no session was created.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionRefused {
+    #[error("{MAX_SESSIONS} sessions are open on this node; try again when some have ended")]
+    Full,
+    #[error("no randomness for a session id")]
+    NoRandomness,
+}
 
 /// What a session may do, as the API said at sign-in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,15 +89,14 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn create(&self, token: Zeroizing<String>, role: Role) -> Result<Session, Unspecified> {
-        let session = Session { id: random_id()?, token, role, csrf: random_id()? };
+    pub fn create(&self, token: Zeroizing<String>, role: Role) -> Result<Session, SessionRefused> {
+        let fresh = || random_id().map_err(|_| SessionRefused::NoRandomness);
+        let session = Session { id: fresh()?, token, role, csrf: fresh()? };
         let now = Instant::now();
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         held.retain(|_, h| alive(h, now));
-        if held.len() >= MAX_SESSIONS
-            && let Some(oldest) = held.iter().min_by_key(|(_, h)| h.created).map(|(id, _)| id.clone())
-        {
-            held.remove(&oldest);
+        if held.len() >= MAX_SESSIONS {
+            return Err(SessionRefused::Full);
         }
         held.insert(session.id.clone(), Held { session: session.clone(), notice: None, created: now, last_used: now });
         Ok(session)

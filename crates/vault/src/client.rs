@@ -113,18 +113,36 @@ impl VaultClient {
         identity: Option<&str>,
         reference: &SecretReference,
     ) -> Result<SecretMaterial, ReadFailure> {
-        let name = identity.unwrap_or(Identity::SYSTEM);
-        let identity = self.identities.get(&name.to_lowercase()).ok_or_else(|| {
+        let identity = self.identity(identity)?;
+        self.retrying_login(identity, &reference.server, || self.read_once(identity, reference)).await
+    }
+
+    /// The identity named `name` (absent = system).
+    fn identity(&self, name: Option<&str>) -> Result<&Identity, ReadFailure> {
+        let name = name.unwrap_or(Identity::SYSTEM);
+        self.identities.get(&name.to_lowercase()).map(|identity| identity.as_ref()).ok_or_else(|| {
             ReadFailure::new(LastStatusCode::Forbidden, format!("identity '{name}' is not configured on this node"))
-        })?;
-        match self.read_once(identity, reference).await {
-            // An AppRole token can be revoked or expire early: log in again once.
+        })
+    }
+
+    /// Runs `attempt`; when an AppRole identity's token was refused (revoked, or expired before
+    /// its lease said), logs in to `server` again and runs it once more.
+    async fn retrying_login<T, Attempt>(
+        &self,
+        identity: &Identity,
+        server: &str,
+        attempt: impl Fn() -> Attempt,
+    ) -> Result<T, ReadFailure>
+    where
+        Attempt: std::future::Future<Output = Result<T, ReadFailure>>,
+    {
+        match attempt().await {
             Err(failure)
                 if failure.code == LastStatusCode::Forbidden
                     && matches!(identity.method, AuthMethod::AppRole { .. }) =>
             {
-                *identity.session.lock().await = None;
-                self.read_once(identity, reference).await
+                identity.session.lock().await.remove(server);
+                attempt().await
             }
             other => other,
         }
@@ -133,10 +151,11 @@ impl VaultClient {
     /// Lists the keys of a KV v2 folder as `identity` (absent = system), which needs the `list`
     /// capability on `<mount>/metadata/<path>`. An empty or missing folder lists nothing.
     pub async fn list(&self, identity: Option<&str>, folder: &SecretFolder) -> Result<Vec<FolderEntry>, ReadFailure> {
-        let name = identity.unwrap_or(Identity::SYSTEM);
-        let identity = self.identities.get(&name.to_lowercase()).ok_or_else(|| {
-            ReadFailure::new(LastStatusCode::Forbidden, format!("identity '{name}' is not configured on this node"))
-        })?;
+        let identity = self.identity(identity)?;
+        self.retrying_login(identity, &folder.server, || self.list_once(identity, folder)).await
+    }
+
+    async fn list_once(&self, identity: &Identity, folder: &SecretFolder) -> Result<Vec<FolderEntry>, ReadFailure> {
         let token = self.token(identity, &folder.server).await?;
         let response =
             self.http.get(folder.list_url()).header("X-Vault-Token", token.as_str()).send().await.map_err(|e| {
@@ -261,7 +280,7 @@ impl VaultClient {
             AuthMethod::AppRole { mount, role_id, secret_id } => (mount, role_id, secret_id),
         };
         let mut session = identity.session.lock().await;
-        if let Some((token, renew_at)) = session.as_ref()
+        if let Some((token, renew_at)) = session.get(server)
             && Instant::now() < *renew_at
         {
             return Ok(token.clone());
@@ -295,7 +314,7 @@ impl VaultClient {
             .map(|t| Zeroizing::new(t.to_owned()))
             .ok_or_else(|| ReadFailure::new(LastStatusCode::Forbidden, "AppRole login returned no token"))?;
         let ttl = Duration::from_secs(body["auth"]["lease_duration"].as_u64().unwrap_or(60).max(1));
-        *session = Some((token.clone(), relogin_at(ttl)));
+        session.insert(server.to_owned(), (token.clone(), relogin_at(ttl)));
         Ok(token)
     }
 }

@@ -24,8 +24,9 @@ impl AuthMethod {
 pub struct Identity {
     pub id: String,
     pub method: AuthMethod,
-    /// The current token of an AppRole identity and when to log in again.
-    pub(crate) session: Mutex<Option<(Zeroizing<String>, Instant)>>,
+    /// An AppRole identity's current token and when to log in again, per vault server: a token
+    /// one server issued is never sent to another.
+    pub(crate) session: Mutex<std::collections::HashMap<String, (Zeroizing<String>, Instant)>>,
     /// When a token identity renews its token next, per vault server.
     pub(crate) renew_at: Mutex<std::collections::HashMap<String, Instant>>,
 }
@@ -46,7 +47,12 @@ impl Identity {
     pub const SYSTEM: &'static str = "system";
 
     pub fn new(id: impl Into<String>, method: AuthMethod) -> Self {
-        Self { id: id.into(), method, session: Mutex::new(None), renew_at: Mutex::new(Default::default()) }
+        Self {
+            id: id.into(),
+            method,
+            session: Mutex::new(Default::default()),
+            renew_at: Mutex::new(Default::default()),
+        }
     }
 }
 
