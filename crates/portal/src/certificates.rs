@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::Portal;
 use crate::api::{ApiFailure, encode, text};
-use crate::page::{Chrome, CsrfOnly, PortalError, authorise_write, done, render};
+use crate::page::{Chrome, CsrfOnly, MultipartFields, PortalError, authorise_write, done, render};
 use crate::session::Session;
 
 /// An expiry as the lists show it: the date, the days left, and how urgent it is.
@@ -149,64 +149,26 @@ pub async fn add_form(State(portal): State<Portal>, session: Session) -> Result<
     Ok(render(StatusCode::OK, &AddForm::new(&portal, &session).await?))
 }
 
-/// The add form's fields, read from its multipart body.
-#[derive(Default)]
-struct Submitted {
-    csrf: String,
-    id: String,
-    source: String,
-    pfx: Option<Zeroizing<Vec<u8>>>,
-    password: Zeroizing<String>,
-    secret_identifier: String,
-    identity: String,
-    action: String,
-    pick: Option<String>,
-}
-
-async fn read_form(mut multipart: Multipart) -> Result<Submitted, String> {
-    let mut form = Submitted::default();
-    while let Some(field) = multipart.next_field().await.map_err(|e| e.body_text())? {
-        let name = field.name().unwrap_or_default().to_owned();
-        if name == "pfx" {
-            let bytes = Zeroizing::new(field.bytes().await.map_err(|e| e.body_text())?.to_vec());
-            form.pfx = (!bytes.is_empty()).then_some(bytes);
-            continue;
-        }
-        let value = Zeroizing::new(field.text().await.map_err(|e| e.body_text())?);
-        match name.as_str() {
-            "csrf" => form.csrf = value.to_string(),
-            "id" => form.id = value.trim().to_owned(),
-            "source" => form.source = value.to_string(),
-            "password" => form.password = value,
-            "secretIdentifier" => form.secret_identifier = value.trim().to_owned(),
-            "identity" => form.identity = value.to_string(),
-            "action" => form.action = value.to_string(),
-            "pick" => form.pick = Some(value.to_string()),
-            _ => {}
-        }
-    }
-    Ok(form)
-}
-
 pub async fn add(
     State(portal): State<Portal>,
     session: Session,
     multipart: Multipart,
 ) -> Result<Response, PortalError> {
-    let submitted = read_form(multipart).await.map_err(ApiFailure::bad_request)?;
-    authorise_write(&session, &submitted.csrf)?;
+    let submitted = MultipartFields::read(multipart).await?;
+    authorise_write(&session, &submitted.text("csrf"))?;
     let mut form = AddForm::new(&portal, &session).await?;
-    form.id = submitted.id.clone();
-    form.key_vault = submitted.source == "keyvault";
-    form.identity = submitted.identity.clone();
-    form.secret_identifier = submitted.pick.clone().unwrap_or_else(|| submitted.secret_identifier.clone());
+    form.id = submitted.text("id");
+    form.key_vault = submitted.text("source") == "keyvault";
+    form.identity = submitted.text("identity");
+    let pick = submitted.bytes("pick").is_some().then(|| submitted.text("pick"));
+    form.secret_identifier = pick.clone().unwrap_or_else(|| submitted.text("secretIdentifier"));
     form.pinned = pinned_version(&form.secret_identifier);
-    let picked_folder = submitted.pick.as_deref().is_some_and(|p| p.ends_with('/'));
-    if submitted.action == "select" || picked_folder {
+    let picked_folder = pick.as_deref().is_some_and(|p| p.ends_with('/'));
+    if submitted.text("action") == "select" || picked_folder {
         browse(&portal, &session, &mut form).await?;
         return Ok(render(StatusCode::OK, &form));
     }
-    if submitted.pick.is_some() {
+    if pick.is_some() {
         return Ok(render(StatusCode::OK, &form));
     }
     let properties = if form.key_vault {
@@ -216,12 +178,12 @@ pub async fn add(
         }
         json!({ "keyVault": key_vault })
     } else {
-        let Some(pfx) = &submitted.pfx else {
+        let Some(pfx) = submitted.bytes("pfx") else {
             form.file_error = Some("Choose the certificate's .pfx file.".into());
             return Ok(render(StatusCode::BAD_REQUEST, &form));
         };
-        let data = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pfx.as_slice()));
-        json!({ "data": data.as_str(), "password": submitted.password.as_str() })
+        let data = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pfx));
+        json!({ "data": data.as_str(), "password": submitted.secret("password").as_str() })
     };
     if form.id.is_empty() {
         form.id_error = Some("Enter an id.".into());

@@ -12,7 +12,7 @@ use crate::Portal;
 use crate::api::encode;
 use crate::api::{ApiFailure, text};
 use crate::certificates::Expiry;
-use crate::page::{Chrome, CsrfOnly, PortalError, authorise_write, done, render};
+use crate::page::{Chrome, CsrfOnly, MultipartFields, PortalError, authorise_write, done, render};
 use crate::session::Session;
 
 pub struct BackendRow {
@@ -256,20 +256,12 @@ pub async fn ca_list(State(portal): State<Portal>, session: Session) -> Result<R
 pub async fn ca_add(
     State(portal): State<Portal>,
     session: Session,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> Result<Response, PortalError> {
-    let (mut csrf, mut id, mut store, mut data) = (String::new(), String::new(), String::new(), Vec::new());
-    let broken = |e: axum::extract::multipart::MultipartError| ApiFailure::bad_request(e.body_text());
-    while let Some(field) = multipart.next_field().await.map_err(broken)? {
-        match field.name().unwrap_or_default() {
-            "file" => data = field.bytes().await.map_err(broken)?.to_vec(),
-            "csrf" => csrf = field.text().await.map_err(broken)?,
-            "id" => id = field.text().await.map_err(broken)?.trim().to_owned(),
-            "store" => store = field.text().await.map_err(broken)?,
-            _ => {}
-        }
-    }
-    authorise_write(&session, &csrf)?;
+    let submitted = MultipartFields::read(multipart).await?;
+    authorise_write(&session, &submitted.text("csrf"))?;
+    let (id, store, data) =
+        (submitted.text("id"), submitted.text("store"), submitted.bytes("file").unwrap_or_default());
     let path = format!("/caCertificates/{}", encode(&id));
     let refusal = if id.is_empty() {
         ApiFailure::invalid("id", "Enter an id.")
@@ -279,7 +271,7 @@ pub async fn ca_add(
         ApiFailure::invalid("id", format!("A CA certificate with id '{id}' already exists."))
     } else {
         let body = json!({ "properties": {
-            "data": base64::engine::general_purpose::STANDARD.encode(&data),
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
             "storeName": store,
         }});
         match portal.api.send(&session, Method::PUT, &path, Some(&body), None).await {

@@ -1,6 +1,8 @@
 //! What every page shares: the signed-in extractor, the page chrome (navigation, notices, the
 //! CSRF token), rendering, and the sign-in and sign-out handlers.
 
+use std::time::Duration;
+
 use askama::Template;
 use axum::Form;
 use axum::extract::{FromRequestParts, State};
@@ -194,11 +196,20 @@ fn sign_in_page(portal: &Portal, status: StatusCode, error: Option<String>) -> R
     let Ok(csrf) = random_id() else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a CSRF token").into_response();
     };
-    let mut response = render(status, &SignIn { csrf: csrf.clone(), error });
-    let cookie =
-        set_cookie(SIGN_IN_COOKIE, &csrf, std::time::Duration::from_secs(3600), portal.settings.secure_cookies);
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, value);
+    let response = render(status, &SignIn { csrf: csrf.clone(), error });
+    with_cookies(portal, response, &[(SIGN_IN_COOKIE, &csrf, SIGN_IN_FORM_LIFETIME)])
+}
+
+/// How long a sign-in form can be sent.
+const SIGN_IN_FORM_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// `response` setting `(name, value, max-age)` cookies (max-age zero deletes one).
+fn with_cookies(portal: &Portal, mut response: Response, cookies: &[(&str, &str, Duration)]) -> Response {
+    for (name, value, max_age) in cookies {
+        // Names are constants and values hex: always a valid header value.
+        if let Ok(value) = HeaderValue::from_str(&set_cookie(name, value, *max_age, portal.settings.secure_cookies)) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
     }
     response
 }
@@ -238,17 +249,8 @@ pub async fn sign_in(State(portal): State<Portal>, headers: HeaderMap, Form(form
         Err(refused) => return (StatusCode::SERVICE_UNAVAILABLE, refused.to_string()).into_response(),
     };
     tracing::info!(role = role.label(), "portal sign-in");
-    let secure = portal.settings.secure_cookies;
-    let mut response = Redirect::to("/portal/certificates").into_response();
-    for cookie in [
-        set_cookie(COOKIE_NAME, &session.id, LIFETIME, secure),
-        set_cookie(SIGN_IN_COOKIE, "", std::time::Duration::ZERO, secure),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
-    response
+    let response = Redirect::to("/portal/certificates").into_response();
+    with_cookies(&portal, response, &[(COOKIE_NAME, &session.id, LIFETIME), (SIGN_IN_COOKIE, "", Duration::ZERO)])
 }
 
 #[derive(Deserialize)]
@@ -261,11 +263,36 @@ pub async fn sign_out(State(portal): State<Portal>, session: Session, Form(form)
         return refused.into_response();
     }
     portal.sessions.end(&session.id);
-    let mut response = Redirect::to("/portal/signin").into_response();
-    if let Ok(value) =
-        HeaderValue::from_str(&set_cookie(COOKIE_NAME, "", std::time::Duration::ZERO, portal.settings.secure_cookies))
-    {
-        response.headers_mut().append(header::SET_COOKIE, value);
+    with_cookies(&portal, Redirect::to("/portal/signin").into_response(), &[(COOKIE_NAME, "", Duration::ZERO)])
+}
+
+/// A multipart form's fields as sent. Every value is zeroized when dropped: one may be a PFX
+/// file or its password.
+pub struct MultipartFields(Vec<(String, Zeroizing<Vec<u8>>)>);
+
+impl MultipartFields {
+    pub async fn read(mut multipart: axum::extract::Multipart) -> Result<Self, ApiFailure> {
+        let broken = |e: axum::extract::multipart::MultipartError| ApiFailure::bad_request(e.body_text());
+        let mut fields = Vec::new();
+        while let Some(field) = multipart.next_field().await.map_err(broken)? {
+            let name = field.name().unwrap_or_default().to_owned();
+            fields.push((name, Zeroizing::new(field.bytes().await.map_err(broken)?.to_vec())));
+        }
+        Ok(Self(fields))
     }
-    response
+
+    /// The file or value sent as `name`, if it is not empty.
+    pub fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.0.iter().find(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_slice())
+    }
+
+    /// The text sent as `name`, trimmed (empty when absent).
+    pub fn text(&self, name: &str) -> String {
+        self.bytes(name).map(|v| String::from_utf8_lossy(v).trim().to_owned()).unwrap_or_default()
+    }
+
+    /// A secret sent as `name`, as typed (empty when absent).
+    pub fn secret(&self, name: &str) -> Zeroizing<String> {
+        Zeroizing::new(self.bytes(name).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
+    }
 }
