@@ -3,8 +3,9 @@
 //! a client certificate as its gateway credentials, see the element in the policy editor, watch
 //! the gateway present it to a backend that requires one, be refused a delete while the API
 //! refers to the certificate, and have a broken policy shown at its line and column. A reader
-//! sees the same pages without write controls, and a forged write fails. Every page is saved as
-//! a screenshot under `target/test-output/portal/`.
+//! sees the same pages without write controls, and a forged write fails. Every page the test
+//! waits for is saved as a screenshot under `target/test-output/portal/`, with named ones for
+//! the README's pictures.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -176,6 +177,14 @@ async fn the_seed_walkthrough_in_a_real_browser() {
     browser.click_in_row("payments-client", "Refresh").await;
     browser.wait_for_text("Certificate payments-client refreshed: Success").await;
     browser.snap("certificates").await;
+
+    // Readable at a phone's width: the page does not scroll sideways (wide tables scroll inside).
+    browser.resize(390, 844).await;
+    browser.goto(&format!("{}/portal/certificates", node.admin)).await;
+    browser.wait_for_text("payments-client").await;
+    assert!(!browser.overflows_horizontally().await, "the Certificates page is wider than a phone");
+    browser.snap("phone-certificates").await;
+    browser.resize(1280, 900).await;
 
     // APIs → Design → Backend → Gateway credentials → Client cert → Save.
     browser.click_link("APIs").await;

@@ -319,7 +319,7 @@ pub async fn confirm_delete(
 
 async fn referrers(portal: &Portal, session: &Session, id: &str) -> Result<Vec<Referrer>, PortalError> {
     let reply = portal.api.get(session, &format!("/certificates/{}/referrers", encode(id))).await?;
-    Ok(reply.body["value"].as_array().into_iter().flatten().filter_map(Value::as_str).map(Referrer::of).collect())
+    Ok(reply.items().filter_map(Value::as_str).map(Referrer::of).collect())
 }
 
 pub async fn delete(

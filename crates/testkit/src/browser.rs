@@ -1,7 +1,8 @@
 //! A real headless Chromium driven over WebDriver (Debian's `chromium` + `chromium-driver`), for
 //! the portal's tests. Elements are found the way a person (or a screen reader) finds them: a
-//! field by its label's text, a button or link by its visible name. Every step can leave a
-//! numbered screenshot in the test's output directory, so a failed run shows what the page was.
+//! field by its label's text, a button or link by its visible name. Every page a test waits for
+//! is saved as a numbered screenshot in the test's output directory (named by its path), and a
+//! test can add named ones, so a run shows every page it visited and a failed run where it was.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -91,13 +92,24 @@ impl Browser {
         self.client.goto(url).await.unwrap_or_else(|e| panic!("goto {url}: {e}"));
     }
 
-    /// Saves a screenshot as `NN-name.png` and returns its path.
+    /// Saves a screenshot as `NNN-name.png` and returns its path.
     pub async fn snap(&self, name: &str) -> PathBuf {
         let n = self.shots.fetch_add(1, Ordering::Relaxed) + 1;
-        let path = self.output.join(format!("{n:02}-{name}.png"));
+        let path = self.output.join(format!("{n:03}-{name}.png"));
         let png = self.client.screenshot().await.unwrap();
         std::fs::write(&path, png).unwrap();
         path
+    }
+
+    /// Resizes the window (a phone is about 390 × 844).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+    }
+
+    /// Whether the page is wider than the window (it would scroll sideways).
+    pub async fn overflows_horizontally(&self) -> bool {
+        let script = "return document.documentElement.scrollWidth > window.innerWidth";
+        self.run(script, vec![]).await.as_bool().unwrap_or(true)
     }
 
     /// The page's visible text.
@@ -105,7 +117,8 @@ impl Browser {
         self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
     }
 
-    /// Waits (up to 10 s) until the page's text contains `needle`, and returns the text.
+    /// Waits (up to 10 s) until the page's text contains `needle`, saves a screenshot of the
+    /// page, and returns its text.
     pub async fn wait_for_text(&self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -114,9 +127,13 @@ impl Browser {
                 Err(_) => String::new(),
             };
             if text.contains(needle) {
+                self.snap(&page_name(&self.url().await)).await;
                 return text;
             }
-            assert!(std::time::Instant::now() < deadline, "{needle:?} never appeared on {}:\n{text}", self.url().await);
+            if std::time::Instant::now() >= deadline {
+                self.snap("failed").await;
+                panic!("{needle:?} never appeared on {}:\n{text}", self.url().await);
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -235,6 +252,18 @@ impl Browser {
     async fn url_for_message(&self) -> String {
         self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default()
     }
+}
+
+/// A file name for the page at `url`: its path, `/` as `-`, other punctuation dropped.
+fn page_name(url: &str) -> String {
+    let path = url.split_once("://").map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, path)| path));
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let name: String = path
+        .chars()
+        .map(|c| if c == '/' { '-' } else { c })
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    if name.is_empty() { "page".into() } else { name }
 }
 
 /// An XPath string literal for `text` (XPath 1 has no escapes: quotes are joined with concat).
