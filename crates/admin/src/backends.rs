@@ -27,12 +27,10 @@ const MAX_CERTIFICATES: usize = 32;
 const MAX_RESOURCE_ID: usize = 2000;
 
 pub fn routes() -> OpenApiRouter<AdminState> {
-    OpenApiRouter::new().routes(routes!(list_backends)).routes(routes!(
-        get_backend,
-        put_backend,
-        patch_backend,
-        delete_backend
-    ))
+    OpenApiRouter::new()
+        .routes(routes!(list_backends))
+        .routes(routes!(get_backend, put_backend, patch_backend, delete_backend))
+        .routes(routes!(crate::backend_test::test_backend))
 }
 
 #[derive(Clone, Deserialize, ToSchema)]

@@ -8,6 +8,7 @@
 mod apis;
 mod arm;
 mod auth;
+mod backend_test;
 mod backends;
 mod ca_certificates;
 mod certificates;

@@ -29,6 +29,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<&'static str>)> {
         ("PUT", "/backends/b1", invalid),
         ("PATCH", "/backends/b1", invalid),
         ("DELETE", "/backends/b1", None),
+        ("POST", "/backends/b1/test", None),
         ("GET", "/apis", None),
         ("GET", "/apis/a1", None),
         ("PUT", "/apis/a1", invalid),

@@ -589,3 +589,28 @@ async fn an_https_management_url_is_verified_against_the_given_ca() {
     let through_context = certgate(work, &["certificate", "list", "-o", "json"], &[], "");
     assert_eq!(through_context.code, 0, "{}", through_context.stderr);
 }
+
+/// `backend test` runs the handshake probe: a table of steps and the hint, or the API's JSON.
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_test_prints_the_probe_steps_and_hint() {
+    let cli = Cli::start();
+    let partner_ca = Identity::ca("CLI Partner CA");
+    let backend = certgate_testkit::https_echo_backend(
+        &Identity::self_signed_server("localhost"),
+        certgate_testkit::ClientAuth::IssuedBy(&partner_ca),
+        false,
+    )
+    .await;
+    let leaf = partner_ca.client("cli-probe.contoso.test", KeyKind::EcdsaP256);
+    let pfx_file = cli.write("probe.pfx", &pfx(&leaf, &[], "p", PfxFlavor::Modern));
+    cli.run_with(&["certificate", "new", "--id", "probe", "--pfx", &pfx_file, "--password-stdin"], &[], "p\n");
+    let url = backend.url("localhost");
+    cli.ok(&["backend", "new", "--id", "partner", "--url", &url, "--skip-certificate-chain-validation"]);
+
+    let without = cli.ok(&["backend", "test", "partner"]).stdout;
+    assert!(without.contains("STEP") && without.contains("clientCertificateRequest"), "{without}");
+    assert!(without.contains("requires a client certificate issued by CN=CLI Partner CA"), "{without}");
+    let with = cli.ok(&["backend", "test", "partner", "--certificate-id", "probe", "-o", "json"]).json();
+    assert_eq!(with["succeeded"], true, "{with}");
+    assert_eq!(with["httpStatus"], 200);
+}

@@ -3,19 +3,12 @@
 //! id says exactly why.
 
 use bytes::Bytes;
+use certgate_pki::{TlsFailure, find_tls_error};
 use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 
 use crate::body::GatewayBody;
 use crate::telemetry::Exchange;
 use crate::upstream::UpstreamError;
-
-/// Why a backend handshake failed: a `reason` code, the same in the log line and the
-/// `backend_tls_handshake_failures` metric, and the precise cause for the log.
-#[derive(Debug)]
-pub(crate) struct TlsFailure {
-    pub reason: &'static str,
-    pub cause: String,
-}
 
 /// A failed request, classified by what the caller should see.
 #[derive(Debug)]
@@ -127,61 +120,10 @@ pub(crate) fn classify(error: &UpstreamError) -> Failure {
     }
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
-        if let Some(tls) = tls_error(e) {
-            return Failure::BackendTls(describe_tls(tls));
+        if let Some(tls) = find_tls_error(e) {
+            return Failure::BackendTls(TlsFailure::of(tls));
         }
         current = e.source();
     }
     Failure::BackendUnreachable(certgate_model::error_chain(error))
-}
-
-/// io::Error hides its payload from `source()`, and IO layers may nest them: look inside
-/// explicitly, level by level.
-fn tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
-    let mut current = error;
-    loop {
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        current = current.downcast_ref::<std::io::Error>()?.get_ref()?;
-    }
-}
-
-fn describe_tls(error: &rustls::Error) -> TlsFailure {
-    use rustls::{CertificateError, Error};
-    let (reason, cause) = match error {
-        Error::InvalidCertificate(CertificateError::NotValidForNameContext { expected, presented }) => (
-            "name_mismatch",
-            format!("name mismatch: backend presented {}, expected {expected:?}", presented.join(", ")),
-        ),
-        Error::InvalidCertificate(CertificateError::NotValidForName) => {
-            ("name_mismatch", "name mismatch: backend certificate is not valid for the host".into())
-        }
-        Error::InvalidCertificate(CertificateError::UnknownIssuer) => (
-            "untrusted_chain",
-            "certificate chain not trusted: the backend's certificate is not issued by a trusted CA".into(),
-        ),
-        Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
-            ("expired_certificate", "certificate chain not trusted: the backend's certificate has expired".into())
-        }
-        Error::InvalidCertificate(other) => ("untrusted_chain", format!("certificate chain not trusted: {other:?}")),
-        Error::AlertReceived(alert) => (
-            "client_certificate_rejected",
-            format!("backend rejected the client certificate: alert {}", alert_name(alert)),
-        ),
-        other => ("handshake_failed", format!("TLS handshake failed: {other}")),
-    };
-    TlsFailure { reason, cause }
-}
-
-/// `BadCertificate` → `bad_certificate`, as RFC 8446 spells alerts.
-fn alert_name(alert: &rustls::AlertDescription) -> String {
-    let mut name = String::new();
-    for (i, c) in format!("{alert:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_lowercase());
-    }
-    name
 }

@@ -11,7 +11,7 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 
-use certgate_model::BackendTls;
+use certgate_model::{BackendTls, CaCertificate, CaStoreName};
 use zeroize::Zeroize;
 
 use crate::danger;
@@ -83,6 +83,23 @@ impl BackendTrust {
         Self { roots, intermediates }
     }
 
+    /// `roots` (the system's) and the uploaded CA certificates: `Root` ones are trust anchors,
+    /// `CertificateAuthority` ones help build chains.
+    pub fn with_uploaded<'c>(
+        mut roots: Vec<CertificateDer<'static>>,
+        uploaded: impl IntoIterator<Item = &'c CaCertificate>,
+    ) -> Self {
+        let mut intermediates = Vec::new();
+        for ca in uploaded {
+            let der = CertificateDer::from(ca.der.clone());
+            match ca.store_name {
+                CaStoreName::Root => roots.push(der),
+                CaStoreName::CertificateAuthority => intermediates.push(der),
+            }
+        }
+        Self { roots, intermediates }
+    }
+
     fn verifier(&self, provider: &Arc<CryptoProvider>) -> Result<ChainCheck, TlsConfigError> {
         let mut store = RootCertStore::empty();
         for root in &self.roots {
@@ -106,13 +123,7 @@ pub fn backend_client_config(
     trust: &BackendTrust,
 ) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let chain = if switches.validate_certificate_chain { trust.verifier(&provider)? } else { ChainCheck::Skip };
-    let verifier = Arc::new(BackendVerifier {
-        chain,
-        intermediates: trust.intermediates.clone(),
-        validate_name: switches.validate_certificate_name,
-        algorithms: provider.signature_verification_algorithms,
-    });
+    let verifier = Arc::new(BackendVerifier::new(&provider, switches, trust)?);
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsConfigError::Build(e.to_string()))?
@@ -134,6 +145,131 @@ pub fn backend_client_config(
     Ok(Arc::new(config))
 }
 
+/// What a probe's handshake saw, filled in as it happens (the handshake probe's report reads it).
+#[derive(Debug, Default)]
+pub struct HandshakeRecord(std::sync::Mutex<Observed>);
+
+/// One handshake's observations.
+#[derive(Debug, Default, Clone)]
+pub struct Observed {
+    /// The server's certificates as sent, leaf first (DER).
+    pub server_chain: Vec<Vec<u8>>,
+    /// The chain's validation under the backend's switches: `None` until the server's
+    /// certificate arrived, else the verdict (`Err` with rustls's reason).
+    pub chain_verdict: Option<Result<(), String>>,
+    /// The server sent a CertificateRequest.
+    pub client_certificate_requested: bool,
+    /// The CA names that CertificateRequest listed (DER X.501 names), empty for "any".
+    pub acceptable_issuers: Vec<Vec<u8>>,
+    /// A client certificate was sent in answer.
+    pub certificate_sent: bool,
+}
+
+impl HandshakeRecord {
+    pub fn observed(&self) -> Observed {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Observed> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// As [`backend_client_config`], for one probe connection that records what it sees: the same
+/// verifier (so the chain is judged exactly as traffic's is), no session resumption (a probe
+/// handshakes in full), and `identity` presented whatever CA names the server asks for.
+pub fn observed_backend_client_config(
+    identity: Option<&ClientIdentity>,
+    switches: BackendTls,
+    trust: &BackendTrust,
+) -> Result<(Arc<ClientConfig>, Arc<HandshakeRecord>), TlsConfigError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let record = Arc::new(HandshakeRecord::default());
+    let verifier =
+        Arc::new(Recording { inner: BackendVerifier::new(&provider, switches, trust)?, record: record.clone() });
+    let key = identity
+        .map(|identity| {
+            rustls::sign::CertifiedKey::from_der(identity.chain.clone(), identity.key.clone_key(), &provider)
+        })
+        .transpose()
+        .map_err(|e| TlsConfigError::BadIdentity(e.to_string()))?;
+    let resolver = Arc::new(Recording { inner: key.map(Arc::new), record: record.clone() });
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsConfigError::Build(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(resolver);
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok((Arc::new(config), record))
+}
+
+/// A verifier or client-certificate resolver that writes what it is asked into a record.
+#[derive(Debug)]
+struct Recording<T> {
+    inner: T,
+    record: Arc<HandshakeRecord>,
+}
+
+impl ServerCertVerifier for Recording<BackendVerifier> {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        let verdict = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        let mut observed = self.record.lock();
+        observed.server_chain =
+            std::iter::once(end_entity).chain(intermediates).map(|der| der.as_ref().to_vec()).collect();
+        observed.chain_verdict = Some(verdict.as_ref().map(|_| ()).map_err(ToString::to_string));
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+impl rustls::client::ResolvesClientCert for Recording<Option<Arc<rustls::sign::CertifiedKey>>> {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let mut observed = self.record.lock();
+        observed.client_certificate_requested = true;
+        observed.acceptable_issuers = root_hint_subjects.iter().map(|name| name.to_vec()).collect();
+        observed.certificate_sent = self.inner.is_some();
+        self.inner.clone()
+    }
+
+    // True even without a certificate, so that a request for one is still recorded.
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 #[derive(Debug)]
 enum ChainCheck {
     /// Full WebPKI path validation to one of the trust anchors.
@@ -152,6 +288,18 @@ struct BackendVerifier {
     intermediates: Vec<CertificateDer<'static>>,
     validate_name: bool,
     algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl BackendVerifier {
+    fn new(provider: &Arc<CryptoProvider>, switches: BackendTls, trust: &BackendTrust) -> Result<Self, TlsConfigError> {
+        let chain = if switches.validate_certificate_chain { trust.verifier(provider)? } else { ChainCheck::Skip };
+        Ok(Self {
+            chain,
+            intermediates: trust.intermediates.clone(),
+            validate_name: switches.validate_certificate_name,
+            algorithms: provider.signature_verification_algorithms,
+        })
+    }
 }
 
 impl ServerCertVerifier for BackendVerifier {

@@ -7,6 +7,8 @@ use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 pub struct CertificateFacts {
     /// RFC 4514 distinguished name, most specific attribute first (`CN=a, O=b, C=c`).
     pub subject: String,
+    /// The issuer's distinguished name, formatted as `subject` is.
+    pub issuer: String,
     pub thumbprint: Thumbprint,
     /// `notAfter`, seconds since the Unix epoch.
     pub not_after: i64,
@@ -26,10 +28,17 @@ pub fn certificate_facts(der: &[u8]) -> Result<CertificateFacts, FactsError> {
     }
     Ok(CertificateFacts {
         subject: rfc4514(cert.subject()),
+        issuer: rfc4514(cert.issuer()),
         thumbprint: thumbprint(der),
         not_after: cert.validity().not_after.timestamp(),
         public_key: cert.public_key().subject_public_key.data.to_vec(),
     })
+}
+
+/// A DER-encoded X.501 name (a TLS CertificateRequest's acceptable CA), formatted as subjects
+/// are; `None` when it does not parse.
+pub fn distinguished_name(der: &[u8]) -> Option<String> {
+    X509Name::from_der(der).ok().map(|(_, name)| rfc4514(&name))
 }
 
 /// Upper-case hex SHA-1 of the DER, the identifier APIM and Windows show.

@@ -6,7 +6,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use certgate_model::{Backend, BackendTls, CaStoreName, ConfigState, EntityKind, StoredCertificate, Thumbprint};
+use certgate_model::{Backend, BackendTls, ConfigState, EntityKind, StoredCertificate, Thumbprint};
 use certgate_pki::{BackendTrust, ClientIdentity, backend_client_config, import_pkcs12_base64};
 use certgate_policy::CertificateRef;
 use rustls_pki_types::CertificateDer;
@@ -22,19 +22,14 @@ pub(super) struct Trust {
 }
 
 impl Trust {
-    pub(super) fn new(mut roots: Vec<CertificateDer<'static>>, state: &ConfigState) -> Self {
-        let mut intermediates = Vec::new();
+    pub(super) fn new(roots: Vec<CertificateDer<'static>>, state: &ConfigState) -> Self {
         let mut hasher = DefaultHasher::new();
         for (_, ca) in &state.ca_certificates {
             ca.thumbprint.hash(&mut hasher);
             ca.store_name.as_str().hash(&mut hasher);
-            let der = CertificateDer::from(ca.der.clone());
-            match ca.store_name {
-                CaStoreName::Root => roots.push(der),
-                CaStoreName::CertificateAuthority => intermediates.push(der),
-            }
         }
-        Self { backend: BackendTrust::new(roots, intermediates), hash: hasher.finish() }
+        let backend = BackendTrust::with_uploaded(roots, state.ca_certificates.iter().map(|(_, ca)| ca));
+        Self { backend, hash: hasher.finish() }
     }
 }
 

@@ -1,12 +1,13 @@
 //! `backend`: backend services with their TLS switches and client certificates.
 
 use clap::{Args, Subcommand};
+use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::{Common, Session, name};
 use crate::cli::CliError;
-use crate::cli::connection::ClientOptions;
-use crate::cli::output::{Column, text};
+use crate::cli::connection::{ClientOptions, Format};
+use crate::cli::output::{self, Column, text};
 
 #[derive(Args)]
 pub struct Backends {
@@ -22,6 +23,14 @@ enum BackendAction {
     New(BackendFields),
     /// Changes only the given fields (Set-AzApiManagementBackend).
     Set(BackendFields),
+    /// Tests the TLS handshake with the backend, presenting its client certificate or a
+    /// candidate; reports each step and a hint, and changes nothing.
+    Test {
+        id: String,
+        /// Present this certificate instead of the backend's own
+        #[arg(long)]
+        certificate_id: Option<String>,
+    },
     #[command(flatten)]
     Common(Common),
 }
@@ -68,6 +77,12 @@ const BACKEND_COLUMNS: &[Column] = &[
     },
 ];
 
+const PROBE_STEP_COLUMNS: &[Column] = &[
+    Column { header: "STEP", cell: |r| text(r, "/step") },
+    Column { header: "OK", cell: |r| text(r, "/ok") },
+    Column { header: "DETAIL", cell: |r| text(r, "/detail") },
+];
+
 impl Backends {
     pub async fn run(self) -> Result<(), CliError> {
         let session = Session::open(&self.options)?;
@@ -82,6 +97,17 @@ impl Backends {
             }
             BackendAction::Set(fields) => {
                 session.set(&path(&fields.id), BACKEND_COLUMNS, |current| fields.properties(current)).await
+            }
+            BackendAction::Test { id, certificate_id } => {
+                let query = certificate_id.map(|c| format!("?certificateId={c}")).unwrap_or_default();
+                let reply =
+                    session.client.send(Method::POST, &format!("{}/test{query}", path(&id)), None, None).await?;
+                if session.format != Format::Table {
+                    return output::print(&reply.body, session.format, &[]);
+                }
+                output::print(&json!({ "value": reply.body["steps"] }), Format::Table, PROBE_STEP_COLUMNS)?;
+                println!("{}", text(&reply.body, "/hint"));
+                Ok(())
             }
             BackendAction::Common(common) => common.run(&session, "/backends", BACKEND_COLUMNS).await,
         }
