@@ -13,6 +13,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use certgate_model::{EntityKind, Role, Token};
 use certgate_store::Store;
+use zeroize::Zeroizing;
 
 use crate::{AdminState, ApiError};
 
@@ -49,15 +50,16 @@ impl Authenticator {
 
 /// A freshly issued token: the secret (shown once) and the digest that is stored.
 pub struct IssuedToken {
-    pub secret: String,
+    pub secret: Zeroizing<String>,
     pub token: Token,
 }
 
 /// Issues a new bearer secret for `role`: 256 random bits, `cg_` + base64url.
 pub fn issue_token(role: Role) -> Result<IssuedToken, aws_lc_rs::error::Unspecified> {
-    let mut bytes = [0u8; 32];
-    SystemRandom::new().fill(&mut bytes)?;
-    let secret = format!("cg_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    SystemRandom::new().fill(bytes.as_mut())?;
+    let secret =
+        Zeroizing::new(format!("cg_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())));
     let secret_sha256 = hex::encode(sha256(secret.as_bytes()));
     Ok(IssuedToken { secret, token: Token { role, secret_sha256 } })
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use zeroize::Zeroizing;
 
 use crate::auth::issue_token;
 use crate::envelope::{Envelope, Page, Resource};
@@ -50,12 +51,20 @@ pub struct TokenProperties {
     role: Role,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenContract {
     role: String,
     /// The bearer secret: present only in the response that created it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
+    #[schema(value_type = Option<String>)]
+    secret: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for TokenContract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = self.secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("TokenContract").field("role", &self.role).field("secret", &secret).finish()
+    }
 }
 
 impl Filterable for Loaded<Token> {
@@ -70,7 +79,7 @@ impl Filterable for Loaded<Token> {
     }
 }
 
-fn resource(id: &EntityId, role: Role, secret: Option<String>) -> Resource<TokenContract> {
+fn resource(id: &EntityId, role: Role, secret: Option<Zeroizing<String>>) -> Resource<TokenContract> {
     Resource::new(KIND.collection(), id.as_str(), TokenContract { role: role.as_str().to_owned(), secret })
 }
 
@@ -120,4 +129,16 @@ async fn delete_token(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     state.remove(KIND, &id, &headers).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let contract = TokenContract { role: "reader".into(), secret: Some(Zeroizing::new("cg_s3cr3t".into())) };
+        let shown = format!("{contract:?}");
+        assert!(shown.contains("redacted") && !shown.contains("cg_s3cr3t"), "{shown}");
+    }
 }

@@ -105,7 +105,7 @@ pub async fn first_admin_token(
     let issued = certgate_admin::issue_token(Role::Contributor).map_err(|_| BootstrapError::Random)?;
     let path = data_dir.join("admin-token");
     // The file first: a stored token whose secret nobody has would lock the operator out.
-    write_private(&path, format!("{}\n", issued.secret).as_bytes())?;
+    write_private(&path, zeroize::Zeroizing::new(format!("{}\n", issued.secret.as_str())).as_bytes())?;
     #[allow(clippy::expect_used)] // a constant, valid id
     let id = EntityId::parse("admin").expect("'admin' is a valid id");
     let body = serde_json::to_string(&issued.token).map_err(|e| BootstrapError::Encode(e.to_string()))?;

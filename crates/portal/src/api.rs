@@ -204,7 +204,7 @@ impl ManagementApi {
 /// A path segment for the management API or a portal link: ids are restricted by the API, but
 /// one may hold `%`, which a link must not let the router decode into another id.
 pub fn encode(segment: &str) -> String {
-    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+    certgate_model::percent_encode(segment)
 }
 
 /// A JSON string, or empty.

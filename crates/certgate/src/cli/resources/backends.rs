@@ -99,7 +99,9 @@ impl Backends {
                 session.set(&path(&fields.id), BACKEND_COLUMNS, |current| fields.properties(current)).await
             }
             BackendAction::Test { id, certificate_id } => {
-                let query = certificate_id.map(|c| format!("?certificateId={c}")).unwrap_or_default();
+                let query = certificate_id
+                    .map(|c| format!("?certificateId={}", certgate_model::percent_encode(&c)))
+                    .unwrap_or_default();
                 let reply =
                     session.client.send(Method::POST, &format!("{}/test{query}", path(&id)), None, None).await?;
                 if session.format != Format::Table {
