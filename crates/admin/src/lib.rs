@@ -16,6 +16,9 @@ mod envelope;
 mod error;
 mod etag;
 mod extract;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod identities;
 mod list;

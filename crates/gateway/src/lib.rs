@@ -8,6 +8,9 @@ pub mod bench_support;
 mod body;
 mod compile;
 mod failure;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod listener;
 mod proxy;

@@ -319,9 +319,15 @@ impl VaultClient {
     }
 }
 
+/// The decoders of a vault's answers, for the fuzz entry points.
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing {
+    pub(crate) use super::{parse_issued, parse_secret};
+}
+
 /// `{"data": {"data": {...}, "metadata": {"version": N}}}` with either `pfx` (+ `password`) or
 /// `certificate` + `private_key` (+ `ca_chain`).
-fn parse_secret(body: &Value) -> Result<SecretMaterial, ReadFailure> {
+pub(crate) fn parse_secret(body: &Value) -> Result<SecretMaterial, ReadFailure> {
     let invalid = |message: String| ReadFailure::new(LastStatusCode::InvalidSecret, message);
     let data = &body["data"]["data"];
     let version = body["data"]["metadata"]["version"].as_u64();
@@ -345,7 +351,7 @@ fn parse_secret(body: &Value) -> Result<SecretMaterial, ReadFailure> {
 }
 
 /// A PKI issue response: `certificate`, `private_key` (PKCS#8, as requested), `ca_chain`.
-fn parse_issued(body: &Value) -> Result<SecretMaterial, ReadFailure> {
+pub(crate) fn parse_issued(body: &Value) -> Result<SecretMaterial, ReadFailure> {
     let data = &body["data"];
     let (Some(certificate), Some(key)) = (data["certificate"].as_str(), data["private_key"].as_str()) else {
         return Err(ReadFailure::new(LastStatusCode::InvalidSecret, "the PKI response holds no certificate and key"));

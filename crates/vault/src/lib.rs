@@ -7,6 +7,9 @@
 //! [`schedule`] holds the pure timing rules of the refresher.
 
 mod client;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 mod reference;
 pub mod refresh;

@@ -25,6 +25,13 @@ use rustls_pki_types::ServerName;
 
 pub(crate) use body::{BoxError, UpstreamBody};
 
+/// The pure parsers, for the fuzz entry points.
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing {
+    pub(crate) use super::decoder::Decoded;
+    pub(crate) use super::head::{Head, parse_head};
+}
+
 use h1::{H1Conn, ResponseBody, Retry};
 use head::RequestHead;
 use pool::{Home, Pool, PoolKey, Pooled};

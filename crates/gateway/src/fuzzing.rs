@@ -1,0 +1,60 @@
+//! Entry points for the fuzz targets (`fuzz/`, built with the `fuzzing` feature): the upstream
+//! HTTP/1.1 response-head parser with the body decoder it selects, and URL templates. Not an API.
+//! Each takes arbitrary bytes and panics only on a broken invariant.
+
+use bytes::BytesMut;
+use http::Method;
+
+use crate::template::{UrlTemplate, fill};
+use crate::upstream::fuzzing::{Decoded, Head, parse_head};
+
+/// A backend's bytes as reads deliver them: the first byte sets the read size (so every split
+/// of the rest is reachable), its low bit the request method (a HEAD response has no body).
+pub fn backend_response(input: &[u8]) {
+    let Some((&control, bytes)) = input.split_first() else { return };
+    let method = if control & 1 == 0 { Method::GET } else { Method::HEAD };
+    let mut reads = bytes.chunks(usize::from(control >> 1).max(1));
+    let mut buf = BytesMut::new();
+    let head = loop {
+        match parse_head(&mut buf, &method) {
+            Ok(Some(Head::Final(head))) => break head,
+            Ok(Some(Head::Informational)) => continue,
+            Ok(None) => match reads.next() {
+                Some(read) => buf.extend_from_slice(read),
+                None => return,
+            },
+            Err(_) => return,
+        }
+    };
+    let mut decoder = head.decoder;
+    let mut body = 0;
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(Decoded::Data(data)) => {
+                assert!(!data.is_empty(), "an empty piece of body would spin the copy loop");
+                body += data.len();
+            }
+            Ok(Decoded::NeedMore) => match reads.next() {
+                Some(read) => buf.extend_from_slice(read),
+                None => {
+                    let _ = decoder.at_eof();
+                    break;
+                }
+            },
+            Ok(Decoded::Done) => break,
+            Err(_) => break,
+        }
+    }
+    assert!(body <= bytes.len(), "more body than bytes received");
+}
+
+/// A template and a path, separated by the first newline.
+pub fn url_template(input: &[u8]) {
+    let text = String::from_utf8_lossy(input);
+    let (template, path) = text.split_once('\n').unwrap_or((&text, "/"));
+    let parsed = UrlTemplate::parse(template);
+    let _ = parsed.specificity();
+    if let Some(params) = parsed.matches(path) {
+        let _ = fill(template, &params);
+    }
+}
