@@ -185,73 +185,34 @@ pub fn observed_backend_client_config(
 ) -> Result<(Arc<ClientConfig>, Arc<HandshakeRecord>), TlsConfigError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let record = Arc::new(HandshakeRecord::default());
-    let verifier =
-        Arc::new(Recording { inner: BackendVerifier::new(&provider, switches, trust)?, record: record.clone() });
+    let mut verifier = BackendVerifier::new(&provider, switches, trust)?;
+    verifier.record = Some(record.clone());
     let key = identity
         .map(|identity| {
             rustls::sign::CertifiedKey::from_der(identity.chain.clone(), identity.key.clone_key(), &provider)
         })
         .transpose()
         .map_err(|e| TlsConfigError::BadIdentity(e.to_string()))?;
-    let resolver = Arc::new(Recording { inner: key.map(Arc::new), record: record.clone() });
+    let resolver = Arc::new(RecordingResolver { key: key.map(Arc::new), record: record.clone() });
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsConfigError::Build(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_cert_resolver(resolver);
     config.resumption = rustls::client::Resumption::disabled();
     Ok((Arc::new(config), record))
 }
 
-/// A verifier or client-certificate resolver that writes what it is asked into a record.
+/// The client certificate to present, whatever the server asks for, writing the request into a
+/// record.
 #[derive(Debug)]
-struct Recording<T> {
-    inner: T,
+struct RecordingResolver {
+    key: Option<Arc<rustls::sign::CertifiedKey>>,
     record: Arc<HandshakeRecord>,
 }
 
-impl ServerCertVerifier for Recording<BackendVerifier> {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, TlsError> {
-        let verdict = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
-        let mut observed = self.record.lock();
-        observed.server_chain =
-            std::iter::once(end_entity).chain(intermediates).map(|der| der.as_ref().to_vec()).collect();
-        observed.chain_verdict = Some(verdict.as_ref().map(|_| ()).map_err(ToString::to_string));
-        verdict
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-impl rustls::client::ResolvesClientCert for Recording<Option<Arc<rustls::sign::CertifiedKey>>> {
+impl rustls::client::ResolvesClientCert for RecordingResolver {
     fn resolve(
         &self,
         root_hint_subjects: &[&[u8]],
@@ -260,8 +221,8 @@ impl rustls::client::ResolvesClientCert for Recording<Option<Arc<rustls::sign::C
         let mut observed = self.record.lock();
         observed.client_certificate_requested = true;
         observed.acceptable_issuers = root_hint_subjects.iter().map(|name| name.to_vec()).collect();
-        observed.certificate_sent = self.inner.is_some();
-        self.inner.clone()
+        observed.certificate_sent = self.key.is_some();
+        self.key.clone()
     }
 
     // True even without a certificate, so that a request for one is still recorded.
@@ -288,6 +249,8 @@ struct BackendVerifier {
     intermediates: Vec<CertificateDer<'static>>,
     validate_name: bool,
     algorithms: WebPkiSupportedAlgorithms,
+    /// A probe's connection: what the server sent and the verdict are written here.
+    record: Option<Arc<HandshakeRecord>>,
 }
 
 impl BackendVerifier {
@@ -298,12 +261,12 @@ impl BackendVerifier {
             intermediates: trust.intermediates.clone(),
             validate_name: switches.validate_certificate_name,
             algorithms: provider.signature_verification_algorithms,
+            record: None,
         })
     }
-}
 
-impl ServerCertVerifier for BackendVerifier {
-    fn verify_server_cert(
+    /// The chain's verdict under the switches.
+    fn judge(
         &self,
         end_entity: &CertificateDer<'_>,
         presented_intermediates: &[CertificateDer<'_>],
@@ -325,6 +288,26 @@ impl ServerCertVerifier for BackendVerifier {
             ChainCheck::NoTrustAnchors => Err(TlsError::InvalidCertificate(CertificateError::UnknownIssuer)),
             ChainCheck::Skip => danger::skip_chain_validation(end_entity, server_name, self.validate_name),
         }
+    }
+}
+
+impl ServerCertVerifier for BackendVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        presented_intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        let verdict = self.judge(end_entity, presented_intermediates, server_name, ocsp_response, now);
+        if let Some(record) = &self.record {
+            let mut observed = record.lock();
+            observed.server_chain =
+                std::iter::once(end_entity).chain(presented_intermediates).map(|der| der.as_ref().to_vec()).collect();
+            observed.chain_verdict = Some(verdict.as_ref().map(|_| ()).map_err(ToString::to_string));
+        }
+        verdict
     }
 
     fn verify_tls12_signature(
