@@ -36,17 +36,18 @@ impl SecretReference {
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(fail("the scheme must be http or https"));
         }
-        if url.host_str().is_none_or(str::is_empty) || !url.username().is_empty() || url.password().is_some() {
+        // A host of dots only (`http://./…`) names no server.
+        let no_host = url.host_str().is_none_or(|host| host.trim_matches('.').is_empty());
+        if no_host || !url.username().is_empty() || url.password().is_some() {
             return Err(fail("no host, or credentials in the URL"));
         }
         if url.fragment().is_some() {
             return Err(fail("a URL fragment (#…) is not part of a secret's path"));
         }
         // `url` resolves `.` and `..` segments; a reference that needs resolving is refused.
-        let raw_path = identifier.split(['?', '#']).next().unwrap_or_default();
         let relative =
             |segment: &str| matches!(&*percent_encoding::percent_decode_str(segment).decode_utf8_lossy(), "." | "..");
-        if raw_path.split('/').any(relative) {
+        if raw_path(identifier).split(['/', '\\']).any(relative) {
             return Err(fail("empty or relative mount or secret path"));
         }
         let server = url[..url::Position::BeforePath].to_owned();
@@ -108,6 +109,15 @@ impl SecretReference {
             ReferenceKind::PkiIssue { .. } => format!("{}/v1/{}/issue/{}", self.server, self.mount, self.path),
         }
     }
+}
+
+/// The path of `identifier` as typed, before `url` resolves it: what follows the authority, up
+/// to the query or fragment. (For http and https, `url` reads `\\` as `/` and needs no `//`.)
+fn raw_path(identifier: &str) -> &str {
+    let after_scheme = identifier.split_once(':').map_or(identifier, |(_, rest)| rest);
+    let authority_and_path = after_scheme.trim_start_matches(['/', '\\']);
+    let path = authority_and_path.find(['/', '\\']).map_or("", |start| &authority_and_path[start..]);
+    path.split(['?', '#']).next().unwrap_or_default()
 }
 
 /// A KV v2 folder to browse: `http(s)://host:port/v1/<mount>/[data/[<path>/]]`. The identifier of
@@ -177,6 +187,19 @@ impl fmt::Display for SecretReference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_are_looked_for_in_the_path_only() {
+        // Found by the vault_reference fuzz target: a host `.` was read as a relative path
+        // segment after printing, not before; a host of dots is now no host at all.
+        for identifier in ["http:./v1/secret/data/gw/a", "http://./v1/secret/data/gw/a", "http://../v1/secret/data/a"] {
+            let refused = SecretReference::parse(identifier).unwrap_err();
+            assert!(refused.reason.contains("no host"), "{identifier}: {refused:?}");
+        }
+        assert!(SecretReference::parse("https://vault.test/v1/secret/data/gw/../a").is_err());
+        assert!(SecretReference::parse("https://vault.test\\v1\\secret\\data\\gw\\%2e%2e\\a").is_err());
+        assert!(SecretReference::parse("https://vault.test/v1/secret/data/gw/a.b").is_ok());
+    }
 
     #[test]
     fn a_pki_reference_prints_with_its_issue_parameters() {
