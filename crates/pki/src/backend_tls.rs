@@ -264,9 +264,10 @@ impl BackendVerifier {
             record: None,
         })
     }
+}
 
-    /// The chain's verdict under the switches.
-    fn judge(
+impl ServerCertVerifier for BackendVerifier {
+    fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         presented_intermediates: &[CertificateDer<'_>],
@@ -274,7 +275,7 @@ impl BackendVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, TlsError> {
-        match &self.chain {
+        let verdict = match &self.chain {
             ChainCheck::Verify(webpki) => {
                 let mut intermediates = presented_intermediates.to_vec();
                 intermediates.extend(self.intermediates.iter().cloned());
@@ -287,20 +288,7 @@ impl BackendVerifier {
             }
             ChainCheck::NoTrustAnchors => Err(TlsError::InvalidCertificate(CertificateError::UnknownIssuer)),
             ChainCheck::Skip => danger::skip_chain_validation(end_entity, server_name, self.validate_name),
-        }
-    }
-}
-
-impl ServerCertVerifier for BackendVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        presented_intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, TlsError> {
-        let verdict = self.judge(end_entity, presented_intermediates, server_name, ocsp_response, now);
+        };
         if let Some(record) = &self.record {
             let mut observed = record.lock();
             observed.server_chain =
