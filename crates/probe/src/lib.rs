@@ -111,17 +111,10 @@ impl ProbeReport {
     }
 }
 
-/// Why the target cannot be probed at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why the target cannot be probed at all (a URL the probe cannot connect to by its nature).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct ProbeError(pub String);
-
-impl std::fmt::Display for ProbeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ProbeError {}
 
 /// The parts of the backend's URL the probe needs.
 struct Endpoint {
