@@ -25,4 +25,4 @@ pub use body::GatewayBody;
 pub use compile::{Compiler, ListenerCertificate};
 pub use listener::{ConnectionCap, ListenerSettings, SnapshotHandle, Timeouts, serve, serve_http, serve_https};
 pub use snapshot::Snapshot;
-pub use telemetry::{AccessLog, AccessRecord, ActivityId, register_metrics, set_access_log};
+pub use telemetry::{AccessLog, AccessRecord, ActivityId, RouteFields, register_metrics, set_access_log};

@@ -180,7 +180,9 @@ fn gateway_service(
     service_fn(move |request| {
         let snapshot = snapshots.load_full();
         let downstream = downstream.clone();
-        async move { Ok(proxy::handle(&snapshot, request, &downstream).await) }
+        // Boxed: the request's future is a few KiB, and hyper moves it by value into its
+        // dispatcher; a pointer is cheaper to move than the future is to copy three times.
+        Box::pin(async move { Ok(proxy::handle(&snapshot, request, &downstream).await) })
     })
 }
 

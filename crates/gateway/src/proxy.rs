@@ -109,7 +109,9 @@ async fn send(
     let (mut parts, body) = request.into_parts();
     let path_and_query = prepare(forward, &mut parts, &target, downstream)?;
     crate::trace_context::propagate(&mut parts.headers, &exchange.activity_id);
-    let sent = tokio::time::Instant::now();
+    // The request's start, read once: the backend's timeout and latency count from it (the
+    // microseconds of routing and policy before the send are part of both).
+    let sent = exchange.started();
     let deadline = sent + forward.timeout;
     let send = forward.upstream.send(&forward.origin, parts, body, &path_and_query);
     let response = match tokio::time::timeout_at(deadline, send).await {

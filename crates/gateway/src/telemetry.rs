@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use certgate_model::EntityId;
 use http::{HeaderValue, Method, StatusCode};
@@ -18,6 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tokio::time::Instant;
 
 /// Latency buckets in seconds: 1 ms … 60 s.
 const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0];
@@ -89,7 +90,7 @@ pub fn register_metrics(registry: &mut Registry) {
     );
     registry.register(
         "backend_duration_seconds",
-        "Time from sending a request to a backend to its response head, by backend",
+        "Time from a request's arrival to its backend's response head, by backend",
         metrics.backend_duration.clone(),
     );
     registry.register(
@@ -170,6 +171,8 @@ pub(crate) struct RouteTelemetry {
     /// Thumbprint of the client certificate presented to the backend, for the access log.
     pub client_certificate: Option<String>,
     handles: OnceLock<RouteHandles>,
+    /// The access log's rendering of the fields above, made on the route's first request.
+    access_fields: OnceLock<Box<[u8]>>,
 }
 
 #[derive(Debug)]
@@ -190,7 +193,14 @@ impl RouteTelemetry {
         client_certificate: Option<String>,
     ) -> Self {
         let text = |id: Option<&EntityId>| id.map(ToString::to_string).unwrap_or_default();
-        Self { api: text(api), operation: text(operation), backend, client_certificate, handles: OnceLock::new() }
+        Self {
+            api: text(api),
+            operation: text(operation),
+            backend,
+            client_certificate,
+            handles: OnceLock::new(),
+            access_fields: OnceLock::new(),
+        }
     }
 
     /// Requests that no API claims.
@@ -198,6 +208,17 @@ impl RouteTelemetry {
         static UNROUTED: LazyLock<Arc<RouteTelemetry>> =
             LazyLock::new(|| Arc::new(RouteTelemetry::new(None, None, String::new(), None)));
         &UNROUTED
+    }
+
+    fn access_fields(&self, log: &dyn AccessLog) -> &[u8] {
+        self.access_fields.get_or_init(|| {
+            log.route_fields(&RouteFields {
+                api: &self.api,
+                operation: &self.operation,
+                backend: &self.backend,
+                client_certificate: self.client_certificate.as_deref().unwrap_or(""),
+            })
+        })
     }
 
     fn handles(&self) -> &RouteHandles {
@@ -224,26 +245,37 @@ impl RouteTelemetry {
     }
 }
 
-/// One finished request, as the access log records it.
-pub struct AccessRecord<'a> {
-    pub activity_id: &'a ActivityId,
-    pub method: &'a Method,
+/// What every request of one route has in common, as the access log records it.
+pub struct RouteFields<'a> {
     pub api: &'a str,
     /// Empty when no operation matched.
     pub operation: &'a str,
     /// Empty when the gateway answered itself.
     pub backend: &'a str,
-    pub status: u16,
-    /// Response body bytes sent.
-    pub bytes: u64,
-    pub duration: Duration,
     /// Thumbprint of the client certificate presented to the backend; empty for none.
     pub client_certificate: &'a str,
 }
 
+/// One finished request, as the access log records it.
+pub struct AccessRecord<'a> {
+    pub activity_id: &'a ActivityId,
+    pub method: &'a Method,
+    /// What [`AccessLog::route_fields`] made of the request's route.
+    pub route_fields: &'a [u8],
+    pub status: u16,
+    /// Response body bytes sent.
+    pub bytes: u64,
+    pub duration: Duration,
+    /// When the request ended (the clock read that measured `duration`).
+    pub finished: std::time::Instant,
+}
+
 /// Where access log lines go: the binary formats and writes them (a line per request is too
-/// frequent for a general-purpose log formatter on the request path).
+/// frequent for a general-purpose log formatter on the request path). What is the same for
+/// every request of a route is formatted once per route.
 pub trait AccessLog: Send + Sync + 'static {
+    /// The fixed part of a route's lines, in the log's own format.
+    fn route_fields(&self, route: &RouteFields<'_>) -> Box<[u8]>;
     fn record(&self, record: &AccessRecord<'_>);
 }
 
@@ -333,6 +365,11 @@ impl Exchange {
         }
     }
 
+    /// When the request's head was parsed: the start of its duration and of its backend timeout.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
     pub(crate) fn routed(&mut self, route: &Arc<RouteTelemetry>) {
         self.route = route.clone();
     }
@@ -356,7 +393,8 @@ impl Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        let elapsed = self.started.elapsed();
+        let finished = Instant::now();
+        let elapsed = finished.saturating_duration_since(self.started);
         let handles = self.route.handles();
         let class = usize::from(self.status.as_u16() / 100).clamp(1, 5) - 1;
         handles.by_class[class].inc();
@@ -365,17 +403,14 @@ impl Drop for Exchange {
             handles.backend_duration.observe(head.as_secs_f64());
         }
         if let Some(log) = ACCESS_LOG.get() {
-            let route = &*self.route;
             log.record(&AccessRecord {
                 activity_id: &self.activity_id,
                 method: &self.method,
-                api: &route.api,
-                operation: &route.operation,
-                backend: &route.backend,
+                route_fields: self.route.access_fields(log.as_ref()),
                 status: self.status.as_u16(),
                 bytes: self.bytes,
                 duration: elapsed,
-                client_certificate: route.client_certificate.as_deref().unwrap_or(""),
+                finished: finished.into_std(),
             });
         }
     }

@@ -10,7 +10,12 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// parent (a new parent id, the flags kept), or, when the client sent no valid `traceparent`,
 /// a new sampled trace whose id is the activity id. `tracestate` passes unchanged.
 pub(crate) fn propagate(headers: &mut HeaderMap, activity_id: &ActivityId) {
-    let incoming = headers.get(TRACEPARENT).and_then(|value| TraceParent::parse(value.as_bytes()));
+    // One lookup for the read and the write.
+    let entry = headers.entry(TRACEPARENT);
+    let incoming = match &entry {
+        http::header::Entry::Occupied(found) => TraceParent::parse(found.get().as_bytes()),
+        http::header::Entry::Vacant(_) => None,
+    };
     let bytes = activity_id.bytes();
     // The counter half of the activity id, mixed with its random half: unique per request.
     let mut parent_id = [0u8; 8];
@@ -30,7 +35,14 @@ pub(crate) fn propagate(headers: &mut HeaderMap, activity_id: &ActivityId) {
         .and_then(|()| hex::encode_to_slice(parent_id, &mut value[36..52]))
         .and_then(|()| hex::encode_to_slice([flags], &mut value[53..55]));
     if let (Ok(()), Ok(value)) = (encoded, HeaderValue::from_bytes(&value)) {
-        headers.insert(TRACEPARENT, value);
+        match entry {
+            http::header::Entry::Occupied(mut found) => {
+                found.insert(value);
+            }
+            http::header::Entry::Vacant(vacant) => {
+                vacant.insert(value);
+            }
+        }
     }
 }
 
