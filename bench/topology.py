@@ -1,0 +1,50 @@
+"""The harness's topology for the scripts in bench/ that need it without timing three fronts:
+the PKI, backend and front configurations of ../shared/bench/mtls_bench.py (imported as
+`harness`), a certgate node started the way the harness starts it, and their teardown."""
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
+import mtls_bench as harness  # noqa: E402,F401  (re-exported)
+
+
+def gateway_env(d, **extra):
+    """What bench/gateway-under-bench needs from the harness, for a node on the harness's ports."""
+    return dict(os.environ,
+                BENCH_LISTEN=f"127.0.0.1:{harness.FRONT_PORTS['gateway']}",
+                BENCH_BACKEND_URL=f"https://127.0.0.1:{harness.BACKEND_TLS_PORT}",
+                BENCH_CLIENT_PFX=f"{d}/client.pfx", BENCH_PFX_PASSWORD="bench-pass",
+                BENCH_CLIENT_PEM=f"{d}/client-full.pem", BENCH_CA_PEM=f"{d}/ca.pem", BENCH_WORKDIR=d, **extra)
+
+
+def start_backend(d, config_text):
+    """The backend nginx (on CPU 0, as in the harness), with `config_text` as its configuration."""
+    with open(os.path.join(d, "backend.conf"), "w") as f:
+        f.write(config_text)
+    backend = subprocess.Popen(["taskset", "-c", "0", "nginx", "-c", f"{d}/backend.conf", "-p", d],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    harness.wait_port(harness.BACKEND_TLS_PORT, backend)
+    return backend
+
+
+def start_gateway(d, env):
+    """bench/gateway-under-bench on CPU 1, in its own process group, its log in d/gateway.log."""
+    return subprocess.Popen(["taskset", "-c", "1", os.path.join(HERE, "gateway-under-bench")], env=env,
+                            stdout=open(f"{d}/gateway.log", "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(procs):
+    """Stops what was started: the gateway's process group with SIGTERM, nginx with SIGQUIT."""
+    for name, p in procs.items():
+        if p.poll() is None:
+            if name == "gateway":
+                os.killpg(p.pid, 15)
+            else:
+                p.send_signal(3 if name in ("nginx", "backend") else 15)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
