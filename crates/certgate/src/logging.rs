@@ -41,7 +41,8 @@ pub fn init(format: LogFormat) -> BufferedAccessLog {
     BufferedAccessLog { buffer, format }
 }
 
-/// Whether `CERTGATE_LOG` lets access lines through (`certgate::access=off` stops them).
+/// Whether `CERTGATE_LOG` lets access lines through (`certgate::access=off` stops them): they
+/// are written here, not as `tracing` events, but the filter is the one operators know.
 pub fn access_log_enabled() -> bool {
     tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
 }
@@ -215,7 +216,8 @@ fn lock(buffer: &Mutex<AccessBuffer>) -> MutexGuard<'_, AccessBuffer> {
     buffer.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Chooses, per event, the access buffer or stderr itself.
+/// Writes every other line to stderr at once, after the access lines gathered before it, so
+/// lines keep their order.
 struct LogWriter {
     access: Arc<Mutex<AccessBuffer>>,
 }
@@ -224,44 +226,21 @@ impl<'a> MakeWriter<'a> for LogWriter {
     type Writer = EventWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        EventWriter::Direct(lock(&self.access))
-    }
-
-    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
-        match meta.target() == ACCESS_TARGET {
-            true => EventWriter::Access(lock(&self.access)),
-            false => EventWriter::Direct(lock(&self.access)),
-        }
+        EventWriter(lock(&self.access))
     }
 }
 
-/// Where one event's line goes. `Direct` holds the access buffer too, and empties it first, so
-/// lines keep their order.
-enum EventWriter<'a> {
-    Access(MutexGuard<'a, AccessBuffer>),
-    Direct(MutexGuard<'a, AccessBuffer>),
-}
+/// One event's line; holds the access buffer meanwhile, so no access line comes in between.
+struct EventWriter<'a>(MutexGuard<'a, AccessBuffer>);
 
 impl Write for EventWriter<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        match self {
-            EventWriter::Access(buffer) => {
-                buffer.make_room();
-                buffer.lines.extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            EventWriter::Direct(buffer) => {
-                buffer.flush()?;
-                std::io::stderr().write(bytes)
-            }
-        }
+        self.0.flush()?;
+        std::io::stderr().write(bytes)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            EventWriter::Access(_) => Ok(()),
-            EventWriter::Direct(buffer) => buffer.flush(),
-        }
+        self.0.flush()
     }
 }
 
