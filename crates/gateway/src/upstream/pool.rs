@@ -8,7 +8,6 @@
 //! certificate's notAfter, even if a request still holding an older snapshot asks for it.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -34,14 +33,14 @@ pub(crate) struct Pool<C> {
 }
 
 struct Origins<C> {
-    by_key: HashMap<PoolKey, OriginPool<C>, BuildHasherDefault<OriginHasher>>,
+    by_key: HashMap<PoolKey, OriginPool<C>>,
     /// Set by [`Pool::retire`]; never cleared.
     retired: bool,
 }
 
 impl<C> Pool<C> {
     pub(crate) fn new(usable_until: Option<Instant>) -> Self {
-        Self { origins: Mutex::new(Origins { by_key: HashMap::default(), retired: false }), usable_until }
+        Self { origins: Mutex::new(Origins { by_key: HashMap::new(), retired: false }), usable_until }
     }
 
     /// The snapshot that uses this pool's identity was replaced by one that does not: close the
@@ -68,32 +67,6 @@ impl<C> Pool<C> {
             return Some(ConnectionEvent::ClosedRetired);
         }
         self.usable_until.is_some_and(|until| now >= until).then_some(ConnectionEvent::ClosedExpired)
-    }
-}
-
-/// FNV-1a for the origin keys, looked up on every checkout and release. The keys are the
-/// configuration's own origins, not input a client chooses, so SipHash's resistance to
-/// collision floods buys nothing here and costs ≈ 200 instructions per lookup.
-struct OriginHasher(u64);
-
-impl Default for OriginHasher {
-    /// FNV's offset basis.
-    fn default() -> Self {
-        OriginHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for OriginHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = self.0;
-        for &byte in bytes {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
@@ -217,19 +190,6 @@ impl<C> Pool<C> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[test]
-    fn origin_hasher_is_fnv_1a() {
-        let hash = |bytes: &[u8]| {
-            let mut hasher = OriginHasher::default();
-            hasher.write(bytes);
-            hasher.finish()
-        };
-        // The reference vectors of the FNV specification (64-bit FNV-1a).
-        assert_eq!(hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(hash(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(hash(b"foobar"), 0x8594_4171_f739_67e8);
-    }
 
     /// Stands in for a connection: counts how many were closed (dropped).
     struct Conn(Arc<AtomicUsize>);
