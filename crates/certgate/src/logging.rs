@@ -21,7 +21,7 @@ const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Installs the log subscriber; returns the access log, to hand the gateway when it is on.
 pub fn init(format: LogFormat) -> BufferedAccessLog {
     let filter = EnvFilter::try_from_env("CERTGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let buffer = Arc::new(Mutex::new(AccessBuffer::default()));
+    let buffer = Arc::new(Mutex::new(AccessBuffer::new()));
     let flusher = buffer.clone();
     std::thread::Builder::new()
         .name("access-log-flush".into())
@@ -48,7 +48,6 @@ pub fn access_log_enabled() -> bool {
 }
 
 /// Access lines not yet written, and what their timestamps are made of.
-#[derive(Default)]
 struct AccessBuffer {
     lines: Vec<u8>,
     /// A monotonic instant and the wall-clock time at it, read together at most once a second:
@@ -61,6 +60,10 @@ struct AccessBuffer {
 }
 
 impl AccessBuffer {
+    fn new() -> Self {
+        AccessBuffer { lines: Vec::with_capacity(ACCESS_BUFFER_BYTES), clock: None, second: 0, date: String::new() }
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.lines.is_empty() {
             let written = std::io::stderr().write_all(&self.lines);
@@ -72,9 +75,7 @@ impl AccessBuffer {
 
     /// Room for one more line: written out first when the buffer is full.
     fn make_room(&mut self) {
-        if self.lines.capacity() == 0 {
-            self.lines.reserve_exact(ACCESS_BUFFER_BYTES);
-        } else if self.lines.len() + MAX_LINE_ESTIMATE > ACCESS_BUFFER_BYTES {
+        if self.lines.len() + MAX_LINE_ESTIMATE > ACCESS_BUFFER_BYTES {
             let _ = self.flush();
         }
     }
@@ -266,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_line_is_stamped_with_the_wall_clock_time_of_its_requests_end() {
-        let mut buffer = AccessBuffer::default();
+        let mut buffer = AccessBuffer::new();
         let ended = Instant::now();
         buffer.timestamp(ended);
         buffer.lines.push(b' ');

@@ -1,6 +1,6 @@
 //! W3C Trace Context (`traceparent`) on the way to the backend.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{Entry, HeaderMap, HeaderName, HeaderValue};
 
 use crate::telemetry::ActivityId;
 
@@ -13,8 +13,8 @@ pub(crate) fn propagate(headers: &mut HeaderMap, activity_id: &ActivityId) {
     // One lookup for the read and the write.
     let entry = headers.entry(TRACEPARENT);
     let incoming = match &entry {
-        http::header::Entry::Occupied(found) => TraceParent::parse(found.get().as_bytes()),
-        http::header::Entry::Vacant(_) => None,
+        Entry::Occupied(found) => TraceParent::parse(found.get().as_bytes()),
+        Entry::Vacant(_) => None,
     };
     let bytes = activity_id.bytes();
     // The counter half of the activity id, mixed with its random half: unique per request.
@@ -36,10 +36,10 @@ pub(crate) fn propagate(headers: &mut HeaderMap, activity_id: &ActivityId) {
         .and_then(|()| hex::encode_to_slice([flags], &mut value[53..55]));
     if let (Ok(()), Ok(value)) = (encoded, HeaderValue::from_bytes(&value)) {
         match entry {
-            http::header::Entry::Occupied(mut found) => {
+            Entry::Occupied(mut found) => {
                 found.insert(value);
             }
-            http::header::Entry::Vacant(vacant) => {
+            Entry::Vacant(vacant) => {
                 vacant.insert(value);
             }
         }
