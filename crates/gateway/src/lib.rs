@@ -7,7 +7,9 @@
 pub mod bench_support;
 mod body;
 mod compile;
+mod downstream;
 mod failure;
+mod framing;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -23,6 +25,7 @@ mod upstream;
 
 pub use body::GatewayBody;
 pub use compile::{Compiler, ListenerCertificate};
-pub use listener::{ConnectionCap, ListenerSettings, SnapshotHandle, Timeouts, serve, serve_http, serve_https};
+pub use downstream::{serve_http, serve_https};
+pub use listener::{ConnectionCap, ListenerSettings, SnapshotHandle, Timeouts, serve};
 pub use snapshot::Snapshot;
 pub use telemetry::{AccessLog, AccessRecord, ActivityId, RouteFields, register_metrics, set_access_log};

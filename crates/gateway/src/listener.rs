@@ -30,10 +30,12 @@ mod accept;
 mod linger;
 mod watch;
 
-use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -42,7 +44,6 @@ use hyper::server::conn::http1;
 use hyper::service::{Service, service_fn};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -50,9 +51,8 @@ use tokio::time::Instant;
 
 use self::accept::{Backoff, Throttle, is_peer_error};
 use self::linger::Lingering;
-use self::watch::{Clock, Requests, TrackedBody, Watched};
-use crate::GatewayBody;
-use crate::proxy::{self, Downstream};
+use self::watch::{Clock, TrackedBody, Watched};
+pub(crate) use self::watch::{RequestGuard, Requests};
 use crate::snapshot::{HttpsListener, Snapshot};
 use crate::upstream::BoxError;
 
@@ -115,34 +115,61 @@ pub struct ListenerSettings {
     pub timeouts: Timeouts,
 }
 
-/// Serves plain HTTP on `listener` until `shutdown` completes, then drains open connections.
-pub async fn serve_http(
-    listener: TcpListener,
-    settings: ListenerSettings,
-    snapshots: SnapshotHandle,
-    shutdown: impl Future<Output = ()>,
-) {
-    accept_loop(listener, settings, None, move |peer| gateway_service(snapshots.clone(), peer, false), shutdown).await;
-}
-
-/// Serves HTTPS with the certificate of the current snapshot (a replaced certificate is used
-/// from the next connection on); connections are refused while the snapshot has none.
-pub async fn serve_https(
-    listener: TcpListener,
-    settings: ListenerSettings,
-    snapshots: SnapshotHandle,
-    shutdown: impl Future<Output = ()>,
-) {
-    let tls = TlsSource { snapshots: snapshots.clone(), listener: HttpsListener::Gateway };
-    accept_loop(listener, settings, Some(tls), move |peer| gateway_service(snapshots.clone(), peer, true), shutdown)
-        .await;
-}
-
 /// Where an HTTPS listener finds its current server configuration: a replaced certificate is
 /// used from the next connection on.
-struct TlsSource {
-    snapshots: SnapshotHandle,
-    listener: HttpsListener,
+pub(crate) struct TlsSource {
+    pub snapshots: SnapshotHandle,
+    pub listener: HttpsListener,
+}
+
+/// How a listener speaks HTTP on the connections it accepts: the gateway's own HTTP/1.1
+/// (`crate::downstream`), or hyper's for the management API.
+pub(crate) trait Protocol: Send + Sync + 'static {
+    /// Serves one connection; `requests` marks each request busy for the timeouts, `drain`
+    /// tells when the listener shuts down.
+    fn serve<IO: ClientIo>(
+        &self,
+        io: IO,
+        peer: SocketAddr,
+        requests: Arc<Requests>,
+        drain: Drain,
+    ) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// A client stream the connection loop can wait on without holding a buffer: an idle
+/// keep-alive connection costs its socket and little else.
+pub(crate) trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Ready when a read would not wait (bytes, end of file or an error), with no buffer lent.
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl ClientIo for tokio::net::TcpStream {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::net::TcpStream::poll_read_ready(self, cx)
+    }
+}
+
+impl ClientIo for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    /// Decrypts what has arrived (into rustls's own buffer) until there is plaintext or an end.
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::io::AsyncBufRead::poll_fill_buf(Pin::new(self), cx).map_ok(|_| ())
+    }
+}
+
+/// The listener's shutdown, as its connections see it: an idle connection closes at once, a
+/// busy one after the response it is sending (without keep-alive).
+#[derive(Clone, Debug)]
+pub(crate) struct Drain(tokio::sync::watch::Receiver<bool>);
+
+impl Drain {
+    pub(crate) fn is_signalled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes once the listener drains (at once if it already does).
+    pub(crate) async fn signalled(&mut self) {
+        let _ = self.0.wait_for(|draining| *draining).await;
+    }
 }
 
 /// Serves any hyper service (the management API's router) with the same cap, timeouts, accept
@@ -156,7 +183,7 @@ pub async fn serve<S, B>(
     service: S,
     shutdown: impl Future<Output = ()>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: Body + Unpin + Send + 'static,
@@ -164,53 +191,71 @@ pub async fn serve<S, B>(
     B::Error: Into<BoxError>,
 {
     let tls = admin_tls.map(|snapshots| TlsSource { snapshots, listener: HttpsListener::Admin });
-    accept_loop(listener, settings, tls, move |_| service.clone(), shutdown).await;
+    let mut builder = http1::Builder::new();
+    // hyper's own timer would also cut idle keep-alive connections at the header timeout and
+    // boxes a timer per request; `Watched` does both jobs (see watch.rs).
+    builder.header_read_timeout(None);
+    accept_loop(listener, settings, tls, Hyper { builder, service }, shutdown).await;
 }
 
-/// One gateway connection's service: the snapshot is loaded once per request, so the whole
-/// request sees one configuration.
-fn gateway_service(
-    snapshots: SnapshotHandle,
-    peer: SocketAddr,
-    https: bool,
-) -> impl Service<Request<Incoming>, Response = Response<GatewayBody>, Error = Infallible, Future: Send + 'static>
-+ Send
-+ 'static {
-    let downstream = Arc::new(Downstream::new(peer, https));
-    service_fn(move |request| {
-        let snapshot = snapshots.load_full();
-        let downstream = downstream.clone();
-        // Boxed: the request's future is a few KiB. hyper moves it by value into its dispatcher
-        // (three copies per request), and keeps the dispatcher's slot, sized to the future, for
-        // the connection's whole life; boxed, it is freed with each request (BENCHMARKS.md).
-        Box::pin(async move { Ok(proxy::handle(&snapshot, request, &downstream).await) })
-    })
+/// hyper's HTTP/1.1 server with one service.
+struct Hyper<S> {
+    builder: http1::Builder,
+    service: S,
 }
 
-/// `tls`: where an HTTPS listener finds its server configuration; `None` for plain HTTP.
-async fn accept_loop<M, S, B>(
-    listener: TcpListener,
-    settings: ListenerSettings,
-    tls: Option<TlsSource>,
-    make_service: M,
-    shutdown: impl Future<Output = ()>,
-) where
-    M: Fn(SocketAddr) -> S,
-    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+impl<S, B> Protocol for Hyper<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: Body + Unpin + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    fn serve<IO: ClientIo>(
+        &self,
+        io: IO,
+        peer: SocketAddr,
+        requests: Arc<Requests>,
+        mut drain: Drain,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let service = self.service.clone();
+        // Every request is in flight, for the idle clock, from its head to its body's end.
+        let service = service_fn(move |request| {
+            let guard = requests.begin();
+            let response = service.call(request);
+            async move { response.await.map(|response| response.map(|body| TrackedBody::new(body, guard))) }
+        });
+        let connection = self.builder.serve_connection(TokioIo::new(io), service);
+        async move {
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = drain.signalled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
+                tracing::debug!(%peer, %error, "client connection ended with an error");
+            }
+        }
+    }
+}
+
+/// `tls`: where an HTTPS listener finds its server configuration; `None` for plain HTTP.
+pub(crate) async fn accept_loop<P: Protocol>(
+    listener: TcpListener,
+    settings: ListenerSettings,
+    tls: Option<TlsSource>,
+    protocol: P,
+    shutdown: impl Future<Output = ()>,
+) {
     let ListenerSettings { name, cap, timeouts } = settings;
     let clock = Clock { header_read: timeouts.header_read, idle: timeouts.idle };
-    let mut builder = http1::Builder::new();
-    // hyper's own timer would also cut idle keep-alive connections at the header timeout and
-    // boxes a timer per request; `Watched` does both jobs (see watch.rs).
-    builder.header_read_timeout(None);
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let protocol = Arc::new(protocol);
+    let (drain_sender, drain) = tokio::sync::watch::channel(false);
     let mut backoff = Backoff::default();
     let (mut cap_log, mut error_log, mut no_certificate_log) =
         (Throttle::default(), Throttle::default(), Throttle::default());
@@ -265,10 +310,9 @@ async fn accept_loop<M, S, B>(
         };
         backoff.succeeded();
         let _ = stream.set_nodelay(true);
-        let service = make_service(peer);
-        let connection = Connection { builder: builder.clone(), clock, watcher: graceful.watcher(), peer, permit };
+        let connection = Connection { clock, drain: Drain(drain.clone()), peer, permit };
         let Some(tls) = &tls else {
-            tokio::spawn(connection.serve(stream, service));
+            tokio::spawn(connection.serve(stream, protocol.clone()));
             continue;
         };
         let Some(config) = tls.snapshots.load().https.get(tls.listener) else {
@@ -278,17 +322,20 @@ async fn accept_loop<M, S, B>(
             continue;
         };
         let handshake_timeout = timeouts.tls_handshake;
+        let protocol = protocol.clone();
         tokio::spawn(async move {
             let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
             match tokio::time::timeout(handshake_timeout, accept).await {
-                Ok(Ok(tls)) => connection.serve(tls, service).await,
+                Ok(Ok(tls)) => connection.serve(tls, protocol).await,
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "client TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "client TLS handshake timed out"),
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    drop(drain);
+    let _ = drain_sender.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, drain_sender.closed()).await.is_err() {
         tracing::warn!(listener = name, "connections still open after the drain timeout; closing them");
     }
 }
@@ -296,35 +343,17 @@ async fn accept_loop<M, S, B>(
 /// One accepted connection and what it holds until it ends: its cap permit (handed to the
 /// stream, which keeps it while it lingers) and its place in the graceful drain.
 struct Connection {
-    builder: Arc<http1::Builder>,
     clock: Clock,
-    watcher: Watcher,
+    drain: Drain,
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
 }
 
 impl Connection {
-    async fn serve<IO, S, B>(self, io: IO, service: S)
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Unpin + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
-        let Connection { builder, clock, watcher, peer, permit } = self;
+    async fn serve<IO: ClientIo, P: Protocol>(self, io: IO, protocol: Arc<P>) {
+        let Connection { clock, drain, peer, permit } = self;
         let requests = Arc::new(Requests::default());
-        let io = TokioIo::new(Lingering::new(Watched::new(io, clock, requests.clone()), permit));
-        // Every request is in flight, for the idle clock, from its head to its body's end.
-        let service = service_fn(move |request| {
-            let guard = requests.begin();
-            let response = service.call(request);
-            async move { response.await.map(|response| response.map(|body| TrackedBody::new(body, guard))) }
-        });
-        if let Err(error) = watcher.watch(builder.serve_connection(io, service)).await {
-            tracing::debug!(%peer, %error, "client connection ended with an error");
-        }
+        let io = Lingering::new(Watched::new(io, clock, requests.clone()), permit);
+        protocol.serve(io, peer, requests, drain).await;
     }
 }

@@ -12,9 +12,10 @@ use bytes::Bytes;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, request};
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::{Body, Frame};
 
 use crate::body::GatewayBody;
+use crate::downstream::RequestBody;
 use crate::failure::{self, Failure};
 use crate::route::{Forward, RequestStep, ResponseStep, Route};
 use crate::snapshot::Snapshot;
@@ -25,6 +26,7 @@ use crate::upstream::{BoxError, UpstreamBody};
 #[derive(Debug)]
 pub(crate) struct Downstream {
     pub https: bool,
+    peer: SocketAddr,
     /// The caller's address as an `X-Forwarded-For` element.
     client_ip: HeaderValue,
 }
@@ -32,7 +34,11 @@ pub(crate) struct Downstream {
 impl Downstream {
     pub(crate) fn new(peer: SocketAddr, https: bool) -> Self {
         let client_ip = HeaderValue::try_from(peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"));
-        Self { https, client_ip }
+        Self { https, peer, client_ip }
+    }
+
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
     }
 }
 
@@ -45,7 +51,7 @@ const X_ACTIVITY_ID: HeaderName = HeaderName::from_static("x-activity-id");
 /// it; every response carries the activity id in `x-activity-id`.
 pub(crate) async fn handle(
     snapshot: &Snapshot,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
     downstream: &Downstream,
 ) -> Response<GatewayBody> {
     let mut exchange = Exchange::start(request.method());
@@ -58,7 +64,7 @@ pub(crate) async fn handle(
 
 async fn respond(
     snapshot: &Snapshot,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
     downstream: &Downstream,
     exchange: &mut Exchange,
 ) -> Response<GatewayBody> {
@@ -101,7 +107,7 @@ pub(crate) struct Target<'a> {
 
 async fn send(
     forward: &Forward,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
     target: Target<'_>,
     downstream: &Downstream,
     exchange: &mut Exchange,

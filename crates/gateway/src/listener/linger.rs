@@ -26,6 +26,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use super::ClientIo;
+
 /// The longest a connection lingers in all (nginx's `lingering_time`).
 const LINGER_TOTAL: Duration = Duration::from_secs(30);
 /// The longest it waits for the client's next bytes (nginx's `lingering_timeout`).
@@ -103,6 +105,16 @@ impl<IO: AsyncRead + Unpin + Send + 'static> AsyncRead for Lingering<IO> {
             Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => this.end = End::ReadEnded,
             Poll::Ready(Err(_)) => this.end = End::ReadEnded,
             _ => {}
+        }
+        polled
+    }
+}
+
+impl<IO: ClientIo> ClientIo for Lingering<IO> {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = self.io()?.poll_read_ready(cx);
+        if let Poll::Ready(Err(_)) = polled {
+            self.end = End::ReadEnded;
         }
         polled
     }

@@ -38,6 +38,8 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::ClientIo;
+
 /// The two limits a [`Watched`] connection enforces.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Clock {
@@ -209,6 +211,15 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
             }
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
             Poll::Pending => this.poll_deadline(cx).map(Err),
+        }
+    }
+}
+
+impl<IO: ClientIo> ClientIo for Watched<IO> {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.io.poll_read_ready(cx) {
+            Poll::Ready(ready) => Poll::Ready(ready),
+            Poll::Pending => self.poll_deadline(cx).map(Err),
         }
     }
 }

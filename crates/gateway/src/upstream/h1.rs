@@ -11,15 +11,15 @@ use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Response};
-use hyper::body::Incoming;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWrite};
 
 use super::UpstreamError;
-use super::decoder::{BodyDecoder, Decoded};
 use super::head::{Head, Keep, MAX_HEAD_BYTES, RequestHead, ResponseHead, encode_head, parse_head};
 use super::pool::Home;
 use super::transport::Transport;
+use crate::downstream::RequestBody;
+use crate::framing::{BodyDecoder, Decoded, FramingError};
 
 /// Read size; also the request body bytes gathered before a write.
 const IO_CHUNK: usize = 16 * 1024;
@@ -42,7 +42,7 @@ pub(crate) struct Upload {
     /// How much of `out` the socket has accepted.
     sent: usize,
     /// `None` once the client's body ended (its terminator is then in `out`), or if it had none.
-    body: Option<Incoming>,
+    body: Option<RequestBody>,
     bodyless: bool,
     chunked: bool,
     /// Whether any byte went into the socket. Until then `out` holds everything taken from
@@ -129,7 +129,7 @@ pub(crate) enum ResponseBody {
 /// Why the exchange stopped before a final response head.
 enum HeadFailure {
     /// The client's request body broke off or was malformed.
-    Client(hyper::Error),
+    Client(io::Error),
     Backend(UpstreamError),
 }
 
@@ -146,7 +146,7 @@ struct HeadProgress {
 
 /// Why the upload stopped.
 enum UploadError {
-    Client(hyper::Error),
+    Client(io::Error),
     Backend(io::Error),
 }
 
@@ -171,7 +171,7 @@ impl H1Conn {
     }
 
     /// The request, serialised into this connection's spare buffer, ready for [`Self::exchange`].
-    pub(crate) fn upload(&mut self, head: &RequestHead<'_>, body: Option<Incoming>) -> Upload {
+    pub(crate) fn upload(&mut self, head: &RequestHead<'_>, body: Option<RequestBody>) -> Upload {
         let mut out = std::mem::take(&mut self.spare);
         out.clear();
         encode_head(&mut out, head);
@@ -401,7 +401,7 @@ impl Body for H1Body {
         }
         loop {
             let Some(conn) = this.conn.as_mut() else { return Poll::Ready(None) };
-            match this.decoder.decode(&mut conn.buf)? {
+            match this.decoder.decode(&mut conn.buf).map_err(backend_body_error)? {
                 Decoded::Data(data) => {
                     if this.decoder.is_done() {
                         this.finish();
@@ -415,7 +415,7 @@ impl Body for H1Body {
                 Decoded::NeedMore => {}
             }
             if ready!(conn.poll_fill(cx))? == 0 {
-                this.decoder.at_eof()?;
+                this.decoder.at_eof().map_err(backend_body_error)?;
                 this.conn = None;
                 return Poll::Ready(None);
             }
@@ -428,5 +428,17 @@ impl Body for H1Body {
 
     fn size_hint(&self) -> SizeHint {
         self.decoder.remaining().map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+/// A backend body's framing failure, as the gateway reports it.
+fn backend_body_error(error: FramingError) -> io::Error {
+    match error {
+        FramingError::Malformed(what) => {
+            io::Error::new(io::ErrorKind::InvalidData, format!("invalid response body from the backend: {what}"))
+        }
+        FramingError::Truncated => {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "backend closed the connection mid-body")
+        }
     }
 }

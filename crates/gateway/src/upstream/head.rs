@@ -11,8 +11,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, request};
 
 use super::UpstreamError;
-use super::decoder::{BodyDecoder, Chunk};
 use super::pool::IDLE_TIMEOUT;
+use crate::framing::{BodyDecoder, Chunk};
 
 /// Most response header fields accepted, and the most bytes a response head may take.
 const MAX_HEADERS: usize = 128;

@@ -6,7 +6,6 @@
 //! request (see [`h1`]); a backend that chooses HTTP/2 by ALPN gets one multiplexed connection.
 
 mod body;
-mod decoder;
 mod h1;
 mod head;
 mod pool;
@@ -14,12 +13,13 @@ mod transport;
 
 use std::sync::Arc;
 
+use crate::downstream::RequestBody;
 use crate::telemetry::{ConnectionEvent, connection_event};
 
 use certgate_model::{BackendTls, Thumbprint};
 use http::header::CONTENT_LENGTH;
 use http::{Request, Response, Uri, request};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
 
@@ -28,8 +28,8 @@ pub(crate) use body::{BoxError, UpstreamBody};
 /// The pure parsers, for the fuzz entry points.
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing {
-    pub(crate) use super::decoder::Decoded;
     pub(crate) use super::head::{Head, parse_head};
+    pub(crate) use crate::framing::Decoded;
 }
 
 use h1::{H1Conn, ResponseBody, Retry};
@@ -57,7 +57,7 @@ pub(crate) enum UpstreamError {
     #[error("backend connection failed: {0}")]
     Io(#[source] std::io::Error),
     #[error("the client's request body broke off or is malformed: {0}")]
-    RequestBody(#[source] hyper::Error),
+    RequestBody(#[source] std::io::Error),
     #[error("the backend closed the connection without responding")]
     ClosedBeforeResponse,
     #[error("invalid response from the backend: {0}")]
@@ -138,7 +138,7 @@ impl Upstream {
         &self,
         origin: &Origin,
         parts: request::Parts,
-        body: Incoming,
+        body: RequestBody,
         path_and_query: &str,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let (mut conn, reused) = match self.checkout(origin) {
@@ -235,14 +235,14 @@ impl Upstream {
 
 enum Connected {
     Http1(H1Conn),
-    Http2(hyper::client::conn::http2::SendRequest<Incoming>),
+    Http2(hyper::client::conn::http2::SendRequest<RequestBody>),
 }
 
 async fn send_h2(
-    mut sender: hyper::client::conn::http2::SendRequest<Incoming>,
+    mut sender: hyper::client::conn::http2::SendRequest<RequestBody>,
     origin: &Origin,
     mut parts: request::Parts,
-    body: Incoming,
+    body: RequestBody,
     path_and_query: &str,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     parts.uri = Uri::builder()

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
+use crate::downstream::RequestBody;
 
 use crate::telemetry::{ConnectionEvent, connection_event};
 use hyper::client::conn::http2;
@@ -72,7 +72,7 @@ impl<C> Pool<C> {
 
 struct OriginPool<C> {
     /// The multiplexed connection, once the backend has chosen HTTP/2.
-    h2: Option<http2::SendRequest<Incoming>>,
+    h2: Option<http2::SendRequest<RequestBody>>,
     /// Idle HTTP/1.1 connections, oldest first.
     idle: Vec<Idle<C>>,
 }
@@ -116,7 +116,7 @@ impl<C> Home<C> {
 
 /// What a checkout found.
 pub(crate) enum Pooled<C> {
-    Http2(http2::SendRequest<Incoming>),
+    Http2(http2::SendRequest<RequestBody>),
     Http1(C),
     Empty,
 }
@@ -178,7 +178,7 @@ impl<C> Pool<C> {
 
     /// A retired or expired pool does not keep it: the connection then closes once the
     /// request that made it drops its sender.
-    pub(crate) fn put_h2(&self, key: PoolKey, sender: http2::SendRequest<Incoming>) {
+    pub(crate) fn put_h2(&self, key: PoolKey, sender: http2::SendRequest<RequestBody>) {
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
         if self.open_at(&origins, Instant::now()) {
             origins.by_key.entry(key).or_default().h2 = Some(sender);

@@ -1,14 +1,22 @@
-//! HTTP/1.1 response body framing (RFC 9112 §6, §7.1): content-length, chunked, or until close.
-//! Pure: it works on the connection's read buffer and never performs IO, so every split of the
-//! input can be tested.
-
-use std::io;
+//! HTTP/1.1 body framing (RFC 9112 §6, §7.1): content-length, chunked, or until close — of a
+//! backend's response and of a client's request alike. Pure: it works on a connection's read
+//! buffer and never performs IO, so every split of the input can be tested.
 
 use bytes::{Buf, Bytes, BytesMut};
 
 /// A chunk-size or trailer line (without its CRLF) must be shorter than this, whether it
-/// arrives in one read or trickles in; anything longer is not a well-formed backend.
+/// arrives in one read or trickles in; anything longer is not a well-formed peer.
 const MAX_LINE: usize = 4096;
+
+/// Why a body could not be decoded; each side of the proxy says whose body it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FramingError {
+    #[error("{0}")]
+    Malformed(&'static str),
+    /// The connection ended where the framing says the body goes on.
+    #[error("the connection closed mid-body")]
+    Truncated,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyDecoder {
@@ -41,7 +49,7 @@ impl BodyDecoder {
     }
 
     /// Takes the next piece of body from `buf`, consuming framing bytes on the way.
-    pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Decoded> {
+    pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, FramingError> {
         loop {
             match *self {
                 BodyDecoder::Done => return Ok(Decoded::Done),
@@ -86,13 +94,13 @@ impl BodyDecoder {
     }
 
     /// The connection reached end of file: fine only where the close is the framing.
-    pub(crate) fn at_eof(&mut self) -> io::Result<()> {
+    pub(crate) fn at_eof(&mut self) -> Result<(), FramingError> {
         match self {
             BodyDecoder::UntilClose | BodyDecoder::Done => {
                 *self = BodyDecoder::Done;
                 Ok(())
             }
-            _ => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "backend closed the connection mid-body")),
+            _ => Err(FramingError::Truncated),
         }
     }
 
@@ -120,7 +128,7 @@ fn take(buf: &mut BytesMut, at_most: u64) -> Option<Bytes> {
 
 /// Reads one CRLF-terminated line with `read` (which sees it without its terminator) and
 /// consumes it; `None` until the line is complete.
-fn line<T>(buf: &mut BytesMut, read: impl FnOnce(&[u8]) -> io::Result<T>) -> io::Result<Option<T>> {
+fn line<T>(buf: &mut BytesMut, read: impl FnOnce(&[u8]) -> Result<T, FramingError>) -> Result<Option<T>, FramingError> {
     match buf.windows(2).position(|w| w == b"\r\n") {
         Some(end) if end >= MAX_LINE => Err(invalid("chunk line too long")),
         Some(end) => {
@@ -138,7 +146,7 @@ fn line<T>(buf: &mut BytesMut, read: impl FnOnce(&[u8]) -> io::Result<T>) -> io:
     }
 }
 
-fn chunk_size(line: &[u8]) -> io::Result<u64> {
+fn chunk_size(line: &[u8]) -> Result<u64, FramingError> {
     let digits = line.split(|&b| b == b';').next().unwrap_or_default();
     let digits = digits.trim_ascii();
     if digits.is_empty() || digits.len() > 15 {
@@ -150,8 +158,8 @@ fn chunk_size(line: &[u8]) -> io::Result<u64> {
     })
 }
 
-fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("invalid response body from the backend: {what}"))
+fn invalid(what: &'static str) -> FramingError {
+    FramingError::Malformed(what)
 }
 
 #[cfg(test)]
@@ -163,7 +171,7 @@ mod tests {
     fn feed<'a>(
         mut decoder: BodyDecoder,
         pieces: impl IntoIterator<Item = &'a [u8]>,
-    ) -> io::Result<(Vec<u8>, BodyDecoder, usize)> {
+    ) -> Result<(Vec<u8>, BodyDecoder, usize), FramingError> {
         let mut pieces = pieces.into_iter().peekable();
         let mut buf = BytesMut::new();
         let mut body = Vec::new();
@@ -304,7 +312,7 @@ mod tests {
             for (split, pieces) in every_split(input) {
                 let what = format!("{:?} ({split})", String::from_utf8_lossy(input));
                 let error = feed(CHUNKED, pieces).expect_err(&what);
-                assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{what}");
+                assert!(matches!(error, FramingError::Malformed(_)), "{what}");
                 assert!(error.to_string().contains(reason), "{what}: {error}");
             }
         }
@@ -377,7 +385,7 @@ mod tests {
                 }
                 Err(error) => {
                     assert!(!fine, "{before:?} ends at end of file");
-                    assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "{before:?}");
+                    assert_eq!(error, FramingError::Truncated, "{before:?}");
                 }
             }
         }

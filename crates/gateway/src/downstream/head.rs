@@ -1,0 +1,314 @@
+//! Client message heads, as pure functions over bytes: the request head parsed off the
+//! connection's read buffer with what it says about its body and the connection (RFC 9112
+//! §§2–7, RFC 9110 §8.6, §10.1.1), and the response head written back, framed for that client.
+//! No IO here; the connection loop does the exchange.
+
+use std::ops::Range;
+
+use bytes::BytesMut;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri, Version, request, response};
+
+use crate::framing::{BodyDecoder, Chunk};
+
+/// Most request header fields accepted (hyper's 100, with room), and the most bytes a request
+/// head may take (nginx allows 32 KiB in its default large header buffers).
+const MAX_HEADERS: usize = 128;
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// A request head, parsed: the request without its body, and what the client asked of the
+/// connection.
+pub(crate) struct RequestHead {
+    pub parts: request::Parts,
+    /// How the body that follows the head is framed; `Done` for none.
+    pub body: BodyDecoder,
+    pub facts: RequestFacts,
+}
+
+/// What the response to a request depends on, besides the response itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RequestFacts {
+    /// HEAD: the response's body is not sent.
+    pub head_method: bool,
+    pub http10: bool,
+    /// The client asked to keep the connection (HTTP/1.1 unless `close`; HTTP/1.0 with `keep-alive`).
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request with a body: the client waits for an interim
+    /// response before it sends the body.
+    pub expect_continue: bool,
+}
+
+/// A request head the gateway will not serve; the connection closes after the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("malformed request: {0}")]
+    Malformed(&'static str),
+    #[error("request head larger than 64 KiB or with more than 128 fields")]
+    HeadTooLarge,
+}
+
+impl Refusal {
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
+            Refusal::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        }
+    }
+}
+
+/// Parses one request head off the front of `buf`; `None` until it is complete.
+pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut fields);
+    let length = match parsed.parse(buf) {
+        // The limit holds for the whole head, also when it arrived complete in one read.
+        Ok(httparse::Status::Complete(length)) if length > MAX_HEAD_BYTES => return Err(Refusal::HeadTooLarge),
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(Refusal::HeadTooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::HeadTooLarge),
+        Err(error) => return Err(Refusal::Malformed(httparse_reason(error))),
+    };
+    let method = Method::from_bytes(parsed.method.unwrap_or_default().as_bytes())
+        .map_err(|_| Refusal::Malformed("invalid method"))?;
+    let version = if parsed.version == Some(1) { Version::HTTP_11 } else { Version::HTTP_10 };
+    // Target and values become slices of the head (no copy): the head is split off the read
+    // buffer, which is released after the request anyway.
+    let target = offsets(buf, parsed.path.unwrap_or_default().as_bytes());
+    let count = parsed.headers.len();
+    let mut spans = [const { (0..0, 0..0) }; MAX_HEADERS];
+    for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
+        *span = (offsets(buf, field.name.as_bytes()), offsets(buf, field.value));
+    }
+    let head = buf.split_to(length).freeze();
+    let uri = Uri::from_maybe_shared(head.slice(target)).map_err(|_| Refusal::Malformed("invalid request target"))?;
+    let mut headers = HeaderMap::with_capacity(count);
+    let mut framing = Framing::default();
+    for (name, value) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[name.clone()]).map_err(|_| Refusal::Malformed("invalid field name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value.clone()))
+            .map_err(|_| Refusal::Malformed("invalid field value"))?;
+        framing.observe(&name, &value)?;
+        headers.append(name, value);
+    }
+    let http10 = version == Version::HTTP_10;
+    let body = framing.decoder(http10)?;
+    if let (Some(length), true) = (framing.length, framing.length_values > 1) {
+        // RFC 9110 §8.6: a list of equal values is replaced by one.
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    let facts = RequestFacts {
+        head_method: method == Method::HEAD,
+        http10,
+        keep_alive: !framing.close && (!http10 || framing.keep_alive),
+        expect_continue: !http10 && framing.expect_continue && body != BodyDecoder::Done,
+    };
+    let mut parts = request::Request::new(()).into_parts().0;
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(RequestHead { parts, body, facts }))
+}
+
+fn httparse_reason(error: httparse::Error) -> &'static str {
+    match error {
+        httparse::Error::HeaderName => "invalid field name",
+        httparse::Error::HeaderValue => "invalid field value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => "invalid token in the request line",
+        httparse::Error::TooManyHeaders => "too many fields",
+        httparse::Error::Version => "invalid HTTP version",
+    }
+}
+
+/// Where `part` (a slice httparse returned) lies within `buf`.
+fn offsets(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if !part.is_empty() && end <= buf.len() => start..end,
+        _ => 0..0,
+    }
+}
+
+/// What the request's own fields say about its body and connection.
+#[derive(Default)]
+struct Framing {
+    length: Option<u64>,
+    /// Values seen, over all content-length fields: more than one are equal, or refused.
+    length_values: usize,
+    /// Transfer-Encoding was present; whether its last coding is chunked.
+    transfer_encoding: Option<bool>,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+impl Framing {
+    fn observe(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), Refusal> {
+        let tokens = || value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty());
+        if name == header::CONTENT_LENGTH {
+            for digits in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                // Digits only (RFC 9110 §8.6): Rust's integer parser would also take a sign.
+                let length = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+                    .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or(Refusal::Malformed("invalid content-length"))?;
+                if self.length.is_some_and(|l| l != length) {
+                    return Err(Refusal::Malformed("conflicting content-length values"));
+                }
+                self.length_values += 1;
+                self.length = Some(length);
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            // The last coding of the last field decides; the proxy refuses codings it cannot
+            // forward (501) and chunked applied twice, from the fields as they stand.
+            if let Some(last) = tokens().last() {
+                self.transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
+            } else {
+                self.transfer_encoding.get_or_insert(false);
+            }
+        } else if name == header::CONNECTION {
+            for token in tokens() {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name == header::EXPECT {
+            self.expect_continue |= value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        }
+        Ok(())
+    }
+
+    /// RFC 9112 §6.3 for requests: chunked last, or a length, or no body.
+    fn decoder(&self, http10: bool) -> Result<BodyDecoder, Refusal> {
+        match (self.transfer_encoding, self.length) {
+            (Some(_), _) if http10 => Err(Refusal::Malformed("transfer-encoding in an HTTP/1.0 request")),
+            // §6.1: a server MAY reject both; accepting them is how requests are smuggled.
+            (Some(_), Some(_)) => Err(Refusal::Malformed("both content-length and transfer-encoding")),
+            (Some(true), None) => Ok(BodyDecoder::Chunked(Chunk::Size)),
+            (Some(false), None) => Err(Refusal::Malformed("the last transfer coding is not chunked")),
+            (None, Some(0)) | (None, None) => Ok(BodyDecoder::Done),
+            (None, Some(length)) => Ok(BodyDecoder::Length(length)),
+        }
+    }
+}
+
+/// How a response body goes to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ResponseFraming {
+    /// No body is sent (HEAD, 1xx, 204, 304).
+    Bodiless,
+    Length(u64),
+    Chunked,
+    /// An HTTP/1.0 client and a body of unknown length: the close ends it.
+    UntilClose,
+}
+
+/// A response head, framed: how its body follows, and whether the connection stays open after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ResponseHead {
+    pub framing: ResponseFraming,
+    pub keep_alive: bool,
+}
+
+/// Writes the response head for a request with `facts`; `body_length` is the body's exact size
+/// where known. `keep_alive`: whether the connection may carry another request (not draining,
+/// the request body read in full). The fields that frame the message and manage the connection
+/// are the gateway's own: whatever the response carries of them is dropped.
+pub(crate) fn encode_response(
+    out: &mut Vec<u8>,
+    parts: &response::Parts,
+    facts: RequestFacts,
+    body_length: Option<u64>,
+    keep_alive: bool,
+    date: &[u8],
+) -> ResponseHead {
+    let status = parts.status;
+    let bodiless = facts.head_method
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if bodiless {
+        ResponseFraming::Bodiless
+    } else if let Some(length) = body_length {
+        ResponseFraming::Length(length)
+    } else if facts.http10 {
+        ResponseFraming::UntilClose
+    } else {
+        ResponseFraming::Chunked
+    };
+    let keep_alive = keep_alive && facts.keep_alive && framing != ResponseFraming::UntilClose;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    // HEAD and 304 describe the body a GET would get: a backend's content-length stays.
+    let keep_length = framing == ResponseFraming::Bodiless && status != StatusCode::NO_CONTENT;
+    for (name, value) in &parts.headers {
+        let framing_field = *name == header::CONTENT_LENGTH && !keep_length;
+        if framing_field || *name == header::TRANSFER_ENCODING || *name == header::CONNECTION {
+            continue;
+        }
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    match framing {
+        ResponseFraming::Length(length) => {
+            field(out, b"content-length", decimal(length).as_bytes());
+        }
+        ResponseFraming::Chunked => field(out, b"transfer-encoding", b"chunked"),
+        ResponseFraming::Bodiless | ResponseFraming::UntilClose => {}
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        field(out, b"date", date);
+    }
+    if !keep_alive {
+        field(out, b"connection", b"close");
+    } else if facts.http10 {
+        field(out, b"connection", b"keep-alive");
+    }
+    out.extend_from_slice(b"\r\n");
+    ResponseHead { framing, keep_alive }
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A decimal number in a small stack buffer.
+struct Digits {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+fn decimal(mut value: u64) -> Digits {
+    let mut digits = Digits { bytes: [0; 20], start: 20 };
+    loop {
+        digits.start -= 1;
+        digits.bytes[digits.start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return digits;
+        }
+    }
+}
+
+/// The chunk-size line that goes before `length` bytes of chunked data.
+pub(crate) fn chunk_size_line(out: &mut Vec<u8>, length: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (usize::BITS - length.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..digits).rev() {
+        out.push(HEX[(length >> (shift * 4)) & 0xf]);
+    }
+    out.extend_from_slice(b"\r\n");
+}

@@ -1,0 +1,373 @@
+//! HTTP/1.1 towards clients: the gateway listeners' own server side of the protocol (the
+//! management API keeps hyper's). One task per connection runs this loop:
+//!
+//! 1. **Idle**: wait until the socket is readable, holding no buffer — an idle keep-alive
+//!    connection costs its socket, its task and little else (hyper keeps an 8 KiB read and an
+//!    8 KiB write buffer per connection for its whole life; nginx, like this, none).
+//! 2. **Head**: read into a buffer taken now (4 KiB, grown up to the 64 KiB limit) and parse
+//!    it ([`head::parse_request`]); a malformed head gets its 400 (431 when too large) and the
+//!    connection closes.
+//! 3. **Busy**: the request goes to [`crate::proxy::handle`] with a [`RequestBody`] that reads
+//!    the client's body from the connection as the upstream forwards it; the response head and
+//!    body are written as they come — small pieces gathered into one write, large ones written
+//!    from where they lie, behind a vectored write of their framing.
+//! 4. The connection is reused only if the client wants it, the request body was read to its end,
+//!    the response was framed and sent in full, and the listener is not draining; otherwise it
+//!    is shut down (and lingers, see `listener/linger.rs`) or, after a failure, dropped.
+//!
+//! Pipelined requests are served in order from what is left in the buffer. Timeouts are the
+//! listener's (`listener/watch.rs`): the request in flight is marked busy from its head to the
+//! end of its response.
+
+mod head;
+mod wire;
+
+use std::future::{Future, poll_fn};
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes};
+use http::{Request, Response};
+use hyper::body::Body;
+use tokio::io::AsyncWrite;
+
+use self::head::{RequestFacts, RequestHead, ResponseFraming, encode_response, parse_request};
+use self::wire::{HEAD_READ, SharedWire, Wire};
+use crate::body::GatewayBody;
+use crate::listener::{
+    ClientIo, Drain, ListenerSettings, Protocol, RequestGuard, Requests, SnapshotHandle, TlsSource, accept_loop,
+};
+use crate::proxy::{self, Downstream};
+use crate::snapshot::HttpsListener;
+
+pub(crate) use self::wire::RequestBody;
+
+/// Body pieces up to this size are copied next to their framing; larger ones are written from
+/// their own buffer.
+const COPY_AT_MOST: usize = 4 * 1024;
+/// How much is gathered for one write.
+const GATHER: usize = 16 * 1024;
+
+/// Serves plain HTTP on `listener` until `shutdown` completes, then drains open connections.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    settings: ListenerSettings,
+    snapshots: SnapshotHandle,
+    shutdown: impl Future<Output = ()>,
+) {
+    accept_loop(listener, settings, None, Gateway { snapshots, https: false }, shutdown).await;
+}
+
+/// Serves HTTPS with the certificate of the current snapshot (a replaced certificate is used
+/// from the next connection on); connections are refused while the snapshot has none.
+pub async fn serve_https(
+    listener: tokio::net::TcpListener,
+    settings: ListenerSettings,
+    snapshots: SnapshotHandle,
+    shutdown: impl Future<Output = ()>,
+) {
+    let tls = TlsSource { snapshots: snapshots.clone(), listener: HttpsListener::Gateway };
+    accept_loop(listener, settings, Some(tls), Gateway { snapshots, https: true }, shutdown).await;
+}
+
+/// The gateway's side of a listener: each connection runs [`serve`] over the current snapshot.
+struct Gateway {
+    snapshots: SnapshotHandle,
+    https: bool,
+}
+
+impl Protocol for Gateway {
+    fn serve<IO: ClientIo>(
+        &self,
+        io: IO,
+        peer: SocketAddr,
+        requests: Arc<Requests>,
+        drain: Drain,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        serve(io, self.snapshots.clone(), Downstream::new(peer, self.https), requests, drain)
+    }
+}
+
+/// Serves requests on `io` until the client closes, a limit ends the connection, or the
+/// listener drains; the snapshot is loaded once per request, so the whole request sees one
+/// configuration.
+async fn serve<IO: ClientIo>(
+    io: IO,
+    snapshots: SnapshotHandle,
+    downstream: Downstream,
+    requests: Arc<Requests>,
+    mut drain: Drain,
+) {
+    let wire = SharedWire::new(Wire::new(io));
+    loop {
+        let head = match next_head(&wire, &mut drain).await {
+            Next::Head(head) => head,
+            Next::Closed => return,
+            Next::Refused(refusal) => {
+                tracing::debug!(peer = %downstream.peer(), %refusal, "request refused before routing");
+                let response = Response::new(GatewayBody::complete(Bytes::new()));
+                let (mut parts, body) = response.into_parts();
+                parts.status = refusal.status();
+                let facts =
+                    RequestFacts { head_method: false, http10: false, keep_alive: false, expect_continue: false };
+                let _ = write_response(&wire, Response::from_parts(parts, body), facts, false).await;
+                shut_down(&wire).await;
+                return;
+            }
+        };
+        let guard: RequestGuard = requests.begin();
+        let RequestHead { parts, body, facts } = head;
+        let request_body = match body.is_done() {
+            true => RequestBody::empty(),
+            false => {
+                wire.lock().begin_body(body, facts.expect_continue);
+                RequestBody::from_wire(&wire)
+            }
+        };
+        let snapshot = snapshots.load_full();
+        // Boxed: the request's future is a few KiB, and this loop's state lives as long as the
+        // connection; boxed, that memory is held only while a request is in flight.
+        let response = Box::pin(proxy::handle(&snapshot, Request::from_parts(parts, request_body), &downstream)).await;
+        drop(snapshot);
+        let reusable = !drain.is_signalled() && wire.lock().body_read();
+        let sent = write_response(&wire, response, facts, reusable).await;
+        drop(guard);
+        let body_read = wire.lock().end_request();
+        match sent {
+            Ok(true) if body_read => wire.lock().release_buffer(),
+            Ok(_) => {
+                shut_down(&wire).await;
+                return;
+            }
+            // Cut short: closed without more ado, so the client cannot take it for whole.
+            Err(error) => {
+                tracing::debug!(peer = %downstream.peer(), %error, "response to the client broke off");
+                return;
+            }
+        }
+    }
+}
+
+enum Next {
+    Head(RequestHead),
+    Refused(head::Refusal),
+    /// The client closed, a read failed or timed out, or the listener is draining an idle
+    /// connection: nothing to answer.
+    Closed,
+}
+
+/// Waits for the next request head: parsed from what is buffered (a pipelined request), or read
+/// once the socket is readable — no buffer is held while waiting for that.
+async fn next_head<IO: ClientIo>(wire: &SharedWire<IO>, drain: &mut Drain) -> Next {
+    loop {
+        let buffered = {
+            let mut wire = wire.lock();
+            if !wire.buf.is_empty() {
+                match parse_request(&mut wire.buf) {
+                    Ok(Some(head)) => return Next::Head(head),
+                    Ok(None) => {}
+                    Err(refusal) => return Next::Refused(refusal),
+                }
+            }
+            !wire.buf.is_empty()
+        };
+        if !buffered {
+            tokio::select! {
+                biased;
+                () = drain.signalled() => return Next::Closed,
+                ready = poll_fn(|cx| wire.lock().io.poll_read_ready(cx)) => if ready.is_err() {
+                    return Next::Closed;
+                },
+            }
+        }
+        match poll_fn(|cx| wire.lock().poll_fill(cx, HEAD_READ)).await {
+            Ok(0) | Err(_) => return Next::Closed,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Sends the response; `Ok(keep)` once it is all written, `keep` saying whether the connection
+/// may carry another request; `Err` when the body failed or did not match its framing, or the
+/// client's socket did, and the connection must be dropped.
+async fn write_response<IO: ClientIo>(
+    wire: &SharedWire<IO>,
+    response: Response<GatewayBody>,
+    facts: RequestFacts,
+    reusable: bool,
+) -> io::Result<bool> {
+    let (parts, body) = response.into_parts();
+    let mut out = Outgoing::default();
+    out.small.extend_from_slice(wire.lock().response_starts());
+    let date = date::now();
+    let head = encode_response(&mut out.small, &parts, facts, body.size_hint().exact(), reusable, &date);
+    drop(parts);
+    let mut framer = Framer::new(head.framing);
+    // Never polled when bodiless: a HEAD response's body is the backend's nothing, an error's
+    // or a 204's is empty. Dropping it ends the exchange.
+    let mut body = Some(body).filter(|_| head.framing != ResponseFraming::Bodiless);
+    framer.done = body.is_none();
+    poll_fn(|cx| {
+        loop {
+            let mut waiting = false;
+            while let Some(body) =
+                body.as_mut().filter(|_| !framer.done && out.data.is_empty() && out.small.len() < GATHER)
+            {
+                match Pin::new(body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data() {
+                            framer.push(&mut out, data)?;
+                        }
+                    }
+                    // The body logged why (see `GatewayBody`).
+                    Poll::Ready(Some(Err(_))) => return Poll::Ready(Err(io::Error::other("the response body failed"))),
+                    Poll::Ready(None) => framer.finish(&mut out)?,
+                    Poll::Pending => {
+                        waiting = true;
+                        break;
+                    }
+                }
+            }
+            let mut wire = wire.lock();
+            ready!(out.poll_write(&mut wire.io, cx))?;
+            if framer.done || waiting {
+                ready!(Pin::new(&mut wire.io).poll_flush(cx))?;
+                if framer.done {
+                    return Poll::Ready(Ok(head.keep_alive));
+                }
+                return Poll::Pending;
+            }
+        }
+    })
+    .await
+}
+
+/// Half-closes the connection after its last response (the drop that follows lingers).
+async fn shut_down<IO: ClientIo>(wire: &SharedWire<IO>) {
+    let _ = poll_fn(|cx| Pin::new(&mut wire.lock().io).poll_shutdown(cx)).await;
+}
+
+/// Bytes on their way to the client: framing and small pieces of body gathered in `small`,
+/// then at most one large piece written from its own buffer, then that piece's suffix.
+#[derive(Default)]
+struct Outgoing {
+    small: Vec<u8>,
+    /// How much of `small` the socket has taken.
+    small_sent: usize,
+    data: Bytes,
+    suffix: &'static [u8],
+}
+
+impl Outgoing {
+    /// Writes everything queued; ready once the socket has taken it all.
+    fn poll_write<IO: AsyncWrite + Unpin>(&mut self, io: &mut IO, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let small = &self.small[self.small_sent..];
+            if small.is_empty() && self.data.is_empty() && self.suffix.is_empty() {
+                self.small.clear();
+                self.small_sent = 0;
+                return Poll::Ready(Ok(()));
+            }
+            let slices = [IoSlice::new(small), IoSlice::new(&self.data), IoSlice::new(self.suffix)];
+            let mut written = match ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))? {
+                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                written => written,
+            };
+            let from_small = written.min(small.len());
+            self.small_sent += from_small;
+            written -= from_small;
+            let from_data = written.min(self.data.len());
+            self.data.advance(from_data);
+            written -= from_data;
+            self.suffix = &self.suffix[written.min(self.suffix.len())..];
+        }
+    }
+}
+
+/// Frames the body's pieces as the response head announced.
+struct Framer {
+    framing: ResponseFraming,
+    /// What a content-length still expects.
+    remaining: u64,
+    done: bool,
+}
+
+impl Framer {
+    fn new(framing: ResponseFraming) -> Self {
+        let remaining = match framing {
+            ResponseFraming::Length(length) => length,
+            _ => 0,
+        };
+        Framer { framing, remaining, done: false }
+    }
+
+    fn push(&mut self, out: &mut Outgoing, data: Bytes) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        match self.framing {
+            ResponseFraming::Length(_) => {
+                self.remaining = self
+                    .remaining
+                    .checked_sub(data.len() as u64)
+                    .ok_or_else(|| io::Error::other("the response body is longer than its content-length"))?;
+            }
+            ResponseFraming::Chunked => head::chunk_size_line(&mut out.small, data.len()),
+            ResponseFraming::UntilClose | ResponseFraming::Bodiless => {}
+        }
+        let suffix: &'static [u8] = if self.framing == ResponseFraming::Chunked { b"\r\n" } else { b"" };
+        if data.len() <= COPY_AT_MOST {
+            out.small.extend_from_slice(&data);
+            out.small.extend_from_slice(suffix);
+        } else {
+            out.data = data;
+            out.suffix = suffix;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Outgoing) -> io::Result<()> {
+        self.done = true;
+        match self.framing {
+            ResponseFraming::Length(_) if self.remaining > 0 => {
+                Err(io::Error::other("the response body is shorter than its content-length"))
+            }
+            ResponseFraming::Chunked => {
+                out.small.extend_from_slice(b"0\r\n\r\n");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The `Date` field's value (RFC 9110 §6.6.1), formatted once a second per thread.
+mod date {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// `Sun, 06 Nov 1994 08:49:37 GMT`
+    pub(super) type HttpDate = [u8; 29];
+
+    thread_local! {
+        static CACHED: RefCell<(u64, HttpDate)> = const { RefCell::new((u64::MAX, [b' '; 29])) };
+    }
+
+    pub(super) fn now() -> HttpDate {
+        let now = SystemTime::now();
+        let second = now.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+        CACHED.with_borrow_mut(|(cached_second, date)| {
+            if *cached_second != second {
+                let formatted = httpdate::fmt_http_date(now);
+                if formatted.len() == date.len() {
+                    date.copy_from_slice(formatted.as_bytes());
+                }
+                *cached_second = second;
+            }
+            *date
+        })
+    }
+}

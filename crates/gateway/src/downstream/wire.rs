@@ -1,0 +1,220 @@
+//! The client connection, shared by the connection loop (heads in, responses out) and the body
+//! of the request in flight, which the upstream reads as it forwards it — while the response may
+//! already be going out (full duplex). Both sides run on the connection's task, except when an
+//! HTTP/2 backend's connection task reads the body; the lock is held for one poll at a time and
+//! never across a wait.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::AsyncReadExt;
+
+use crate::framing::{BodyDecoder, Decoded, FramingError};
+use crate::listener::ClientIo;
+
+/// The first read of a head; most heads fit in one.
+pub(super) const HEAD_READ: usize = 4 * 1024;
+/// Read size for request bodies.
+const BODY_READ: usize = 16 * 1024;
+/// Written before the body's first read when the client expects it.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+pub(super) struct Wire<IO> {
+    pub io: IO,
+    /// Bytes read and not yet consumed: a head, a body, pipelined requests. No allocation while
+    /// the connection is idle.
+    pub buf: BytesMut,
+    body: BodyState,
+}
+
+/// The request body being read, as far as the connection is concerned.
+struct BodyState {
+    decoder: BodyDecoder,
+    /// How much of the interim `100 Continue` is still to be written before the body is read;
+    /// `None` when none is owed (not asked for, sent, or overtaken by the response).
+    continue_owed: Option<&'static [u8]>,
+    /// The response has ended and the connection took the wire back: the body reads no more.
+    detached: bool,
+}
+
+impl<IO: ClientIo> Wire<IO> {
+    pub(super) fn new(io: IO) -> Self {
+        let body = BodyState { decoder: BodyDecoder::Done, continue_owed: None, detached: true };
+        Wire { io, buf: BytesMut::new(), body }
+    }
+
+    /// Reads into the buffer, at least a quarter of `size` at a time; `Ok(0)` at end of file.
+    pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>, size: usize) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < size / 4 {
+            self.buf.reserve(size);
+        }
+        let read = self.io.read_buf(&mut self.buf);
+        tokio::pin!(read);
+        std::future::Future::poll(read, cx)
+    }
+
+    /// Drops the buffer's allocation when nothing is left in it, so that an idle connection
+    /// holds none.
+    pub(super) fn release_buffer(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// A new request's body starts on the wire.
+    pub(super) fn begin_body(&mut self, decoder: BodyDecoder, expect_continue: bool) {
+        self.body = BodyState { decoder, continue_owed: expect_continue.then_some(CONTINUE), detached: false };
+    }
+
+    /// The response head is about to go out: an interim response not begun is no longer owed;
+    /// one half written is finished first (returned, to go before the head).
+    pub(super) fn response_starts(&mut self) -> &'static [u8] {
+        match self.body.continue_owed.take() {
+            Some(rest) if rest.len() < CONTINUE.len() => rest,
+            _ => b"",
+        }
+    }
+
+    /// Whether the request's body (if any) has been read to its end.
+    pub(super) fn body_read(&self) -> bool {
+        self.body.decoder.is_done()
+    }
+
+    /// The response has ended: takes the wire back from the body, and says whether the body
+    /// was read to its end (else the connection cannot carry another request).
+    pub(super) fn end_request(&mut self) -> bool {
+        self.body.detached = true;
+        self.body.decoder.is_done()
+    }
+
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        if self.body.detached {
+            return Poll::Ready(match self.body.decoder.is_done() {
+                true => None,
+                false => Some(Err(io::Error::other("the response ended before the request body was read"))),
+            });
+        }
+        while let Some(rest) = self.body.continue_owed {
+            match ready!(Pin::new(&mut self.io).poll_write(cx, rest)) {
+                Ok(0) => return Poll::Ready(Some(Err(io::ErrorKind::WriteZero.into()))),
+                Ok(written) => self.body.continue_owed = Some(&rest[written..]).filter(|rest| !rest.is_empty()),
+                Err(error) => return Poll::Ready(Some(Err(error))),
+            }
+            if self.body.continue_owed.is_none()
+                && let Err(error) = ready!(Pin::new(&mut self.io).poll_flush(cx))
+            {
+                return Poll::Ready(Some(Err(error)));
+            }
+        }
+        loop {
+            match self.body.decoder.decode(&mut self.buf) {
+                Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(data))),
+                Ok(Decoded::Done) => return Poll::Ready(None),
+                Ok(Decoded::NeedMore) => {}
+                Err(error) => return Poll::Ready(Some(Err(client_body_error(error)))),
+            }
+            match ready!(self.poll_fill(cx, BODY_READ)) {
+                Ok(0) => {
+                    let ended = self.body.decoder.at_eof().map_err(client_body_error);
+                    return Poll::Ready(ended.err().map(Err));
+                }
+                Ok(_) => {}
+                Err(error) => return Poll::Ready(Some(Err(error))),
+            }
+        }
+    }
+}
+
+/// A client body's framing failure, as the gateway reports it (a 400 when nothing went out yet).
+fn client_body_error(error: FramingError) -> io::Error {
+    match error {
+        FramingError::Malformed(what) => {
+            io::Error::new(io::ErrorKind::InvalidData, format!("malformed request body: {what}"))
+        }
+        FramingError::Truncated => {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "the client closed the connection mid-body")
+        }
+    }
+}
+
+/// The wire as the connection loop and the request body share it.
+pub(super) struct SharedWire<IO>(Mutex<Wire<IO>>);
+
+impl<IO> SharedWire<IO> {
+    pub(super) fn new(wire: Wire<IO>) -> Arc<Self> {
+        Arc::new(SharedWire(Mutex::new(wire)))
+    }
+
+    /// A panic while the lock was held cannot leave the wire half-updated in a way that matters
+    /// more than the panic: the poisoned guard is used as is.
+    pub(super) fn lock(&self) -> MutexGuard<'_, Wire<IO>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Where a request body's bytes come from: the client connection, behind its lock.
+trait BodySource: Send + Sync {
+    fn poll_data(&self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>>;
+    fn decoder(&self) -> BodyDecoder;
+}
+
+impl<IO: ClientIo> BodySource for SharedWire<IO> {
+    fn poll_data(&self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        self.lock().poll_body(cx)
+    }
+
+    fn decoder(&self) -> BodyDecoder {
+        self.lock().body.decoder
+    }
+}
+
+/// The body of a client's request, read from the connection as the backend exchange asks for it.
+pub(crate) struct RequestBody {
+    /// `None` for a request without a body, and once the body has ended.
+    source: Option<Arc<dyn BodySource>>,
+}
+
+impl RequestBody {
+    pub(crate) fn empty() -> Self {
+        RequestBody { source: None }
+    }
+
+    pub(super) fn from_wire<IO: ClientIo>(wire: &Arc<SharedWire<IO>>) -> Self {
+        let source: Arc<dyn BodySource> = wire.clone();
+        RequestBody { source: Some(source) }
+    }
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestBody")
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        let this = self.get_mut();
+        let Some(source) = &this.source else { return Poll::Ready(None) };
+        let polled = ready!(source.poll_data(cx));
+        if !matches!(polled, Some(Ok(_))) {
+            this.source = None;
+        }
+        Poll::Ready(polled.map(|data| data.map(Frame::data)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.source.as_ref().is_none_or(|source| source.decoder().is_done())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let remaining = self.source.as_ref().map_or(Some(0), |source| source.decoder().remaining());
+        remaining.map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
