@@ -162,6 +162,16 @@ fn invalid(what: &'static str) -> FramingError {
     FramingError::Malformed(what)
 }
 
+/// The chunk-size line that goes before `length` bytes of chunked data.
+pub(crate) fn chunk_size_line(out: &mut Vec<u8>, length: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (usize::BITS - length.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..digits).rev() {
+        out.push(HEX[(length >> (shift * 4)) & 0xf]);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +417,17 @@ mod tests {
         for (decoder, remaining) in table {
             assert_eq!(decoder.remaining(), remaining, "{decoder:?}");
             assert_eq!(decoder.is_done(), decoder == BodyDecoder::Done, "{decoder:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_size_lines_are_lower_case_hex() {
+        for (length, line) in
+            [(1, "1\r\n"), (15, "f\r\n"), (16, "10\r\n"), (16 * 1024, "4000\r\n"), (0xabc_def, "abcdef\r\n")]
+        {
+            let mut out = Vec::new();
+            chunk_size_line(&mut out, length);
+            assert_eq!(String::from_utf8(out).unwrap(), line);
         }
     }
 }

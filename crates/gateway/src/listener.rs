@@ -1,5 +1,6 @@
 //! The one accept loop behind every listener of a node: the gateway's HTTP and HTTPS listeners
-//! and, handed its router as a hyper service by the binary, the management API.
+//! (their HTTP/1.1 is `crate::downstream`'s) and, handed its router as a hyper service by the
+//! binary, the management API (hyper's HTTP/1.1). A [`Protocol`] is what differs between them.
 //!
 //! What a listener does with its connections:
 //! - **Connection cap.** Every open connection holds a permit of the listener's

@@ -172,7 +172,8 @@ async fn read_ahead(
     Ok(ahead)
 }
 
-/// hyper has decoded a final `chunked` (and refused a request whose last coding is another);
+/// The connection has decoded a final `chunked` (and refused a request whose last coding is
+/// another, see `downstream/head.rs`);
 /// any other coding would reach the backend undeclared once the hop-by-hop header is stripped
 /// (nginx answers 501 too), and `chunked` twice is not a framing at all (RFC 9112 §6.1).
 fn check_transfer_coding(headers: &HeaderMap) -> Result<(), Failure> {

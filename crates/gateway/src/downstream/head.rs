@@ -164,7 +164,7 @@ impl Framing {
         } else if name == header::TRANSFER_ENCODING {
             // The last coding of the last field decides; the proxy refuses codings it cannot
             // forward (501) and chunked applied twice, from the fields as they stand.
-            if let Some(last) = tokens().last() {
+            if let Some(last) = tokens().next_back() {
                 self.transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
             } else {
                 self.transfer_encoding.get_or_insert(false);
@@ -303,12 +303,202 @@ fn decimal(mut value: u64) -> Digits {
     }
 }
 
-/// The chunk-size line that goes before `length` bytes of chunked data.
-pub(crate) fn chunk_size_line(out: &mut Vec<u8>, length: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = (usize::BITS - length.leading_zeros()).div_ceil(4).max(1);
-    for shift in (0..digits).rev() {
-        out.push(HEX[(length >> (shift * 4)) & 0xf]);
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const CHUNKED: BodyDecoder = BodyDecoder::Chunked(Chunk::Size);
+
+    /// What one call of `parse_request` makes of a buffer, reduced to what the table compares.
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Partial,
+        Head { body: BodyDecoder, keep_alive: bool, expect_continue: bool, rest: usize },
+        Refused(Refusal),
     }
-    out.extend_from_slice(b"\r\n");
+
+    fn head(body: BodyDecoder, keep_alive: bool) -> Want {
+        Want::Head { body, keep_alive, expect_continue: false, rest: 0 }
+    }
+
+    fn parse(raw: &[u8]) -> (Want, Option<request::Parts>) {
+        let mut buf = BytesMut::from(raw);
+        match parse_request(&mut buf) {
+            Ok(None) => {
+                assert_eq!(&buf[..], raw, "a partial head is left in the buffer");
+                (Want::Partial, None)
+            }
+            Ok(Some(RequestHead { parts, body, facts })) => {
+                let want = Want::Head {
+                    body,
+                    keep_alive: facts.keep_alive,
+                    expect_continue: facts.expect_continue,
+                    rest: buf.len(),
+                };
+                (want, Some(parts))
+            }
+            Err(refusal) => (Want::Refused(refusal), None),
+        }
+    }
+
+    #[test]
+    fn every_request_head_is_parsed_as_the_table_says() {
+        let get = "GET /a HTTP/1.1\r\nHost: h\r\n";
+        let big =
+            |size: usize| format!("{get}X-Big: {}\r\n\r\n", "a".repeat(size - get.len() - "X-Big: \r\n\r\n".len()));
+        let fields = |n: usize| format!("GET /a HTTP/1.1\r\n{}\r\n", "X-F: v\r\n".repeat(n));
+        let malformed = |why| Want::Refused(Refusal::Malformed(why));
+        #[rustfmt::skip]
+        let table: Vec<(String, Want)> = vec![
+            (String::new(), Want::Partial),
+            ("GET /a HTTP/1.".into(), Want::Partial),
+            (get.into(), Want::Partial),
+            (format!("{get}\r"), Want::Partial),
+            (format!("{get}\r\n"), head(BodyDecoder::Done, true)),
+            (format!("\r\n{get}\r\n"), head(BodyDecoder::Done, true)),
+            // The limit holds for a head that arrived whole, to the byte, and for one still coming.
+            (big(MAX_HEAD_BYTES), head(BodyDecoder::Done, true)),
+            (big(MAX_HEAD_BYTES + 1), Want::Refused(Refusal::HeadTooLarge)),
+            (format!("{get}X-Big: {}", "a".repeat(MAX_HEAD_BYTES)), Want::Refused(Refusal::HeadTooLarge)),
+            (fields(MAX_HEADERS), head(BodyDecoder::Done, true)),
+            (fields(MAX_HEADERS + 1), Want::Refused(Refusal::HeadTooLarge)),
+            // Request line and fields.
+            ("GET /a HTTP/2.0\r\n\r\n".into(), malformed("invalid HTTP version")),
+            ("GET /a\r\n\r\n".into(), malformed("invalid token in the request line")),
+            ("G@T /a HTTP/1.1\r\n\r\n".into(), malformed("invalid token in the request line")),
+            ("GET /a b HTTP/1.1\r\n\r\n".into(), malformed("invalid HTTP version")),
+            ("GET /\x7f HTTP/1.1\r\n\r\n".into(), malformed("invalid token in the request line")),
+            (format!("{get}X-Fold: one\r\n two\r\n\r\n"), malformed("invalid field name")),
+            (format!("{get}X-Space : v\r\n\r\n"), malformed("invalid field name")),
+            (format!("{get}X-Nul: a\0b\r\n\r\n"), malformed("invalid field value")),
+            (format!("{get}X-Cr: a\rb\r\n\r\n"), malformed("invalid field value")),
+            // Content-Length (RFC 9110 §8.6): digits only; equal repeats are one value.
+            (format!("{get}Content-Length: 5\r\n\r\nhello"), Want::Head { body: BodyDecoder::Length(5), keep_alive: true, expect_continue: false, rest: 5 }),
+            (format!("{get}Content-Length: 0\r\n\r\n"), head(BodyDecoder::Done, true)),
+            (format!("{get}Content-Length: 005\r\n\r\n"), head(BodyDecoder::Length(5), true)),
+            (format!("{get}Content-Length: 5, 5\r\n\r\n"), head(BodyDecoder::Length(5), true)),
+            (format!("{get}Content-Length: 5\r\nContent-Length: 5\r\n\r\n"), head(BodyDecoder::Length(5), true)),
+            (format!("{get}Content-Length: 5\r\nContent-Length: 6\r\n\r\n"), malformed("conflicting content-length values")),
+            (format!("{get}Content-Length: 5, 6\r\n\r\n"), malformed("conflicting content-length values")),
+            (format!("{get}Content-Length: +5\r\n\r\n"), malformed("invalid content-length")),
+            (format!("{get}Content-Length: -1\r\n\r\n"), malformed("invalid content-length")),
+            (format!("{get}Content-Length: 5 5\r\n\r\n"), malformed("invalid content-length")),
+            (format!("{get}Content-Length: \r\n\r\n"), malformed("invalid content-length")),
+            (format!("{get}Content-Length: 99999999999999999999\r\n\r\n"), malformed("invalid content-length")),
+            // Transfer-Encoding (RFC 9112 §6.1, §6.3): the last coding chunked, never with a length.
+            (format!("{get}Transfer-Encoding: chunked\r\n\r\n"), head(CHUNKED, true)),
+            (format!("{get}Transfer-Encoding: CHUNKED\r\n\r\n"), head(CHUNKED, true)),
+            (format!("{get}Transfer-Encoding: gzip, chunked\r\n\r\n"), head(CHUNKED, true)),
+            (format!("{get}Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"), head(CHUNKED, true)),
+            (format!("{get}Transfer-Encoding: gzip\r\n\r\n"), malformed("the last transfer coding is not chunked")),
+            (format!("{get}Transfer-Encoding: chunked, gzip\r\n\r\n"), malformed("the last transfer coding is not chunked")),
+            (format!("{get}Transfer-Encoding: chunked\r\nTransfer-Encoding: \r\n\r\n"), head(CHUNKED, true)),
+            (format!("{get}Transfer-Encoding: \r\n\r\n"), malformed("the last transfer coding is not chunked")),
+            (format!("{get}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), malformed("both content-length and transfer-encoding")),
+            (format!("{get}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"), malformed("both content-length and transfer-encoding")),
+            ("POST /a HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n".into(), malformed("transfer-encoding in an HTTP/1.0 request")),
+            // Connection reuse (RFC 9112 §9.3).
+            (format!("{get}Connection: close\r\n\r\n"), head(BodyDecoder::Done, false)),
+            (format!("{get}Connection: keep-alive, CLOSE\r\n\r\n"), head(BodyDecoder::Done, false)),
+            (format!("{get}Connection: closed\r\n\r\n"), head(BodyDecoder::Done, true)),
+            ("GET /a HTTP/1.0\r\n\r\n".into(), head(BodyDecoder::Done, false)),
+            ("GET /a HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n".into(), head(BodyDecoder::Done, true)),
+            ("GET /a HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n".into(), head(BodyDecoder::Done, false)),
+            // Expect (RFC 9110 §10.1.1): only for an HTTP/1.1 request with a body.
+            (format!("{get}Expect: 100-Continue\r\nContent-Length: 3\r\n\r\n"), Want::Head { body: BodyDecoder::Length(3), keep_alive: true, expect_continue: true, rest: 0 }),
+            (format!("{get}Expect: 100-continue\r\n\r\n"), head(BodyDecoder::Done, true)),
+            ("POST /a HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n".into(), head(BodyDecoder::Length(3), false)),
+            // Pipelined: the next request stays in the buffer.
+            (format!("{get}\r\n{get}\r\n"), Want::Head { body: BodyDecoder::Done, keep_alive: true, expect_continue: false, rest: get.len() + 2 }),
+        ];
+        let wrong: Vec<String> = table
+            .into_iter()
+            .filter_map(|(raw, want)| {
+                let (got, _) = parse(raw.as_bytes());
+                (got != want).then(|| format!("{:?}: got {got:?}, want {want:?}", raw.get(..raw.len().min(80))))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn the_request_keeps_its_fields_and_takes_one_content_length() {
+        let (_, parts) = parse(
+            b"POST http://h.example/a/b?x=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 4, 4\r\n\r\n",
+        );
+        let parts = parts.expect("a head");
+        assert_eq!((parts.method, parts.version), (Method::POST, Version::HTTP_11));
+        assert_eq!((parts.uri.path(), parts.uri.query()), ("/a/b", Some("x=1")));
+        let values: Vec<_> = parts.headers.get_all("x-a").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(values, ["1", "2"]);
+        let lengths: Vec<_> = parts.headers.get_all(header::CONTENT_LENGTH).iter().collect();
+        assert_eq!(lengths, [HeaderValue::from_static("4")]);
+    }
+
+    fn facts(head_method: bool, http10: bool, keep_alive: bool) -> RequestFacts {
+        RequestFacts { head_method, http10, keep_alive, expect_continue: false }
+    }
+
+    fn encode(
+        status: u16,
+        fields: &[(&str, &str)],
+        facts: RequestFacts,
+        length: Option<u64>,
+    ) -> (String, ResponseHead) {
+        let mut response = http::Response::new(());
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        for (name, value) in fields {
+            response.headers_mut().append(HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        }
+        let (parts, ()) = response.into_parts();
+        let mut out = Vec::new();
+        let head = encode_response(&mut out, &parts, facts, length, true, b"Sun, 06 Dec 2026 21:00:00 GMT");
+        (String::from_utf8(out).unwrap(), head)
+    }
+
+    /// Status, fields, request, body length; the head written, its framing and reuse.
+    type Row<'a> = (u16, Vec<(&'a str, &'a str)>, RequestFacts, Option<u64>, String, ResponseFraming, bool);
+
+    #[test]
+    fn every_response_is_framed_for_its_client() {
+        let date = "date: Sun, 06 Dec 2026 21:00:00 GMT\r\n";
+        let http11 = facts(false, false, true);
+        #[rustfmt::skip]
+        let table: Vec<Row> = vec![
+            (200, vec![], http11, Some(5), format!("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n{date}\r\n"), ResponseFraming::Length(5), true),
+            (200, vec![], http11, None, format!("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n{date}\r\n"), ResponseFraming::Chunked, true),
+            // The framing and connection fields are the gateway's own, whatever the response says.
+            (200, vec![("content-length", "99"), ("transfer-encoding", "gzip"), ("connection", "upgrade"), ("x-a", "1")], http11, Some(2),
+                format!("HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 2\r\n{date}\r\n"), ResponseFraming::Length(2), true),
+            (200, vec![("date", "then")], http11, Some(0), "HTTP/1.1 200 OK\r\ndate: then\r\ncontent-length: 0\r\n\r\n".into(), ResponseFraming::Length(0), true),
+            // HEAD and 304 keep the length a GET would get; 204 has none.
+            (200, vec![("content-length", "7")], facts(true, false, true), Some(0),
+                format!("HTTP/1.1 200 OK\r\ncontent-length: 7\r\n{date}\r\n"), ResponseFraming::Bodiless, true),
+            (304, vec![("content-length", "7")], http11, None,
+                format!("HTTP/1.1 304 Not Modified\r\ncontent-length: 7\r\n{date}\r\n"), ResponseFraming::Bodiless, true),
+            (204, vec![("content-length", "7")], http11, Some(0), format!("HTTP/1.1 204 No Content\r\n{date}\r\n"), ResponseFraming::Bodiless, true),
+            // HTTP/1.0: no chunked; a body of unknown length ends with the connection.
+            (200, vec![], facts(false, true, true), None, format!("HTTP/1.1 200 OK\r\n{date}connection: close\r\n\r\n"), ResponseFraming::UntilClose, false),
+            (200, vec![], facts(false, true, true), Some(1), format!("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n{date}connection: keep-alive\r\n\r\n"), ResponseFraming::Length(1), true),
+            (200, vec![], facts(false, true, false), Some(1), format!("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n{date}connection: close\r\n\r\n"), ResponseFraming::Length(1), false),
+            (200, vec![], facts(false, false, false), Some(1), format!("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n{date}connection: close\r\n\r\n"), ResponseFraming::Length(1), false),
+            (599, vec![], http11, Some(0), format!("HTTP/1.1 599 \r\ncontent-length: 0\r\n{date}\r\n"), ResponseFraming::Length(0), true),
+        ];
+        for (status, fields, facts, length, wire, framing, keep_alive) in table {
+            let (got, head) = encode(status, &fields, facts, length);
+            assert_eq!(got, wire, "{status} {fields:?} {facts:?}");
+            assert_eq!(head, ResponseHead { framing, keep_alive }, "{status} {fields:?} {facts:?}");
+        }
+    }
+
+    #[test]
+    fn a_connection_the_server_will_not_reuse_says_close() {
+        let mut out = Vec::new();
+        let (parts, ()) = http::Response::new(()).into_parts();
+        let head = encode_response(&mut out, &parts, facts(false, false, true), Some(0), false, b"d");
+        assert!(!head.keep_alive);
+        assert!(String::from_utf8(out).unwrap().ends_with("connection: close\r\n\r\n"));
+    }
 }

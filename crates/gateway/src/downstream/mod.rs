@@ -34,9 +34,10 @@ use http::{Request, Response};
 use hyper::body::Body;
 use tokio::io::AsyncWrite;
 
-use self::head::{RequestFacts, RequestHead, ResponseFraming, encode_response, parse_request};
+use self::head::{Refusal, RequestFacts, RequestHead, ResponseFraming, encode_response, parse_request};
 use self::wire::{HEAD_READ, SharedWire, Wire};
 use crate::body::GatewayBody;
+use crate::framing::chunk_size_line;
 use crate::listener::{
     ClientIo, Drain, ListenerSettings, Protocol, RequestGuard, Requests, SnapshotHandle, TlsSource, accept_loop,
 };
@@ -103,73 +104,90 @@ async fn serve<IO: ClientIo>(
 ) {
     let wire = SharedWire::new(Wire::new(io));
     loop {
-        let head = match next_head(&wire, &mut drain).await {
-            Next::Head(head) => head,
-            Next::Closed => return,
-            Next::Refused(refusal) => {
-                tracing::debug!(peer = %downstream.peer(), %refusal, "request refused before routing");
-                let response = Response::new(GatewayBody::complete(Bytes::new()));
-                let (mut parts, body) = response.into_parts();
-                parts.status = refusal.status();
-                let facts =
-                    RequestFacts { head_method: false, http10: false, keep_alive: false, expect_continue: false };
-                let _ = write_response(&wire, Response::from_parts(parts, body), facts, false).await;
+        let Some(next) = next_head(&wire, &mut drain).await else { return };
+        // Boxed: answering holds a request's state (the backend exchange, the response being
+        // written), a few KiB, and this loop lives as long as the connection; boxed, that
+        // memory is held only while a request is in flight.
+        match Box::pin(answer(next, &wire, &snapshots, &downstream, &requests, &drain)).await {
+            After::Next => wire.lock().release_buffer(),
+            After::Close => {
                 shut_down(&wire).await;
                 return;
             }
-        };
-        let guard: RequestGuard = requests.begin();
-        let RequestHead { parts, body, facts } = head;
-        let request_body = match body.is_done() {
-            true => RequestBody::empty(),
-            false => {
-                wire.lock().begin_body(body, facts.expect_continue);
-                RequestBody::from_wire(&wire)
-            }
-        };
-        let snapshot = snapshots.load_full();
-        // Boxed: the request's future is a few KiB, and this loop's state lives as long as the
-        // connection; boxed, that memory is held only while a request is in flight.
-        let response = Box::pin(proxy::handle(&snapshot, Request::from_parts(parts, request_body), &downstream)).await;
-        drop(snapshot);
-        let reusable = !drain.is_signalled() && wire.lock().body_read();
-        let sent = write_response(&wire, response, facts, reusable).await;
-        drop(guard);
-        let body_read = wire.lock().end_request();
-        match sent {
-            Ok(true) if body_read => wire.lock().release_buffer(),
-            Ok(_) => {
-                shut_down(&wire).await;
-                return;
-            }
-            // Cut short: closed without more ado, so the client cannot take it for whole.
-            Err(error) => {
-                tracing::debug!(peer = %downstream.peer(), %error, "response to the client broke off");
-                return;
-            }
+            After::Abort => return,
         }
     }
 }
 
-enum Next {
-    Head(RequestHead),
-    Refused(head::Refusal),
-    /// The client closed, a read failed or timed out, or the listener is draining an idle
-    /// connection: nothing to answer.
-    Closed,
+/// What becomes of the connection after a response.
+enum After {
+    /// On to the next request.
+    Next,
+    /// Shut down, then closed (lingering).
+    Close,
+    /// Dropped at once: the response was cut short, and the client must not take it for whole.
+    Abort,
+}
+
+/// Answers one request head (or refuses a malformed one) and says what becomes of the connection.
+async fn answer<IO: ClientIo>(
+    head: Result<RequestHead, Refusal>,
+    wire: &Arc<SharedWire<IO>>,
+    snapshots: &SnapshotHandle,
+    downstream: &Downstream,
+    requests: &Arc<Requests>,
+    drain: &Drain,
+) -> After {
+    let RequestHead { parts, body, facts } = match head {
+        Ok(head) => head,
+        Err(refusal) => {
+            tracing::debug!(peer = %downstream.peer(), %refusal, "request refused before routing");
+            let mut response = Response::new(GatewayBody::complete(Bytes::new()));
+            *response.status_mut() = refusal.status();
+            let facts = RequestFacts { head_method: false, http10: false, keep_alive: false, expect_continue: false };
+            let _ = write_response(wire, response, facts, false).await;
+            return After::Close;
+        }
+    };
+    let guard: RequestGuard = requests.begin();
+    let request_body = match body.is_done() {
+        true => RequestBody::empty(),
+        false => {
+            wire.lock().begin_body(body, facts.expect_continue);
+            RequestBody::from_wire(wire)
+        }
+    };
+    let request = Request::from_parts(parts, request_body);
+    let snapshot = snapshots.load_full();
+    let response = proxy::handle(&snapshot, request, downstream).await;
+    drop(snapshot);
+    let reusable = !drain.is_signalled() && wire.lock().body_read();
+    let sent = write_response(wire, response, facts, reusable).await;
+    drop(guard);
+    let body_read = wire.lock().end_request();
+    match sent {
+        Ok(true) if body_read => After::Next,
+        Ok(_) => After::Close,
+        Err(error) => {
+            tracing::debug!(peer = %downstream.peer(), %error, "response to the client broke off");
+            After::Abort
+        }
+    }
 }
 
 /// Waits for the next request head: parsed from what is buffered (a pipelined request), or read
-/// once the socket is readable — no buffer is held while waiting for that.
-async fn next_head<IO: ClientIo>(wire: &SharedWire<IO>, drain: &mut Drain) -> Next {
+/// once the socket is readable — no buffer is held while waiting for that. `None` when there is
+/// nothing to answer: the client closed, a read failed or timed out, or the listener drains an
+/// idle connection.
+async fn next_head<IO: ClientIo>(wire: &SharedWire<IO>, drain: &mut Drain) -> Option<Result<RequestHead, Refusal>> {
     loop {
         let buffered = {
             let mut wire = wire.lock();
             if !wire.buf.is_empty() {
                 match parse_request(&mut wire.buf) {
-                    Ok(Some(head)) => return Next::Head(head),
+                    Ok(Some(head)) => return Some(Ok(head)),
                     Ok(None) => {}
-                    Err(refusal) => return Next::Refused(refusal),
+                    Err(refusal) => return Some(Err(refusal)),
                 }
             }
             !wire.buf.is_empty()
@@ -177,14 +195,12 @@ async fn next_head<IO: ClientIo>(wire: &SharedWire<IO>, drain: &mut Drain) -> Ne
         if !buffered {
             tokio::select! {
                 biased;
-                () = drain.signalled() => return Next::Closed,
-                ready = poll_fn(|cx| wire.lock().io.poll_read_ready(cx)) => if ready.is_err() {
-                    return Next::Closed;
-                },
+                () = drain.signalled() => return None,
+                ready = poll_fn(|cx| wire.lock().io.poll_read_ready(cx)) => ready.ok()?,
             }
         }
         match poll_fn(|cx| wire.lock().poll_fill(cx, HEAD_READ)).await {
-            Ok(0) | Err(_) => return Next::Closed,
+            Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
     }
@@ -315,7 +331,7 @@ impl Framer {
                     .checked_sub(data.len() as u64)
                     .ok_or_else(|| io::Error::other("the response body is longer than its content-length"))?;
             }
-            ResponseFraming::Chunked => head::chunk_size_line(&mut out.small, data.len()),
+            ResponseFraming::Chunked => chunk_size_line(&mut out.small, data.len()),
             ResponseFraming::UntilClose | ResponseFraming::Bodiless => {}
         }
         let suffix: &'static [u8] = if self.framing == ResponseFraming::Chunked { b"\r\n" } else { b"" };

@@ -7,12 +7,12 @@
 //! read yet; a client still writing gets `EPIPE` / `ECONNRESET` on its upload and many report
 //! that instead of the response. It happens exactly when the server answers before the request
 //! body has arrived — an early 413 or 401 from a backend (which the exchange forwards at once),
-//! or a 400 for a malformed body — and hyper then gives up on the rest of the body and shuts the
+//! or a 400 for a malformed body — and the server then gives up on the rest of the body and shuts the
 //! connection down. nginx (`lingering_close`, `lingering_time` 30 s, `lingering_timeout` 5 s),
 //! Apache (`lingering_close`) and HAProxy (`option nolinger` to turn it off) do the same, with
 //! the same bounds as here.
 //!
-//! When: only after hyper shut the connection down itself while the client had shown no end —
+//! When: only after the server shut the connection down itself while the client had shown no end —
 //! not after the client's EOF or reset, and not after a read failed (the listener's header-read
 //! and idle timeouts end a connection that way; a slow or idle client is not given more time).
 //! The lingering connection keeps its cap permit until the socket closes.

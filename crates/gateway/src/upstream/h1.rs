@@ -5,7 +5,7 @@
 //! both ended cleanly. A response body is read straight from the backend connection, which goes
 //! back to its pool when the body ends. Message heads are [`super::head`]'s pure functions.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
@@ -19,7 +19,7 @@ use super::head::{Head, Keep, MAX_HEAD_BYTES, RequestHead, ResponseHead, encode_
 use super::pool::Home;
 use super::transport::Transport;
 use crate::downstream::RequestBody;
-use crate::framing::{BodyDecoder, Decoded, FramingError};
+use crate::framing::{BodyDecoder, Decoded, FramingError, chunk_size_line};
 
 /// Read size; also the request body bytes gathered before a write.
 const IO_CHUNK: usize = 16 * 1024;
@@ -58,8 +58,7 @@ impl Upload {
             return;
         }
         if self.chunked {
-            // Into the buffer directly: no string per chunk.
-            let _ = write!(self.out, "{:x}\r\n", data.len());
+            chunk_size_line(&mut self.out, data.len());
         }
         self.out.extend_from_slice(data);
         if self.chunked {
