@@ -3,6 +3,7 @@
 //! §§2–7, RFC 9110 §8.6, §10.1.1), and the response head written back, framed for that client.
 //! No IO here; the connection loop does the exchange.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::BytesMut;
@@ -15,6 +16,9 @@ use crate::framing::{BodyDecoder, Chunk};
 /// head may take (nginx allows 32 KiB in its default large header buffers).
 const MAX_HEADERS: usize = 128;
 pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Fields the proxy adds to a forwarded request: X-Forwarded-For, -Proto, -Host, traceparent,
+/// and a few set by policy.
+const FIELDS_ADDED: usize = 8;
 
 /// A request head, parsed: the request without its body, and what the client asked of the
 /// connection.
@@ -58,9 +62,9 @@ impl Refusal {
 
 /// Parses one request head off the front of `buf`; `None` until it is complete.
 pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut fields);
-    let length = match parsed.parse(buf) {
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let length = match parsed.parse_with_uninit_headers(buf, &mut fields) {
         // The limit holds for the whole head, also when it arrived complete in one read.
         Ok(httparse::Status::Complete(length)) if length > MAX_HEAD_BYTES => return Err(Refusal::HeadTooLarge),
         Ok(httparse::Status::Complete(length)) => length,
@@ -75,16 +79,17 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, R
     // Target and values become slices of the head (no copy): the head is split off the read
     // buffer, which is released after the request anyway.
     let target = offsets(buf, parsed.path.unwrap_or_default().as_bytes());
-    let count = parsed.headers.len();
-    let mut spans = [const { (0..0, 0..0) }; MAX_HEADERS];
-    for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-        *span = (offsets(buf, field.name.as_bytes()), offsets(buf, field.value));
-    }
-    let head = buf.split_to(length).freeze();
+    let spans: Vec<_> =
+        parsed.headers.iter().map(|field| (offsets(buf, field.name.as_bytes()), offsets(buf, field.value))).collect();
+    let head = match length == buf.len() {
+        true => std::mem::take(buf).freeze(),
+        false => buf.split_to(length).freeze(),
+    };
     let uri = Uri::from_maybe_shared(head.slice(target)).map_err(|_| Refusal::Malformed("invalid request target"))?;
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for the fields the proxy adds (forwarding, trace context) without a regrowth.
+    let mut headers = HeaderMap::with_capacity(spans.len() + FIELDS_ADDED);
     let mut framing = Framing::default();
-    for (name, value) in &spans[..count] {
+    for (name, value) in &spans {
         let name = HeaderName::from_bytes(&head[name.clone()]).map_err(|_| Refusal::Malformed("invalid field name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value.clone()))
             .map_err(|_| Refusal::Malformed("invalid field value"))?;

@@ -51,6 +51,8 @@ pub(crate) use self::wire::RequestBody;
 const COPY_AT_MOST: usize = 4 * 1024;
 /// How much is gathered for one write.
 const GATHER: usize = 16 * 1024;
+/// What a response head usually takes, with a small body behind it.
+const HEAD_CAPACITY: usize = 1024;
 
 /// Serves plain HTTP on `listener` until `shutdown` completes, then drains open connections.
 pub async fn serve_http(
@@ -216,7 +218,7 @@ async fn write_response<IO: ClientIo>(
     reusable: bool,
 ) -> io::Result<bool> {
     let (parts, body) = response.into_parts();
-    let mut out = Outgoing::default();
+    let mut out = Outgoing { small: Vec::with_capacity(HEAD_CAPACITY), ..Outgoing::default() };
     out.small.extend_from_slice(wire.lock().response_starts());
     let date = date::now();
     let head = encode_response(&mut out.small, &parts, facts, body.size_hint().exact(), reusable, &date);

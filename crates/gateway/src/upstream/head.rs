@@ -3,6 +3,7 @@
 //! the body's framing and the connection's reuse (RFC 9112 §§2–6). No IO here; the HTTP/1.1 module does
 //! the exchange.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -53,9 +54,9 @@ pub(crate) enum Keep {
 
 /// Parses one response head off the front of `buf`; `None` until it is complete.
 pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, UpstreamError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let length = match parsed.parse(buf) {
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut parsed, buf, &mut fields) {
         // The limit holds for the whole head, also when it arrived complete in one read.
         Ok(httparse::Status::Complete(length)) if length > MAX_HEAD_BYTES => {
             return Err(UpstreamError::InvalidResponse("response head too large".into()));
@@ -77,16 +78,13 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
     let http11 = parsed.version == Some(1);
     // Values become slices of one copy of the head (one allocation, not one per header); the
     // read buffer itself is never shared, so later reads reuse it in place.
-    let count = parsed.headers.len();
-    let mut spans = [const { (0..0, 0..0) }; MAX_HEADERS];
-    for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-        *span = (offsets(buf, field.name.as_bytes()), offsets(buf, field.value));
-    }
+    let spans: Vec<_> =
+        parsed.headers.iter().map(|field| (offsets(buf, field.name.as_bytes()), offsets(buf, field.value))).collect();
     let head = Bytes::copy_from_slice(&buf[..length]);
     buf.advance(length);
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut headers = HeaderMap::with_capacity(spans.len());
     let mut framing = Framing::default();
-    for (name, value) in &spans[..count] {
+    for (name, value) in &spans {
         let name = HeaderName::from_bytes(&head[name.start as usize..name.end as usize])
             .map_err(|_| UpstreamError::InvalidResponse("invalid header name".into()))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value.start as usize..value.end as usize))
