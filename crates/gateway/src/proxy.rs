@@ -119,7 +119,7 @@ async fn send(
     // microseconds of routing and policy before the send are part of both).
     let sent = exchange.started();
     let deadline = sent + forward.timeout;
-    let send = forward.upstream.send(&forward.origin, parts, body, &path_and_query);
+    let send = forward.destination.send(parts, body, &path_and_query);
     let response = match tokio::time::timeout_at(deadline, send).await {
         Err(_) => return Err(Failure::BackendTimeout(forward.timeout)),
         Ok(Err(error)) => return Err(failure::classify(&error)),

@@ -11,7 +11,7 @@ use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
 
 use crate::telemetry::RouteTelemetry;
 use crate::template::UrlTemplate;
-use crate::upstream::{Origin, Upstream, UpstreamKey};
+use crate::upstream::{Destination, UpstreamKey};
 
 /// An API as the router sees it.
 #[derive(Debug)]
@@ -70,10 +70,10 @@ pub(crate) struct Forward {
     pub client_certificate: Option<Thumbprint>,
     /// Request changes in policy order.
     pub request_steps: Vec<RequestStep>,
-    pub origin: Origin,
+    /// The backend's origin and its pooled connections for this route's TLS identity.
+    pub destination: Destination,
     /// Path of the backend URL without a trailing `/`.
     pub base_path: String,
-    pub upstream: Arc<Upstream>,
     pub credentials: CredentialSteps,
     /// `<forward-request timeout>`: how long the backend may take to send its response head.
     pub timeout: Duration,

@@ -12,7 +12,7 @@ use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
 use crate::route::{CompiledApi, CompiledOperation, Forward, RequestStep, ResponseStep, Route};
 use crate::telemetry::RouteTelemetry;
 use crate::template::UrlTemplate;
-use crate::upstream::Origin;
+use crate::upstream::{Destination, Origin};
 
 impl<'a> Context<'a> {
     /// One API with its operations, each resolved to its route, and what they depend on.
@@ -116,9 +116,8 @@ impl<'a> Context<'a> {
             backend: backend.as_ref().map(|(id, _)| id.clone()),
             client_certificate,
             request_steps,
-            origin: Origin::new(scheme, authority)?,
+            destination: Destination::new(Origin::new(scheme, authority)?, upstream),
             base_path: uri.path().trim_end_matches('/').to_owned(),
-            upstream,
             credentials: backend.map(|(_, b)| CredentialSteps::compile(&b.credentials)).unwrap_or_default(),
             timeout,
             read_timeout: self.backend_read_timeout,
@@ -141,7 +140,7 @@ impl<'a> Context<'a> {
 fn telemetry(api: &EntityId, operation: Option<&EntityId>, route: &Route) -> Arc<RouteTelemetry> {
     let (backend, client_certificate) = match route {
         Route::Forward(forward) => (
-            forward.backend.as_ref().map_or_else(|| forward.origin.to_string(), ToString::to_string),
+            forward.backend.as_ref().map_or_else(|| forward.destination.origin.to_string(), ToString::to_string),
             forward.client_certificate.as_ref().map(ToString::to_string),
         ),
         Route::Respond(_) | Route::Broken(_) => (String::new(), None),

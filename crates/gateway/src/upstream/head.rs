@@ -56,15 +56,16 @@ pub(crate) enum Keep {
 pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, UpstreamError> {
     let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
-    let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut parsed, buf, &mut fields) {
-        // The limit holds for the whole head, also when it arrived complete in one read.
-        Ok(httparse::Status::Complete(length)) if length > MAX_HEAD_BYTES => {
-            return Err(UpstreamError::InvalidResponse("response head too large".into()));
-        }
-        Ok(httparse::Status::Complete(length)) => length,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(error) => return Err(UpstreamError::InvalidResponse(format!("malformed response head: {error}"))),
-    };
+    let length =
+        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut parsed, buf, &mut fields) {
+            // The limit holds for the whole head, also when it arrived complete in one read.
+            Ok(httparse::Status::Complete(length)) if length > MAX_HEAD_BYTES => {
+                return Err(UpstreamError::InvalidResponse("response head too large".into()));
+            }
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(error) => return Err(UpstreamError::InvalidResponse(format!("malformed response head: {error}"))),
+        };
     let code = parsed.code.unwrap_or_default();
     let status = StatusCode::from_u16(code)
         .map_err(|_| UpstreamError::InvalidResponse(format!("invalid status code {code}")))?;

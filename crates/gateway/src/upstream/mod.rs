@@ -34,7 +34,7 @@ pub(crate) mod fuzzing {
 
 use h1::{H1Conn, ResponseBody, Retry};
 use head::RequestHead;
-use pool::{Home, Pool, PoolKey, Pooled};
+use pool::{Home, OriginPool, Pool, PoolKey, Pooled};
 use transport::Transport;
 
 /// Everything that decides how a backend connection is authenticated and validated; with the
@@ -104,6 +104,38 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// Where a route's requests go: the origin, and that origin's connections among those made with
+/// one TLS identity, both found when the snapshot is compiled.
+pub(crate) struct Destination {
+    pub origin: Origin,
+    upstream: Arc<Upstream>,
+    connections: Arc<OriginPool<H1Conn>>,
+}
+
+impl Destination {
+    pub(crate) fn new(origin: Origin, upstream: Arc<Upstream>) -> Self {
+        let connections = upstream.pool.origin(&origin.pool_key);
+        Destination { origin, upstream, connections }
+    }
+
+    /// Sends `parts` + `body` to `path_and_query` (which the caller has checked is a valid
+    /// request target) and returns the response head with its body still streaming.
+    pub(crate) async fn send(
+        &self,
+        parts: request::Parts,
+        body: RequestBody,
+        path_and_query: &str,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        self.upstream.send(self, parts, body, path_and_query).await
+    }
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination").field("origin", &self.origin).finish_non_exhaustive()
+    }
+}
+
 /// The connections made with one TLS identity (the snapshot keys it by its [`UpstreamKey`]).
 pub(crate) struct Upstream {
     tls: tokio_rustls::TlsConnector,
@@ -132,19 +164,18 @@ impl Upstream {
         self.pool.retire();
     }
 
-    /// Sends `parts` + `body` to `path_and_query` at `origin` (which the caller has checked is a
-    /// valid request target) and returns the response head with its body still streaming.
-    pub(crate) async fn send(
+    async fn send(
         &self,
-        origin: &Origin,
+        destination: &Destination,
         parts: request::Parts,
         body: RequestBody,
         path_and_query: &str,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let (mut conn, reused) = match self.checkout(origin) {
+        let origin = &destination.origin;
+        let (mut conn, reused) = match self.checkout(destination) {
             Pooled::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
             Pooled::Http1(conn) => (conn, true),
-            Pooled::Empty => match self.connect(origin).await? {
+            Pooled::Empty => match self.connect(destination).await? {
                 Connected::Http1(conn) => (conn, false),
                 Connected::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
             },
@@ -156,7 +187,7 @@ impl Upstream {
             authority: origin.authority.as_str(),
             chunked: has_body && !parts.headers.contains_key(CONTENT_LENGTH),
         };
-        let release = || Home::new(self.pool.clone(), origin.pool_key.clone());
+        let release = || Home::new(self.pool.clone(), destination.connections.clone());
         let (request_body, empty_body) = if has_body { (Some(body), None) } else { (None, Some(body)) };
         let upload = conn.upload(&head, request_body);
         let exchange = match conn.exchange(upload, &parts.method, release()).await {
@@ -165,7 +196,7 @@ impl Upstream {
             // connection failing is the backend's answer, not a reason to try again.
             Err(failed) if reused && failed.retry.allows(&parts.method) => {
                 tracing::debug!(error = %failed.error, retry = ?failed.retry, "pooled backend connection failed; retrying once on a fresh one");
-                match (self.connect(origin).await?, failed.retry) {
+                match (self.connect(destination).await?, failed.retry) {
                     (Connected::Http1(conn), Retry::Always(upload)) => {
                         conn.exchange(upload, &parts.method, release()).await.map_err(|again| again.error)?
                     }
@@ -193,15 +224,15 @@ impl Upstream {
 
     /// The origin's HTTP/2 connection, or an idle HTTP/1.1 one that can carry a request;
     /// connections with unread bytes or a closed peer are dropped on the way.
-    fn checkout(&self, origin: &Origin) -> Pooled<H1Conn> {
+    fn checkout(&self, destination: &Destination) -> Pooled<H1Conn> {
         loop {
-            match self.pool.checkout(&origin.pool_key) {
+            match self.pool.checkout(&destination.connections) {
                 Pooled::Http1(mut conn) => {
                     if conn.is_idle_and_open() {
                         connection_event(ConnectionEvent::Reused, 1);
                         return Pooled::Http1(conn);
                     }
-                    tracing::debug!(backend = %origin.authority, "discarded an idle backend connection that was readable");
+                    tracing::debug!(backend = %destination.origin.authority, "discarded an idle backend connection that was readable");
                 }
                 Pooled::Http2(sender) => {
                     connection_event(ConnectionEvent::Reused, 1);
@@ -212,8 +243,8 @@ impl Upstream {
         }
     }
 
-    async fn connect(&self, origin: &Origin) -> Result<Connected, UpstreamError> {
-        let transport = Transport::connect(origin, &self.tls).await?;
+    async fn connect(&self, destination: &Destination) -> Result<Connected, UpstreamError> {
+        let transport = Transport::connect(&destination.origin, &self.tls).await?;
         connection_event(ConnectionEvent::Opened, 1);
         if !transport.is_http2() {
             return Ok(Connected::Http1(H1Conn::new(transport)));
@@ -228,7 +259,7 @@ impl Upstream {
                 tracing::debug!(%error, "HTTP/2 backend connection ended with an error");
             }
         });
-        self.pool.put_h2(origin.pool_key.clone(), sender.clone());
+        self.pool.put_h2(&destination.connections, sender.clone());
         Ok(Connected::Http2(sender))
     }
 }
