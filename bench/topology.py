@@ -36,6 +36,28 @@ def start_gateway(d, env):
                             start_new_session=True)
 
 
+def start_fronts(d, edit=lambda text: text):
+    """nginx and HAProxy as the harness configures them (each configuration through `edit`) and a
+    certgate node, all on CPU 1; their processes by name, after each answered the harness's check."""
+    procs = {}
+    for file, text in [("front.conf", harness.nginx_front_conf(d, False)), ("haproxy.cfg", harness.haproxy_conf(d, False))]:
+        with open(os.path.join(d, file), "w") as f:
+            f.write(edit(text))
+    procs["nginx"] = subprocess.Popen(["taskset", "-c", "1", "nginx", "-c", f"{d}/front.conf", "-p", d],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs["haproxy"] = subprocess.Popen(["taskset", "-c", "1", "haproxy", "-db", "-f", f"{d}/haproxy.cfg"],
+                                        stdout=subprocess.DEVNULL, stderr=open(f"{d}/haproxy.log", "w"))
+    procs["gateway"] = start_gateway(d, gateway_env(d))
+    return procs
+
+
+def check_fronts(procs, fingerprint):
+    """Waits for each front's port and checks it proxies to the backend with the client certificate."""
+    for name in ["nginx", "haproxy", "gateway"]:
+        harness.wait_port(harness.FRONT_PORTS[name], procs[name], timeout=120)
+        harness.check_front(name, harness.FRONT_PORTS[name], fingerprint)
+
+
 def stop(procs):
     """Stops what was started: the gateway's process group with SIGTERM, nginx with SIGQUIT."""
     for name, p in procs.items():

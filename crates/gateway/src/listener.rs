@@ -168,7 +168,7 @@ impl Drain {
     }
 
     /// Completes once the listener drains (at once if it already does).
-    pub(crate) async fn signalled(&mut self) {
+    pub(crate) async fn signalled(mut self) {
         let _ = self.0.wait_for(|draining| *draining).await;
     }
 }
@@ -219,7 +219,7 @@ where
         io: IO,
         peer: SocketAddr,
         requests: Arc<Requests>,
-        mut drain: Drain,
+        drain: Drain,
     ) -> impl Future<Output = ()> + Send + 'static {
         let service = self.service.clone();
         // Every request is in flight, for the idle clock, from its head to its body's end.

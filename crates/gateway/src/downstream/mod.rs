@@ -102,11 +102,14 @@ async fn serve<IO: ClientIo>(
     snapshots: SnapshotHandle,
     downstream: Downstream,
     requests: Arc<Requests>,
-    mut drain: Drain,
+    drain: Drain,
 ) {
     let wire = SharedWire::new(Wire::new(io));
+    // One wait for the drain for the connection's life: it registers once, not per request.
+    let drained = drain.clone().signalled();
+    tokio::pin!(drained);
     loop {
-        let Some(next) = next_head(&wire, &mut drain).await else { return };
+        let Some(next) = next_head(&wire, drained.as_mut()).await else { return };
         // Boxed: answering holds a request's state (the backend exchange, the response being
         // written), a few KiB, and this loop lives as long as the connection; boxed, that
         // memory is held only while a request is in flight.
@@ -181,7 +184,10 @@ async fn answer<IO: ClientIo>(
 /// once the socket is readable — no buffer is held while waiting for that. `None` when there is
 /// nothing to answer: the client closed, a read failed or timed out, or the listener drains an
 /// idle connection.
-async fn next_head<IO: ClientIo>(wire: &SharedWire<IO>, drain: &mut Drain) -> Option<Result<RequestHead, Refusal>> {
+async fn next_head<IO: ClientIo>(
+    wire: &SharedWire<IO>,
+    mut drained: Pin<&mut impl Future<Output = ()>>,
+) -> Option<Result<RequestHead, Refusal>> {
     loop {
         let buffered = {
             let mut wire = wire.lock();
@@ -197,7 +203,7 @@ async fn next_head<IO: ClientIo>(wire: &SharedWire<IO>, drain: &mut Drain) -> Op
         if !buffered {
             tokio::select! {
                 biased;
-                () = drain.signalled() => return None,
+                () = drained.as_mut() => return None,
                 ready = poll_fn(|cx| wire.lock().io.poll_read_ready(cx)) => ready.ok()?,
             }
         }
