@@ -22,6 +22,7 @@
 mod head;
 mod wire;
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -49,8 +50,9 @@ pub(crate) use self::wire::RequestBody;
 /// Body pieces up to this size are copied next to their framing; larger ones are written from
 /// their own buffer.
 const COPY_AT_MOST: usize = 4 * 1024;
-/// How much is gathered for one write.
-const GATHER: usize = 16 * 1024;
+/// How much is gathered for one write, and in how many pieces at most.
+const GATHER: usize = 64 * 1024;
+const MAX_PIECES: usize = 16;
 /// What a response head usually takes, with a small body behind it.
 const HEAD_CAPACITY: usize = 1024;
 
@@ -225,9 +227,11 @@ async fn write_response<IO: ClientIo>(
 ) -> io::Result<bool> {
     let (parts, body) = response.into_parts();
     let mut out = Outgoing { small: Vec::with_capacity(HEAD_CAPACITY), ..Outgoing::default() };
-    out.small.extend_from_slice(wire.lock().response_starts());
+    let interim_rest = wire.lock().response_starts();
+    out.copy(interim_rest);
     let date = date::now();
-    let head = encode_response(&mut out.small, &parts, facts, body.size_hint().exact(), reusable, &date);
+    let length = body.size_hint().exact();
+    let head = out.gather(|small| encode_response(small, &parts, facts, length, reusable, &date));
     drop(parts);
     let mut framer = Framer::new(head.framing);
     // Never polled when bodiless: a HEAD response's body is the backend's nothing, an error's
@@ -237,9 +241,7 @@ async fn write_response<IO: ClientIo>(
     poll_fn(|cx| {
         loop {
             let mut waiting = false;
-            while let Some(body) =
-                body.as_mut().filter(|_| !framer.done && out.data.is_empty() && out.small.len() < GATHER)
-            {
+            while let Some(body) = body.as_mut().filter(|_| !framer.done && out.has_room()) {
                 match Pin::new(body).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Ok(data) = frame.into_data() {
@@ -274,40 +276,74 @@ async fn shut_down<IO: ClientIo>(wire: &SharedWire<IO>) {
     let _ = poll_fn(|cx| Pin::new(&mut wire.lock().io).poll_shutdown(cx)).await;
 }
 
-/// Bytes on their way to the client: framing and small pieces of body gathered in `small`,
-/// then at most one large piece written from its own buffer, then that piece's suffix.
+/// Bytes on their way to the client, in order: large pieces of body written from their own
+/// buffers, each behind the framing gathered before it, then what is gathered in `small`
+/// (framing and small pieces of body, copied).
 #[derive(Default)]
 struct Outgoing {
+    large: VecDeque<Bytes>,
     small: Vec<u8>,
     /// How much of `small` the socket has taken.
     small_sent: usize,
-    data: Bytes,
-    suffix: &'static [u8],
+    /// Bytes queued in all.
+    queued: usize,
 }
 
 impl Outgoing {
+    /// Appends what `write` puts in the small buffer (a head, framing).
+    fn gather<T>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+        let before = self.small.len();
+        let written = write(&mut self.small);
+        self.queued += self.small.len() - before;
+        written
+    }
+
+    fn copy(&mut self, bytes: &[u8]) {
+        self.gather(|small| small.extend_from_slice(bytes));
+    }
+
+    /// Queues `data` to be written from where it lies, after everything queued so far.
+    fn share(&mut self, data: Bytes) {
+        if !self.small.is_empty() {
+            self.large.push_back(Bytes::from(std::mem::take(&mut self.small)));
+        }
+        self.queued += data.len();
+        self.large.push_back(data);
+    }
+
+    /// Whether more may be gathered before a write: up to [`GATHER`] bytes, in at most
+    /// [`MAX_PIECES`] pieces (one vectored write takes them all).
+    fn has_room(&self) -> bool {
+        self.queued < GATHER && self.large.len() < MAX_PIECES
+    }
+
     /// Writes everything queued; ready once the socket has taken it all.
     fn poll_write<IO: AsyncWrite + Unpin>(&mut self, io: &mut IO, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            let small = &self.small[self.small_sent..];
-            if small.is_empty() && self.data.is_empty() && self.suffix.is_empty() {
-                self.small.clear();
-                self.small_sent = 0;
-                return Poll::Ready(Ok(()));
+        while self.queued > 0 {
+            let mut slices = [IoSlice::new(&[]); MAX_PIECES + 1];
+            for (slice, piece) in slices.iter_mut().zip(&self.large) {
+                *slice = IoSlice::new(piece);
             }
-            let slices = [IoSlice::new(small), IoSlice::new(&self.data), IoSlice::new(self.suffix)];
-            let mut written = match ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))? {
+            slices[self.large.len()] = IoSlice::new(&self.small[self.small_sent..]);
+            let mut written = match ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..=self.large.len()]))? {
                 0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 written => written,
             };
-            let from_small = written.min(small.len());
-            self.small_sent += from_small;
-            written -= from_small;
-            let from_data = written.min(self.data.len());
-            self.data.advance(from_data);
-            written -= from_data;
-            self.suffix = &self.suffix[written.min(self.suffix.len())..];
+            self.queued -= written;
+            while let Some(piece) = self.large.front_mut() {
+                if written < piece.len() {
+                    piece.advance(written);
+                    written = 0;
+                    break;
+                }
+                written -= piece.len();
+                self.large.pop_front();
+            }
+            self.small_sent += written;
         }
+        self.small.clear();
+        self.small_sent = 0;
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -339,17 +375,16 @@ impl Framer {
                     .checked_sub(data.len() as u64)
                     .ok_or_else(|| io::Error::other("the response body is longer than its content-length"))?;
             }
-            ResponseFraming::Chunked => chunk_size_line(&mut out.small, data.len()),
+            ResponseFraming::Chunked => out.gather(|small| chunk_size_line(small, data.len())),
             ResponseFraming::UntilClose | ResponseFraming::Bodiless => {}
         }
         let suffix: &'static [u8] = if self.framing == ResponseFraming::Chunked { b"\r\n" } else { b"" };
         if data.len() <= COPY_AT_MOST {
-            out.small.extend_from_slice(&data);
-            out.small.extend_from_slice(suffix);
+            out.copy(&data);
         } else {
-            out.data = data;
-            out.suffix = suffix;
+            out.share(data);
         }
+        out.copy(suffix);
         Ok(())
     }
 
@@ -360,7 +395,7 @@ impl Framer {
                 Err(io::Error::other("the response body is shorter than its content-length"))
             }
             ResponseFraming::Chunked => {
-                out.small.extend_from_slice(b"0\r\n\r\n");
+                out.copy(b"0\r\n\r\n");
                 Ok(())
             }
             _ => Ok(()),

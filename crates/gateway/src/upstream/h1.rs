@@ -230,6 +230,7 @@ impl H1Conn {
             if let (Keep::Idle(limit), None) = (keep, &upload)
                 && self.buf.is_empty()
             {
+                self.io.release_buffers();
                 release.idle_at_most(limit).put(self);
             }
             return Ok(Exchange { response, body: ResponseBody::Complete(body) });
@@ -370,9 +371,10 @@ impl H1Body {
     fn finish(&mut self) {
         let conn = self.conn.take();
         // An unfinished upload leaves the backend mid-request: that connection cannot be reused.
-        if let (Some(conn), Some(home), None) = (conn, self.release.take(), &self.upload)
+        if let (Some(mut conn), Some(home), None) = (conn, self.release.take(), &self.upload)
             && conn.buf.is_empty()
         {
+            conn.io.release_buffers();
             home.put(conn);
         }
     }

@@ -2,7 +2,9 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -17,7 +19,73 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) enum Transport {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Gulping>>),
+}
+
+/// Read size under TLS: rustls asks its socket for 4 KiB at a time (its deframer's read size),
+/// which would cost a system call per 4 KiB of a large response.
+const GULP: usize = 32 * 1024;
+
+/// The TCP stream under a TLS session, read [`GULP`] bytes at a time into a buffer rustls then
+/// takes its 4 KiB pieces from. The buffer is released when the connection goes back to its
+/// pool ([`Transport::release_buffers`]), so an idle connection holds none.
+pub(crate) struct Gulping {
+    tcp: TcpStream,
+    /// Read from the socket, not yet taken by rustls.
+    ahead: BytesMut,
+}
+
+impl AsyncRead for Gulping {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.ahead.is_empty() {
+                let n = this.ahead.len().min(buf.remaining());
+                buf.put_slice(&this.ahead[..n]);
+                this.ahead.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if buf.remaining() >= GULP {
+                return Pin::new(&mut this.tcp).poll_read(cx, buf);
+            }
+            ready!(this.tcp.poll_read_ready(cx))?;
+            this.ahead.reserve(GULP);
+            match this.tcp.try_read_buf(&mut this.ahead) {
+                // End of file: nothing is put in `buf`.
+                Ok(0) => return Poll::Ready(Ok(())),
+                Ok(_) => {}
+                // The readiness was stale; `try_read_buf` cleared it, so the next poll waits.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Gulping {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
 }
 
 impl Transport {
@@ -34,7 +102,7 @@ impl Transport {
         };
         tcp.set_nodelay(true).map_err(|source| UpstreamError::Connect { authority: authority.to_owned(), source })?;
         let Some(server_name) = &origin.server_name else { return Ok(Transport::Plain(tcp)) };
-        match tls.connect(server_name.clone(), tcp).await {
+        match tls.connect(server_name.clone(), Gulping { tcp, ahead: BytesMut::new() }).await {
             Ok(stream) => {
                 let session = stream.get_ref().1;
                 tracing::debug!(
@@ -46,6 +114,15 @@ impl Transport {
                 Ok(Transport::Tls(Box::new(stream)))
             }
             Err(source) => Err(UpstreamError::Handshake { authority: authority.to_owned(), source }),
+        }
+    }
+
+    /// Frees what the stream buffered, when nothing is left in it: for a connection going idle.
+    pub(crate) fn release_buffers(&mut self) {
+        if let Transport::Tls(tls) = self
+            && tls.get_ref().0.ahead.is_empty()
+        {
+            tls.get_mut().0.ahead = BytesMut::new();
         }
     }
 
