@@ -16,6 +16,7 @@ pub mod fuzzing;
 mod headers;
 mod listener;
 mod proxy;
+mod request_body;
 mod route;
 mod snapshot;
 mod telemetry;

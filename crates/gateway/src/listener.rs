@@ -1,5 +1,5 @@
 //! The one accept loop behind every listener of a node: the gateway's HTTP and HTTPS listeners
-//! (their HTTP/1.1 is `crate::downstream`'s) and, handed its router as a hyper service by the
+//! (their HTTP/1.1 is the gateway's own, in `downstream/`) and, handed its router as a hyper service by the
 //! binary, the management API (hyper's HTTP/1.1). A [`Protocol`] is what differs between them.
 //!
 //! What a listener does with its connections:
@@ -124,7 +124,7 @@ pub(crate) struct TlsSource {
 }
 
 /// How a listener speaks HTTP on the connections it accepts: the gateway's own HTTP/1.1
-/// (`crate::downstream`), or hyper's for the management API.
+/// (`downstream/`), or hyper's for the management API.
 pub(crate) trait Protocol: Send + Sync + 'static {
     /// Serves one connection; `requests` marks each request busy for the timeouts, `drain`
     /// tells when the listener shuts down.

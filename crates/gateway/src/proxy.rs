@@ -15,8 +15,8 @@ use http::{Request, Response, request};
 use hyper::body::{Body, Frame};
 
 use crate::body::GatewayBody;
-use crate::downstream::RequestBody;
 use crate::failure::{self, Failure};
+use crate::request_body::RequestBody;
 use crate::route::{Forward, RequestStep, ResponseStep, Route};
 use crate::snapshot::Snapshot;
 use crate::telemetry::Exchange;

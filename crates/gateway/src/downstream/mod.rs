@@ -43,9 +43,8 @@ use crate::listener::{
     ClientIo, Drain, ListenerSettings, Protocol, RequestGuard, Requests, SnapshotHandle, TlsSource, accept_loop,
 };
 use crate::proxy::{self, Downstream};
+use crate::request_body::RequestBody;
 use crate::snapshot::HttpsListener;
-
-pub(crate) use self::wire::RequestBody;
 
 /// Body pieces up to this size are copied next to their framing; larger ones are written from
 /// their own buffer.

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::AsyncReadExt;
 
 use crate::framing::{BodyDecoder, Decoded, FramingError};
 use crate::listener::ClientIo;
+use crate::request_body::{BodySource, RequestBody};
 
 /// The first read of a head; most heads fit in one.
 pub(super) const HEAD_READ: usize = 4 * 1024;
@@ -34,8 +34,9 @@ pub(super) struct Wire<IO> {
 /// The request body being read, as far as the connection is concerned.
 struct BodyState {
     decoder: BodyDecoder,
-    /// How much of the interim `100 Continue` is still to be written before the body is read;
-    /// `None` when none is owed (not asked for, sent, or overtaken by the response).
+    /// How much of the interim `100 Continue` is still to be written (and then flushed) before
+    /// the body is read; `None` when none is owed (not asked for, sent, or overtaken by the
+    /// response).
     continue_owed: Option<&'static [u8]>,
     /// The response has ended and the connection took the wire back: the body reads no more.
     detached: bool,
@@ -98,16 +99,19 @@ impl<IO: ClientIo> Wire<IO> {
                 false => Some(Err(io::Error::other("the response ended before the request body was read"))),
             });
         }
+        // Written, then flushed (an empty rest is written but maybe not flushed yet).
         while let Some(rest) = self.body.continue_owed {
+            if rest.is_empty() {
+                if let Err(error) = ready!(Pin::new(&mut self.io).poll_flush(cx)) {
+                    return Poll::Ready(Some(Err(error)));
+                }
+                self.body.continue_owed = None;
+                break;
+            }
             match ready!(Pin::new(&mut self.io).poll_write(cx, rest)) {
                 Ok(0) => return Poll::Ready(Some(Err(io::ErrorKind::WriteZero.into()))),
-                Ok(written) => self.body.continue_owed = Some(&rest[written..]).filter(|rest| !rest.is_empty()),
+                Ok(written) => self.body.continue_owed = Some(&rest[written..]),
                 Err(error) => return Poll::Ready(Some(Err(error))),
-            }
-            if self.body.continue_owed.is_none()
-                && let Err(error) = ready!(Pin::new(&mut self.io).poll_flush(cx))
-            {
-                return Poll::Ready(Some(Err(error)));
             }
         }
         loop {
@@ -156,12 +160,6 @@ impl<IO> SharedWire<IO> {
     }
 }
 
-/// Where a request body's bytes come from: the client connection, behind its lock.
-trait BodySource: Send + Sync {
-    fn poll_data(&self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>>;
-    fn decoder(&self) -> BodyDecoder;
-}
-
 impl<IO: ClientIo> BodySource for SharedWire<IO> {
     fn poll_data(&self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         self.lock().poll_body(cx)
@@ -172,49 +170,10 @@ impl<IO: ClientIo> BodySource for SharedWire<IO> {
     }
 }
 
-/// The body of a client's request, read from the connection as the backend exchange asks for it.
-pub(crate) struct RequestBody {
-    /// `None` for a request without a body, and once the body has ended.
-    source: Option<Arc<dyn BodySource>>,
-}
-
 impl RequestBody {
-    pub(crate) fn empty() -> Self {
-        RequestBody { source: None }
-    }
-
+    /// The body of the request just parsed on `wire` (see [`Wire::begin_body`]).
     pub(super) fn from_wire<IO: ClientIo>(wire: &Arc<SharedWire<IO>>) -> Self {
         let source: Arc<dyn BodySource> = wire.clone();
-        RequestBody { source: Some(source) }
-    }
-}
-
-impl std::fmt::Debug for RequestBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RequestBody")
-    }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        let this = self.get_mut();
-        let Some(source) = &this.source else { return Poll::Ready(None) };
-        let polled = ready!(source.poll_data(cx));
-        if !matches!(polled, Some(Ok(_))) {
-            this.source = None;
-        }
-        Poll::Ready(polled.map(|data| data.map(Frame::data)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.source.as_ref().is_none_or(|source| source.decoder().is_done())
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let remaining = self.source.as_ref().map_or(Some(0), |source| source.decoder().remaining());
-        remaining.map_or_else(SizeHint::default, SizeHint::with_exact)
+        RequestBody::from_source(source)
     }
 }

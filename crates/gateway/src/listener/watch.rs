@@ -21,7 +21,7 @@
 //!
 //! "Busy" is known exactly, not guessed from socket traffic: every request holds a
 //! [`RequestGuard`] from its parsed head to the end of its response: the gateway's connection
-//! loop (`crate::downstream`) holds it itself; for hyper (the management API) it goes from the
+//! loop (`downstream/`) holds it itself; for hyper (the management API) it goes from the
 //! moment hyper hands the request to the service until hyper drops its response body (which
 //! it does at the body's end, or when the connection dies). The gateway's loop waits for an
 //! idle connection's next bytes through [`ClientIo::poll_read_ready`], which keeps the clock

@@ -18,8 +18,8 @@ use super::UpstreamError;
 use super::head::{Head, Keep, MAX_HEAD_BYTES, RequestHead, ResponseHead, encode_head, parse_head};
 use super::pool::Home;
 use super::transport::Transport;
-use crate::downstream::RequestBody;
 use crate::framing::{BodyDecoder, Decoded, FramingError, chunk_size_line};
+use crate::request_body::RequestBody;
 
 /// Read size; also the request body bytes gathered before a write.
 const IO_CHUNK: usize = 16 * 1024;

@@ -13,7 +13,7 @@ mod transport;
 
 use std::sync::Arc;
 
-use crate::downstream::RequestBody;
+use crate::request_body::RequestBody;
 use crate::telemetry::{ConnectionEvent, connection_event};
 
 use certgate_model::{BackendTls, Thumbprint};

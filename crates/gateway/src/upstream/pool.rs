@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::downstream::RequestBody;
+use crate::request_body::RequestBody;
 
 use crate::telemetry::{ConnectionEvent, connection_event};
 use hyper::client::conn::http2;
