@@ -1,12 +1,15 @@
-//! Entry points for the fuzz targets (`fuzz/`, built with the `fuzzing` feature): the upstream
-//! HTTP/1.1 response-head parser with the body decoder it selects, and URL templates. Not an API.
+//! Entry points for the fuzz targets (`fuzz/`, built with the `fuzzing` feature): the HTTP/1.1
+//! head parsers of both sides (a backend's response, a client's request) with the body decoder
+//! each selects, and URL templates. Not an API.
 //! Each takes arbitrary bytes and panics only on a broken invariant.
 
 use bytes::BytesMut;
 use http::Method;
 
+use crate::downstream::fuzzing::{MAX_HEAD_BYTES, parse_request};
+use crate::framing::{BodyDecoder, Decoded};
 use crate::template::{UrlTemplate, fill};
-use crate::upstream::fuzzing::{Decoded, Head, parse_head};
+use crate::upstream::fuzzing::{Head, parse_head};
 
 /// A backend's bytes as reads deliver them: the first byte sets the read size (so every split
 /// of the rest is reachable), its low bit the request method (a HEAD response has no body).
@@ -43,6 +46,49 @@ pub fn backend_response(input: &[u8]) {
             },
             Ok(Decoded::Done) => break,
             Err(_) => break,
+        }
+    }
+    assert!(body <= bytes.len(), "more body than bytes received");
+}
+
+/// A client's bytes as reads deliver them (the first byte sets the read size): request heads,
+/// pipelined, each with the body its framing announces, until the bytes run out or a head is
+/// refused.
+pub fn client_request(input: &[u8]) {
+    let Some((&control, bytes)) = input.split_first() else { return };
+    let mut reads = bytes.chunks(usize::from(control).max(1));
+    let mut buf = BytesMut::new();
+    let mut body = 0;
+    loop {
+        let head = match parse_request(&mut buf) {
+            Ok(Some(head)) => head,
+            Ok(None) => {
+                assert!(buf.len() <= MAX_HEAD_BYTES, "an incomplete head past the limit is refused");
+                match reads.next() {
+                    Some(read) => {
+                        buf.extend_from_slice(read);
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            Err(_) => break,
+        };
+        assert!(head.body != BodyDecoder::UntilClose, "a request body is never framed by the close");
+        let mut decoder = head.body;
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Decoded::Data(data)) => {
+                    assert!(!data.is_empty(), "an empty piece of body would spin the copy loop");
+                    body += data.len();
+                }
+                Ok(Decoded::NeedMore) => match reads.next() {
+                    Some(read) => buf.extend_from_slice(read),
+                    None => return,
+                },
+                Ok(Decoded::Done) => break,
+                Err(_) => return,
+            }
         }
     }
     assert!(body <= bytes.len(), "more body than bytes received");

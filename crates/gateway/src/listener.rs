@@ -126,15 +126,17 @@ pub(crate) struct TlsSource {
 /// How a listener speaks HTTP on the connections it accepts: the gateway's own HTTP/1.1
 /// (`downstream/`), or hyper's for the management API.
 pub(crate) trait Protocol: Send + Sync + 'static {
-    /// Serves one connection; `requests` marks each request busy for the timeouts, `drain`
-    /// tells when the listener shuts down.
-    fn serve<IO: ClientIo>(
-        &self,
-        io: IO,
-        peer: SocketAddr,
-        requests: Arc<Requests>,
-        drain: Drain,
-    ) -> impl Future<Output = ()> + Send + 'static;
+    /// Serves one connection until it ends.
+    fn serve<IO: ClientIo>(&self, io: IO, accepted: Accepted) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// What the listener hands a [`Protocol`] with each connection besides its stream.
+pub(crate) struct Accepted {
+    pub peer: SocketAddr,
+    /// Where each request is marked busy, for the timeouts.
+    pub requests: Arc<Requests>,
+    /// Tells when the listener shuts down.
+    pub drain: Drain,
 }
 
 /// A client stream the connection loop can wait on without holding a buffer: an idle
@@ -214,13 +216,8 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    fn serve<IO: ClientIo>(
-        &self,
-        io: IO,
-        peer: SocketAddr,
-        requests: Arc<Requests>,
-        drain: Drain,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    fn serve<IO: ClientIo>(&self, io: IO, accepted: Accepted) -> impl Future<Output = ()> + Send + 'static {
+        let Accepted { peer, requests, drain } = accepted;
         let service = self.service.clone();
         // Every request is in flight, for the idle clock, from its head to its body's end.
         let service = service_fn(move |request| {
@@ -355,6 +352,6 @@ impl Connection {
         let Connection { clock, drain, peer, permit } = self;
         let requests = Arc::new(Requests::default());
         let io = Lingering::new(Watched::new(io, clock, requests.clone()), permit);
-        protocol.serve(io, peer, requests, drain).await;
+        protocol.serve(io, Accepted { peer, requests, drain }).await;
     }
 }

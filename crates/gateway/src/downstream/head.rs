@@ -15,7 +15,7 @@ use crate::framing::{BodyDecoder, Chunk};
 /// Most request header fields accepted (hyper's 100, with room), and the most bytes a request
 /// head may take (nginx allows 32 KiB in its default large header buffers).
 const MAX_HEADERS: usize = 128;
-pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Fields the proxy adds to a forwarded request: X-Forwarded-For, -Proto, -Host, traceparent,
 /// and a few set by policy.
 const FIELDS_ADDED: usize = 8;

@@ -22,10 +22,15 @@
 mod head;
 mod wire;
 
+/// The pure parser, for the fuzz entry points.
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing {
+    pub(crate) use super::head::{MAX_HEAD_BYTES, parse_request};
+}
+
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -40,7 +45,8 @@ use self::wire::{HEAD_READ, SharedWire, Wire};
 use crate::body::GatewayBody;
 use crate::framing::chunk_size_line;
 use crate::listener::{
-    ClientIo, Drain, ListenerSettings, Protocol, RequestGuard, Requests, SnapshotHandle, TlsSource, accept_loop,
+    Accepted, ClientIo, Drain, ListenerSettings, Protocol, RequestGuard, Requests, SnapshotHandle, TlsSource,
+    accept_loop,
 };
 use crate::proxy::{self, Downstream};
 use crate::request_body::RequestBody;
@@ -84,13 +90,8 @@ struct Gateway {
 }
 
 impl Protocol for Gateway {
-    fn serve<IO: ClientIo>(
-        &self,
-        io: IO,
-        peer: SocketAddr,
-        requests: Arc<Requests>,
-        drain: Drain,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    fn serve<IO: ClientIo>(&self, io: IO, accepted: Accepted) -> impl Future<Output = ()> + Send + 'static {
+        let Accepted { peer, requests, drain } = accepted;
         serve(io, self.snapshots.clone(), Downstream::new(peer, self.https), requests, drain)
     }
 }

@@ -29,7 +29,6 @@ pub(crate) use body::{BoxError, UpstreamBody};
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing {
     pub(crate) use super::head::{Head, parse_head};
-    pub(crate) use crate::framing::Decoded;
 }
 
 use h1::{H1Conn, ResponseBody, Retry};
