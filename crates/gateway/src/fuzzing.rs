@@ -31,22 +31,8 @@ pub fn backend_response(input: &[u8]) {
     };
     let mut decoder = head.decoder;
     let mut body = 0;
-    loop {
-        match decoder.decode(&mut buf) {
-            Ok(Decoded::Data(data)) => {
-                assert!(!data.is_empty(), "an empty piece of body would spin the copy loop");
-                body += data.len();
-            }
-            Ok(Decoded::NeedMore) => match reads.next() {
-                Some(read) => buf.extend_from_slice(read),
-                None => {
-                    let _ = decoder.at_eof();
-                    break;
-                }
-            },
-            Ok(Decoded::Done) => break,
-            Err(_) => break,
-        }
+    if let BodyEnd::ReadsRanOut = read_body(&mut decoder, &mut buf, &mut reads, &mut body) {
+        let _ = decoder.at_eof();
     }
     assert!(body <= bytes.len(), "more body than bytes received");
 }
@@ -76,22 +62,41 @@ pub fn client_request(input: &[u8]) {
         };
         assert!(head.body != BodyDecoder::UntilClose, "a request body is never framed by the close");
         let mut decoder = head.body;
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Decoded::Data(data)) => {
-                    assert!(!data.is_empty(), "an empty piece of body would spin the copy loop");
-                    body += data.len();
-                }
-                Ok(Decoded::NeedMore) => match reads.next() {
-                    Some(read) => buf.extend_from_slice(read),
-                    None => return,
-                },
-                Ok(Decoded::Done) => break,
-                Err(_) => return,
-            }
+        if !matches!(read_body(&mut decoder, &mut buf, &mut reads, &mut body), BodyEnd::Done) {
+            break;
         }
     }
     assert!(body <= bytes.len(), "more body than bytes received");
+}
+
+/// How [`read_body`] stopped.
+enum BodyEnd {
+    Done,
+    ReadsRanOut,
+    Refused,
+}
+
+/// Decodes one body off `buf`, fed from `reads`, adding its length to `body`.
+fn read_body<'a>(
+    decoder: &mut BodyDecoder,
+    buf: &mut BytesMut,
+    reads: &mut impl Iterator<Item = &'a [u8]>,
+    body: &mut usize,
+) -> BodyEnd {
+    loop {
+        match decoder.decode(buf) {
+            Ok(Decoded::Data(data)) => {
+                assert!(!data.is_empty(), "an empty piece of body would spin the copy loop");
+                *body += data.len();
+            }
+            Ok(Decoded::NeedMore) => match reads.next() {
+                Some(read) => buf.extend_from_slice(read),
+                None => return BodyEnd::ReadsRanOut,
+            },
+            Ok(Decoded::Done) => return BodyEnd::Done,
+            Err(_) => return BodyEnd::Refused,
+        }
+    }
 }
 
 /// A template and a path, separated by the first newline.
