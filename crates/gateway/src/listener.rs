@@ -1,6 +1,7 @@
 //! The one accept loop behind every listener of a node: the gateway's HTTP and HTTPS listeners
-//! (their HTTP/1.1 is the gateway's own, in `downstream/`) and, handed its router as a hyper service by the
-//! binary, the management API (hyper's HTTP/1.1). A [`Protocol`] is what differs between them.
+//! (their HTTP/1.1 is the gateway's own, in `downstream/`) and, handed its router as a hyper
+//! service by the binary, the management API (hyper's HTTP/1.1). A [`Protocol`] is what differs
+//! between them.
 //!
 //! What a listener does with its connections:
 //! - **Connection cap.** Every open connection holds a permit of the listener's
