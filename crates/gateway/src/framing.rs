@@ -162,6 +162,54 @@ fn invalid(what: &'static str) -> FramingError {
     FramingError::Malformed(what)
 }
 
+/// Whose message a body belongs to: errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sender {
+    Backend,
+    Client,
+}
+
+impl FramingError {
+    /// The failure as the gateway reports it: a backend's broken body makes a 502 or an
+    /// aborted response, a client's a 400 when nothing went out yet.
+    pub(crate) fn into_io(self, sender: Sender) -> std::io::Error {
+        use std::io::{Error, ErrorKind};
+        match (self, sender) {
+            (FramingError::Malformed(what), Sender::Backend) => {
+                Error::new(ErrorKind::InvalidData, format!("invalid response body from the backend: {what}"))
+            }
+            (FramingError::Malformed(what), Sender::Client) => {
+                Error::new(ErrorKind::InvalidData, format!("malformed request body: {what}"))
+            }
+            (FramingError::Truncated, Sender::Backend) => {
+                Error::new(ErrorKind::UnexpectedEof, "backend closed the connection mid-body")
+            }
+            (FramingError::Truncated, Sender::Client) => {
+                Error::new(ErrorKind::UnexpectedEof, "the client closed the connection mid-body")
+            }
+        }
+    }
+}
+
+/// A content-length value (one element of a list): digits only (RFC 9110 §8.6), since Rust's
+/// integer parser would also take a sign.
+pub(crate) fn content_length(digits: &[u8]) -> Option<u64> {
+    let digits = digits.trim_ascii();
+    (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+        .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
+        .flatten()
+}
+
+/// Where `part` (a slice httparse returned) lies within `buf`, so that it can be taken from a
+/// shared copy of the head.
+pub(crate) fn offsets(buf: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if !part.is_empty() && end <= buf.len() => start..end,
+        _ => 0..0,
+    }
+}
+
 /// The chunk-size line that goes before `length` bytes of chunked data.
 pub(crate) fn chunk_size_line(out: &mut Vec<u8>, length: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -429,5 +477,19 @@ mod tests {
             chunk_size_line(&mut out, length);
             assert_eq!(String::from_utf8(out).unwrap(), line);
         }
+    }
+
+    #[test]
+    fn offsets_locate_a_slice_of_the_buffer_and_nothing_else() {
+        let whole = b"0123456789";
+        let buf = &whole[2..8];
+        assert_eq!(offsets(buf, &buf[..3]), 0..3);
+        assert_eq!(offsets(buf, &buf[4..]), 4..6);
+        assert_eq!(offsets(buf, buf), 0..6);
+        assert_eq!(offsets(buf, &buf[3..3]), 0..0, "an empty part");
+        assert_eq!(offsets(buf, &whole[5..10]), 0..0, "running past the end");
+        assert_eq!(offsets(buf, &whole[..1]), 0..0, "before the start");
+        assert_eq!(offsets(buf, &whole[..5]), 0..0, "before the start, reaching into it");
+        assert_eq!(offsets(buf, b"2345"), 0..0, "equal bytes elsewhere");
     }
 }

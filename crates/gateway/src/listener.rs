@@ -53,8 +53,8 @@ use tokio::time::Instant;
 
 use self::accept::{Backoff, Throttle, is_peer_error};
 use self::linger::Lingering;
+pub(crate) use self::watch::Requests;
 use self::watch::{Clock, TrackedBody, Watched};
-pub(crate) use self::watch::{RequestGuard, Requests};
 use crate::snapshot::{HttpsListener, Snapshot};
 use crate::upstream::BoxError;
 

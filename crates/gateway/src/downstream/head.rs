@@ -4,13 +4,12 @@
 //! No IO here; the connection loop does the exchange.
 
 use std::mem::MaybeUninit;
-use std::ops::Range;
 
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version, request, response};
 
-use crate::framing::{BodyDecoder, Chunk};
+use crate::framing::{BodyDecoder, Chunk, content_length, offsets};
 
 /// Most request header fields accepted (hyper's 100, with room), and the most bytes a request
 /// head may take (nginx allows 32 KiB in its default large header buffers).
@@ -128,15 +127,6 @@ fn httparse_reason(error: httparse::Error) -> &'static str {
     }
 }
 
-/// Where `part` (a slice httparse returned) lies within `buf`.
-fn offsets(buf: &[u8], part: &[u8]) -> Range<usize> {
-    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-    match start.checked_add(part.len()) {
-        Some(end) if !part.is_empty() && end <= buf.len() => start..end,
-        _ => 0..0,
-    }
-}
-
 /// What the request's own fields say about its body and connection.
 #[derive(Default)]
 struct Framing {
@@ -155,11 +145,7 @@ impl Framing {
         let tokens = || value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty());
         if name == header::CONTENT_LENGTH {
             for digits in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                // Digits only (RFC 9110 §8.6): Rust's integer parser would also take a sign.
-                let length = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
-                    .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
-                    .flatten()
-                    .ok_or(Refusal::Malformed("invalid content-length"))?;
+                let length = content_length(digits).ok_or(Refusal::Malformed("invalid content-length"))?;
                 if self.length.is_some_and(|l| l != length) {
                     return Err(Refusal::Malformed("conflicting content-length values"));
                 }

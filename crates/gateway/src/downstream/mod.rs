@@ -45,8 +45,7 @@ use self::wire::{HEAD_READ, SharedWire, Wire};
 use crate::body::GatewayBody;
 use crate::framing::chunk_size_line;
 use crate::listener::{
-    Accepted, ClientIo, Drain, ListenerSettings, Protocol, RequestGuard, Requests, SnapshotHandle, TlsSource,
-    accept_loop,
+    Accepted, ClientIo, Drain, ListenerSettings, Protocol, Requests, SnapshotHandle, TlsSource, accept_loop,
 };
 use crate::proxy::{self, Downstream};
 use crate::request_body::RequestBody;
@@ -156,7 +155,7 @@ async fn answer<IO: ClientIo>(
             return After::Close;
         }
     };
-    let guard: RequestGuard = requests.begin();
+    let guard = requests.begin();
     let request_body = match body.is_done() {
         true => RequestBody::empty(),
         false => {

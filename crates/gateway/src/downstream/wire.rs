@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 
-use crate::framing::{BodyDecoder, Decoded, FramingError};
+use crate::framing::{BodyDecoder, Decoded, Sender};
 use crate::listener::ClientIo;
 use crate::request_body::{BodySource, RequestBody};
 
@@ -119,28 +119,16 @@ impl<IO: ClientIo> Wire<IO> {
                 Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(data))),
                 Ok(Decoded::Done) => return Poll::Ready(None),
                 Ok(Decoded::NeedMore) => {}
-                Err(error) => return Poll::Ready(Some(Err(client_body_error(error)))),
+                Err(error) => return Poll::Ready(Some(Err(error.into_io(Sender::Client)))),
             }
             match ready!(self.poll_fill(cx, BODY_READ)) {
                 Ok(0) => {
-                    let ended = self.body.decoder.at_eof().map_err(client_body_error);
+                    let ended = self.body.decoder.at_eof().map_err(|error| error.into_io(Sender::Client));
                     return Poll::Ready(ended.err().map(Err));
                 }
                 Ok(_) => {}
                 Err(error) => return Poll::Ready(Some(Err(error))),
             }
-        }
-    }
-}
-
-/// A client body's framing failure, as the gateway reports it (a 400 when nothing went out yet).
-fn client_body_error(error: FramingError) -> io::Error {
-    match error {
-        FramingError::Malformed(what) => {
-            io::Error::new(io::ErrorKind::InvalidData, format!("malformed request body: {what}"))
-        }
-        FramingError::Truncated => {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "the client closed the connection mid-body")
         }
     }
 }

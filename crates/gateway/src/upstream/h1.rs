@@ -18,7 +18,7 @@ use super::UpstreamError;
 use super::head::{Head, Keep, MAX_HEAD_BYTES, RequestHead, ResponseHead, encode_head, parse_head};
 use super::pool::Home;
 use super::transport::Transport;
-use crate::framing::{BodyDecoder, Decoded, FramingError, chunk_size_line};
+use crate::framing::{BodyDecoder, Decoded, Sender, chunk_size_line};
 use crate::request_body::RequestBody;
 
 /// Read size; also the request body bytes gathered before a write.
@@ -402,7 +402,7 @@ impl Body for H1Body {
         }
         loop {
             let Some(conn) = this.conn.as_mut() else { return Poll::Ready(None) };
-            match this.decoder.decode(&mut conn.buf).map_err(backend_body_error)? {
+            match this.decoder.decode(&mut conn.buf).map_err(|error| error.into_io(Sender::Backend))? {
                 Decoded::Data(data) => {
                     if this.decoder.is_done() {
                         this.finish();
@@ -416,7 +416,7 @@ impl Body for H1Body {
                 Decoded::NeedMore => {}
             }
             if ready!(conn.poll_fill(cx))? == 0 {
-                this.decoder.at_eof().map_err(backend_body_error)?;
+                this.decoder.at_eof().map_err(|error| error.into_io(Sender::Backend))?;
                 this.conn = None;
                 return Poll::Ready(None);
             }
@@ -429,17 +429,5 @@ impl Body for H1Body {
 
     fn size_hint(&self) -> SizeHint {
         self.decoder.remaining().map_or_else(SizeHint::default, SizeHint::with_exact)
-    }
-}
-
-/// A backend body's framing failure, as the gateway reports it.
-fn backend_body_error(error: FramingError) -> io::Error {
-    match error {
-        FramingError::Malformed(what) => {
-            io::Error::new(io::ErrorKind::InvalidData, format!("invalid response body from the backend: {what}"))
-        }
-        FramingError::Truncated => {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "backend closed the connection mid-body")
-        }
     }
 }

@@ -4,7 +4,6 @@
 //! the exchange.
 
 use std::mem::MaybeUninit;
-use std::ops::Range;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -13,7 +12,7 @@ use http::{Method, Response, StatusCode, request};
 
 use super::UpstreamError;
 use super::pool::IDLE_TIMEOUT;
-use crate::framing::{BodyDecoder, Chunk};
+use crate::framing::{BodyDecoder, Chunk, content_length, offsets};
 
 /// Most response header fields accepted, and the most bytes a response head may take.
 const MAX_HEADERS: usize = 128;
@@ -86,9 +85,9 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
     let mut headers = HeaderMap::with_capacity(spans.len());
     let mut framing = Framing::default();
     for (name, value) in &spans {
-        let name = HeaderName::from_bytes(&head[name.start as usize..name.end as usize])
+        let name = HeaderName::from_bytes(&head[name.clone()])
             .map_err(|_| UpstreamError::InvalidResponse("invalid header name".into()))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value.start as usize..value.end as usize))
+        let value = HeaderValue::from_maybe_shared(head.slice(value.clone()))
             .map_err(|_| UpstreamError::InvalidResponse(format!("invalid value of header {name}")))?;
         framing.observe(&name, &value)?;
         headers.append(name, value);
@@ -116,16 +115,6 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
     Ok(Some(Head::Final(ResponseHead { response, decoder, keep })))
 }
 
-/// Where `part` (a slice httparse returned) lies within `buf`.
-fn offsets(buf: &[u8], part: &[u8]) -> Range<u32> {
-    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-    match start.checked_add(part.len()) {
-        // The head is at most MAX_HEAD_BYTES long, so offsets fit in u32.
-        Some(end) if !part.is_empty() && end <= buf.len() => start as u32..end as u32,
-        _ => 0..0,
-    }
-}
-
 /// What the response's own headers say about its body and connection.
 #[derive(Default)]
 struct Framing {
@@ -139,11 +128,7 @@ struct Framing {
 impl Framing {
     fn observe(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), UpstreamError> {
         if name == header::CONTENT_LENGTH {
-            // Digits only (RFC 9110 §8.6): Rust's integer parser would also take a sign.
-            let digits = value.as_bytes().trim_ascii();
-            let length = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
-                .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
-                .flatten()
+            let length = content_length(value.as_bytes())
                 .ok_or_else(|| UpstreamError::InvalidResponse("invalid content-length".into()))?;
             if self.length.is_some_and(|l| l != length) {
                 return Err(UpstreamError::InvalidResponse("conflicting content-length values".into()));
@@ -470,20 +455,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn offsets_locate_a_slice_of_the_buffer_and_nothing_else() {
-        let whole = b"0123456789";
-        let buf = &whole[2..8];
-        assert_eq!(offsets(buf, &buf[..3]), 0..3);
-        assert_eq!(offsets(buf, &buf[4..]), 4..6);
-        assert_eq!(offsets(buf, buf), 0..6);
-        assert_eq!(offsets(buf, &buf[3..3]), 0..0, "an empty part");
-        assert_eq!(offsets(buf, &whole[5..10]), 0..0, "running past the end");
-        assert_eq!(offsets(buf, &whole[..1]), 0..0, "before the start");
-        assert_eq!(offsets(buf, &whole[..5]), 0..0, "before the start, reaching into it");
-        assert_eq!(offsets(buf, b"2345"), 0..0, "equal bytes elsewhere");
     }
 
     #[test]
