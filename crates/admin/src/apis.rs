@@ -19,6 +19,7 @@ use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::resource::{Loaded, respond_with};
 use crate::{AdminState, ApiError};
+use certgate_store::Precondition;
 
 const KIND: EntityKind = EntityKind::Api;
 
@@ -178,12 +179,7 @@ fn resource(id: &EntityId, api: &Api) -> Resource<ApiContract> {
     )
 }
 
-async fn build(
-    state: &AdminState,
-    id: &EntityId,
-    mut properties: ApiProperties,
-    base: Option<Api>,
-) -> Result<Api, ApiError> {
+fn build(mut properties: ApiProperties, base: Option<Api>) -> Result<Api, ApiError> {
     let mut faults = Vec::new();
     const VERSIONS: &str = "API versions are not supported: give each version its own API and path";
     const IMPORT: &str =
@@ -282,14 +278,6 @@ async fn build(
         }
         None => base.as_ref().map_or_else(|| vec!["http".into(), "https".into()], |b| b.protocols.clone()),
     };
-    for other in state.load_all::<Api>(KIND).await? {
-        if other.id.key() != id.key() && other.entity.path.eq_ignore_ascii_case(&path) {
-            return Err(ApiError::validation(
-                "properties.path",
-                format!("path '{path}' is already used by API '{}'", other.id),
-            ));
-        }
-    }
     Ok(Api {
         display_name: display_name.unwrap_or_default(),
         path,
@@ -386,12 +374,8 @@ async fn put_api(
     JsonBody(envelope): JsonBody<Envelope<ApiProperties>>,
 ) -> Result<Response, ApiError> {
     let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
-    state
-        .without_races(&[EntityKind::Api], |unchanged| async move {
-            let api = build(state, id, properties.clone(), None).await?;
-            state.write_checked(KIND, id, headers, &api, None, Some(unchanged), |stored| resource(stored, &api)).await
-        })
-        .await
+    let api = build(properties.clone(), None)?;
+    state.write_checked(KIND, id, headers, &api, None, unique_path(&api), |stored| resource(stored, &api)).await
 }
 
 /// Update named properties of an API.
@@ -406,14 +390,16 @@ async fn patch_api(
     JsonBody(envelope): JsonBody<Envelope<ApiProperties>>,
 ) -> Result<Response, ApiError> {
     let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
-    state
-        .without_races(&[EntityKind::Api], |unchanged| async move {
-            let current = state.load::<Api>(KIND, id).await?;
-            let api = build(state, &current.id, properties.clone(), Some(current.entity)).await?;
-            let respond = |stored: &EntityId| resource(stored, &api);
-            state.write_checked(KIND, &current.id, headers, &api, None, Some(unchanged), respond).await
-        })
-        .await
+    let current = state.load::<Api>(KIND, id).await?;
+    let api = build(properties.clone(), Some(current.entity))?;
+    let respond = |stored: &EntityId| resource(stored, &api);
+    state.write_checked(KIND, &current.id, headers, &api, None, unique_path(&api), respond).await
+}
+
+/// An API's path is its own: the store refuses the write while another API holds it (compared
+/// ASCII-case-insensitively, as the router matches).
+fn unique_path(api: &Api) -> Precondition {
+    Precondition::unique("path", &api.path)
 }
 
 /// Delete an API with its operations and policies.

@@ -19,6 +19,7 @@ use crate::list::{Filterable, ListQuery};
 use crate::references::CertificateIndex;
 use crate::resource::{Loaded, respond_with};
 use crate::{AdminState, ApiError};
+use certgate_store::Precondition;
 
 const KIND: EntityKind = EntityKind::Backend;
 /// APIM's limit on client certificates per backend.
@@ -299,7 +300,7 @@ async fn put_backend(
         .without_races(&[EntityKind::Certificate], |unchanged| async move {
             let backend = build(state, properties.clone(), None).await?;
             state
-                .write_checked(KIND, id, headers, &backend, None, Some(unchanged), |stored| resource(stored, &backend))
+                .write_checked(KIND, id, headers, &backend, None, Precondition::unchanged(unchanged), |stored| resource(stored, &backend))
                 .await
         })
         .await
@@ -323,7 +324,7 @@ async fn patch_backend(
             let current = state.load::<Backend>(KIND, id).await?;
             let backend = build(state, properties.clone(), Some(current.entity)).await?;
             let respond = |stored: &EntityId| resource(stored, &backend);
-            state.write_checked(KIND, &current.id, headers, &backend, None, Some(unchanged), respond).await
+            state.write_checked(KIND, &current.id, headers, &backend, None, Precondition::unchanged(unchanged), respond).await
         })
         .await
 }

@@ -201,6 +201,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::PreconditionFailed { .. } => ApiError::precondition_failed(),
             StoreError::Raced => ApiError::raced(),
+            StoreError::Taken { field, .. } => ApiError::validation(format!("properties.{field}"), error.to_string()),
             // Callers that can name the entity map NotFound themselves; this is the fallback.
             StoreError::NotFound => Self::plain(StatusCode::NOT_FOUND, "NotFound", "The entity was not found.".into()),
             unavailable @ StoreError::Unavailable { .. } => ApiError::store_unavailable(&unavailable),

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use certgate_model::{Api, EntityId, EntityKind, Operation, Policy, PolicyScope};
 use certgate_policy::CertificateRef;
-use certgate_store::Unchanged;
+use certgate_store::{Precondition, Unchanged};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -158,7 +158,7 @@ async fn put_checked(
     let text = properties.value.to_string();
     let secret = Zeroizing::new(text.clone().into_bytes());
     let respond = |_: &EntityId| resource(scope, format, text);
-    state.write_checked(KIND, &scope.record_id(), headers, &policy, Some(secret), Some(unchanged), respond).await
+    state.write_checked(KIND, &scope.record_id(), headers, &policy, Some(secret), Precondition::unchanged(unchanged), respond).await
 }
 
 /// An inline `body` (+ `password`) must be a PKCS#12 file that imports, as an upload would.

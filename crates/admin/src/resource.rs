@@ -45,12 +45,13 @@ impl AdminState {
         secret: Option<Zeroizing<Vec<u8>>>,
         respond: impl FnOnce(&EntityId) -> Resource<P>,
     ) -> Result<Response, ApiError> {
-        self.write_checked(kind, id, headers, entity, secret, None, respond).await
+        self.write_checked(kind, id, headers, entity, secret, Precondition::default(), respond).await
     }
 
-    /// [`AdminState::write`] refused as raced if the records it was checked against changed
-    /// (see [`AdminState::without_races`]).
-    #[allow(clippy::too_many_arguments)] // `write`'s, and the revision the checks read from
+    /// [`AdminState::write`] subject to `checks` besides `If-Match`: refused as raced if the
+    /// records it was checked against changed (see [`AdminState::without_races`]), or with
+    /// 400 if another record holds its unique value.
+    #[allow(clippy::too_many_arguments)] // `write`'s, and what the write is checked against
     pub(crate) async fn write_checked<T: Serialize, P: Serialize>(
         &self,
         kind: EntityKind,
@@ -58,11 +59,11 @@ impl AdminState {
         headers: &HeaderMap,
         entity: &T,
         secret: Option<Zeroizing<Vec<u8>>>,
-        unchanged: Option<Unchanged>,
+        checks: Precondition,
         respond: impl FnOnce(&EntityId) -> Resource<P>,
     ) -> Result<Response, ApiError> {
         let body = serde_json::to_string(entity).map_err(|e| ApiError::internal(&e))?;
-        let precondition = Precondition { revision: expected_revision(headers)?, unchanged };
+        let precondition = Precondition { revision: expected_revision(headers)?, ..checks };
         let written = self.store.put_checked(kind, id, body, secret, precondition).await?;
         self.await_publication(written.revision).await;
         let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
@@ -86,7 +87,7 @@ impl AdminState {
         headers: &HeaderMap,
         unchanged: Option<Unchanged>,
     ) -> Result<StatusCode, ApiError> {
-        let precondition = Precondition { revision: expected_revision(headers)?, unchanged };
+        let precondition = Precondition { revision: expected_revision(headers)?, unchanged, unique: None };
         match self.store.delete_checked(kind, id, precondition).await {
             Ok(revision) => {
                 self.await_publication(revision).await;

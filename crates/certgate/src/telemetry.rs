@@ -91,9 +91,9 @@ impl ControlMetrics {
         self.compile_duration.observe(took.as_secs_f64());
         self.last_compile.set(unix_now());
         let certificates =
-            state.certificates.iter().map(|c| Expiry::new(c.id.to_string(), "certificate", c.certificate.not_after));
+            state.certificates.values().map(|c| Expiry::new(c.id.to_string(), "certificate", c.certificate.not_after));
         let cas =
-            state.ca_certificates.iter().map(|(id, ca)| Expiry::new(id.to_string(), "ca_certificate", ca.not_after));
+            state.ca_certificates.values().map(|(id, ca)| Expiry::new(id.to_string(), "ca_certificate", ca.not_after));
         self.expiries.store(Arc::new(certificates.chain(cas).collect()));
         self.changed.notify_one();
     }

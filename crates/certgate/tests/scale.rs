@@ -1,10 +1,11 @@
 //! The scale benchmark of `bench/scale` (ignored in the normal test run: it takes minutes).
 //!
-//! Loads N certificates, N backends and N APIs, each API with a policy that sends it to its own
-//! backend with its own certificate, through the management API as a user would; then measures
-//! the figures the performance issue sets: node start, RSS, how soon one API change is served,
-//! admin PUT latency, gateway throughput against the one-API case, and RSS per idle connection.
-//! `CERTGATE_SCALE_N` overrides N (default 10 000). Needs `wrk` on the PATH.
+//! Loads N certificates, N backends and A APIs, API i with a policy that sends it to backend
+//! i mod N with certificate i mod N, through the management API as a user would; then measures
+//! the figures the performance issue sets: the load's write rate, node start, RSS, how soon one
+//! API change is served, admin PUT latency, gateway throughput against the one-API case, and
+//! RSS per idle connection. `CERTGATE_SCALE_N` overrides N (default 10 000),
+//! `CERTGATE_SCALE_APIS` A (default 10 N). Needs `wrk` on the PATH.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -21,7 +22,9 @@ const CONCURRENCY: usize = 16;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run it with bench/scale"]
 async fn scale() {
-    let n: usize = std::env::var("CERTGATE_SCALE_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let setting = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+    let n = setting("CERTGATE_SCALE_N").unwrap_or(10_000);
+    let apis = setting("CERTGATE_SCALE_APIS").unwrap_or(10 * n);
     let ca = Identity::ca("Scale CA");
     let backend = https_echo_backend(&ca.server("localhost"), ClientAuth::AnyCertificate, false).await;
     let url = format!("https://localhost:{}", backend.addr.port());
@@ -44,15 +47,13 @@ async fn scale() {
     // The one-API node the throughput is compared with.
     let small_dir = tempfile::tempdir().unwrap();
     let small = Node::start(small_dir.path());
-    load(&small.client(), &leaves, 1, &url).await;
+    load(&small.client(), &leaves, Scale { identities: 1, apis: 1 }, &url).await;
 
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start_with(dir.path(), &[], &[("CERTGATE_LOG", "info,certgate::control=debug")]);
     let api = node.client();
-    let started = Instant::now();
-    let mut put_latencies = load(&api, &leaves, n, &url).await;
-    let load_secs = secs(started);
-    println!("loaded {} entities in {load_secs:.1} s ({CONCURRENCY} clients)", 4 * n);
+    let scale = Scale { identities: n, apis };
+    let mut put_latencies = load(&api, &leaves, scale, &url).await;
     println!("load PUT latency: {}", summary(&mut put_latencies));
     println!("RSS after loading: {} MiB", node.rss_kib() / 1024);
 
@@ -61,11 +62,11 @@ async fn scale() {
     let http = reqwest::Client::new();
     let mut change_latencies = Vec::new();
     for round in 0..200 {
-        let (target, certificate) = ((round * 7919) % n, (round * 104_729 + 1) % n);
+        let (target, certificate) = ((round * 7919) % apis, (round * 104_729 + 1) % n);
         let reply = api.get(&format!("/certificates/c{certificate}")).await;
         let expected = reply.body["properties"]["thumbprint"].as_str().unwrap().to_lowercase();
         let started = Instant::now();
-        must_put(&api, &format!("/apis/api{target}/policies/policy"), route_policy(target, certificate)).await;
+        must_put(&api, &format!("/apis/api{target}/policies/policy"), route_policy(target % n, certificate)).await;
         let put = started.elapsed();
         let response = http.get(format!("{}/api{target}/x", node.gateway)).send().await.unwrap();
         let body = response.text().await.unwrap();
@@ -95,7 +96,7 @@ async fn scale() {
         .map(Duration::from_micros)
         .collect();
     let mut last = rebuilds.split_off(rebuilds.len().saturating_sub(300));
-    println!("snapshot rebuild (read changes + compile + swap) at {n} APIs, last 300: {}", summary(&mut last));
+    println!("snapshot rebuild (read changes + compile + swap) at {apis} APIs, last 300: {}", summary(&mut last));
 
     let mut rss_idle = node.rss_kib();
     println!("RSS before restart: {} MiB", rss_idle / 1024);
@@ -103,18 +104,18 @@ async fn scale() {
     let started = Instant::now();
     let node = Node::start(dir.path());
     let (status, _) = support::via_gateway(&http, &node, "/api1/x").await;
-    println!("restart with {} entities: serving after {:.0} ms (status {status})", 4 * n, secs(started) * 1000.0);
+    println!("restart with {} entities: serving after {:.0} ms (status {status})", scale.entities(), secs(started) * 1000.0);
     println!("RSS after restart: {} MiB", node.rss_kib() / 1024);
 
     let mut ratios = Vec::new();
     for _ in 0..3 {
         let one = wrk(&format!("{}/api0/x", small.gateway));
-        let many = wrk(&format!("{}/api{}/x", node.gateway, n / 2));
-        println!("keepalive rps: one API {one:.0}, {n} APIs {many:.0} (ratio {:.3})", many / one);
+        let many = wrk(&format!("{}/api{}/x", node.gateway, apis / 2));
+        println!("keepalive rps: one API {one:.0}, {apis} APIs {many:.0} (ratio {:.3})", many / one);
         ratios.push(many / one);
     }
     ratios.sort_by(f64::total_cmp);
-    println!("keepalive rps ratio, {n} APIs vs one (median of 3): {:.3}", ratios[1]);
+    println!("keepalive rps ratio, {apis} APIs vs one (median of 3): {:.3}", ratios[1]);
 
     rss_idle = node.rss_kib().max(rss_idle.min(node.rss_kib()));
     let address = node.gateway.trim_start_matches("http://").to_owned();
@@ -131,13 +132,67 @@ async fn scale() {
     drop(idle);
 }
 
-/// Certificate `c{i}`, backend `b{i}` and API `api{i}` (its policy: backend i, certificate i)
-/// for i < `count`, by CONCURRENCY parallel clients. Returns every PUT's latency.
-async fn load(api: &Client, leaves: &Arc<Vec<(Identity, Vec<u8>)>>, count: usize, url: &str) -> Vec<Duration> {
+/// How many of each entity a load writes.
+#[derive(Clone, Copy)]
+struct Scale {
+    /// Certificates `c{i}` and backends `b{i}`.
+    identities: usize,
+    /// APIs `api{i}`, each with its policy.
+    apis: usize,
+}
+
+impl Scale {
+    fn entities(self) -> usize {
+        2 * self.identities + 2 * self.apis
+    }
+}
+
+/// Certificates and backends first, then the APIs with their policies (a policy names its
+/// backend and certificate, so they must exist), each phase by CONCURRENCY parallel clients.
+/// Prints each phase's write rate; returns every PUT's latency.
+async fn load(api: &Client, leaves: &Arc<Vec<(Identity, Vec<u8>)>>, scale: Scale, url: &str) -> Vec<Duration> {
+    let started = Instant::now();
+    let identities = {
+        let (leaves, url) = (leaves.clone(), url.to_owned());
+        parallel_puts(api, scale.identities, move |i| {
+            let backend = json!({"properties": {"url": url, "tls": {"validateCertificateChain": false}}});
+            vec![(format!("/certificates/c{i}"), upload(&leaves[i].1, "p")), (format!("/backends/b{i}"), backend)]
+        })
+        .await
+    };
+    let identities_secs = secs(started);
+    let apis = parallel_puts(api, scale.apis, move |i| {
+        let properties = json!({"properties": {"displayName": format!("API {i}"), "path": format!("api{i}")}});
+        let policy = route_policy(i % scale.identities, i % scale.identities);
+        vec![(format!("/apis/api{i}"), properties), (format!("/apis/api{i}/policies/policy"), policy)]
+    })
+    .await;
+    let total_secs = secs(started);
+    if scale.apis > 1 {
+        let rate = |writes: usize, secs: f64| writes as f64 / secs;
+        println!(
+            "loaded {} entities in {total_secs:.1} s with {CONCURRENCY} clients: {:.0} writes/s \
+             (certificates + backends {:.0}/s, APIs + policies {:.0}/s)",
+            scale.entities(),
+            rate(scale.entities(), total_secs),
+            rate(identities.len(), identities_secs),
+            rate(apis.len(), total_secs - identities_secs),
+        );
+    }
+    identities.into_iter().chain(apis).collect()
+}
+
+/// `puts(i)` for every i < `count`, by CONCURRENCY parallel clients. Returns every PUT's latency.
+async fn parallel_puts(
+    api: &Client,
+    count: usize,
+    puts: impl Fn(usize) -> Vec<(String, serde_json::Value)> + Send + Sync + 'static,
+) -> Vec<Duration> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let puts = Arc::new(puts);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..CONCURRENCY {
-        let (api, leaves, next, url) = (api.clone(), leaves.clone(), next.clone(), url.to_owned());
+        let (api, next, puts) = (api.clone(), next.clone(), puts.clone());
         workers.spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -145,19 +200,7 @@ async fn load(api: &Client, leaves: &Arc<Vec<(Identity, Vec<u8>)>>, count: usize
                 if i >= count {
                     return latencies;
                 }
-                let puts = [
-                    (format!("/certificates/c{i}"), upload(&leaves[i].1, "p")),
-                    (
-                        format!("/backends/b{i}"),
-                        json!({"properties": {"url": url, "tls": {"validateCertificateChain": false}}}),
-                    ),
-                    (
-                        format!("/apis/api{i}"),
-                        json!({"properties": {"displayName": format!("API {i}"), "path": format!("api{i}")}}),
-                    ),
-                    (format!("/apis/api{i}/policies/policy"), route_policy(i, i)),
-                ];
-                for (path, body) in puts {
+                for (path, body) in puts(i) {
                     let started = Instant::now();
                     must_put(&api, &path, body).await;
                     latencies.push(started.elapsed());
@@ -172,9 +215,10 @@ async fn load(api: &Client, leaves: &Arc<Vec<(Identity, Vec<u8>)>>, count: usize
     all
 }
 
-fn route_policy(api: usize, certificate: usize) -> serde_json::Value {
+/// API `api`'s policy: backend `b{backend}`, certificate `c{certificate}`.
+fn route_policy(backend: usize, certificate: usize) -> serde_json::Value {
     policy(&format!(
-        r#"<set-backend-service backend-id="b{api}" /><authentication-certificate certificate-id="c{certificate}" />"#
+        r#"<set-backend-service backend-id="b{backend}" /><authentication-certificate certificate-id="c{certificate}" />"#
     ))
 }
 

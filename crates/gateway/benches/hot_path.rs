@@ -13,7 +13,7 @@ fn state(apis: usize) -> ConfigState {
     let mut state = ConfigState::default();
     for i in 0..apis {
         let id = EntityId::parse(&format!("api{i}")).unwrap();
-        state.apis.push((
+        state.put_api(
             id.clone(),
             Api {
                 display_name: format!("API {i}"),
@@ -23,8 +23,8 @@ fn state(apis: usize) -> ConfigState {
                 subscription_required: false,
                 description: Default::default(),
             },
-        ));
-        state.operations.push((
+        );
+        state.put_operation(
             EntityId::parse("get-order").unwrap(),
             Operation {
                 api_id: id.clone(),
@@ -33,13 +33,13 @@ fn state(apis: usize) -> ConfigState {
                 url_template: "/orders/{id}".into(),
                 description: Default::default(),
             },
-        ));
-        state.policies.push((
+        );
+        state.put_policy(
             PolicyScope::Api(id),
             format!(
                 r#"<policies><inbound><base /><set-header name="x-tenant" exists-action="override"><value>t{i}</value></set-header><rewrite-uri template="/v2/orders/{{id}}" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#
             ),
-        ));
+        );
     }
     state
 }

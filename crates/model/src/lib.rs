@@ -16,7 +16,7 @@ pub use certificate::{
     CaCertificate, CaStoreName, Certificate, CertificateSource, LastStatus, LastStatusCode, Thumbprint,
 };
 pub use clock::unix_now;
-pub use config_state::{ConfigState, StoredCertificate};
+pub use config_state::{ByKey, ConfigState, StoredCertificate};
 pub use gateway_config::{
     Api, ApiContact, ApiDescription, ApiLicense, Authorization, Backend, BackendCredentials, BackendTls, Operation,
     OperationDescription, Policy, PolicyScope,

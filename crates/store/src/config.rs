@@ -44,9 +44,7 @@ pub async fn apply_changes(
     }
     for record in changes.written {
         if CONFIG_KINDS.contains(&record.kind) {
-            let key = record.id.key();
-            remove(state, record.kind, &key);
-            changed.push((record.kind, key));
+            changed.push((record.kind, record.id.key()));
             insert(state, record)?;
         }
     }
@@ -58,22 +56,22 @@ fn insert(state: &mut ConfigState, record: Record) -> Result<(), StoreError> {
     match record.kind {
         EntityKind::Certificate => {
             let private_key = secret(&record)?;
-            state.certificates.push(StoredCertificate { certificate: record.decode()?, id: record.id, private_key });
+            state.put_certificate(StoredCertificate { certificate: record.decode()?, id: record.id, private_key });
         }
-        EntityKind::CaCertificate => state.ca_certificates.push((record.id.clone(), record.decode()?)),
-        EntityKind::Backend => state.backends.push((record.id.clone(), record.decode()?)),
-        EntityKind::Api => state.apis.push((record.id.clone(), record.decode()?)),
+        EntityKind::CaCertificate => state.put_ca_certificate(record.id.clone(), record.decode()?),
+        EntityKind::Backend => state.put_backend(record.id.clone(), record.decode()?),
+        EntityKind::Api => state.put_api(record.id.clone(), record.decode()?),
         EntityKind::Operation => {
             let operation: Operation = record.decode()?;
             let id = EntityId::parse(record.id.child()).unwrap_or(record.id);
-            state.operations.push((id, operation));
+            state.put_operation(id, operation);
         }
         EntityKind::Policy => {
             let scope =
                 PolicyScope::from_record_id(&record.id).ok_or_else(|| corrupt(&record, "unknown policy scope"))?;
             let text = String::from_utf8(secret(&record)?.to_vec())
                 .map_err(|_| corrupt(&record, "policy text is not UTF-8"))?;
-            state.policies.push((scope, text));
+            state.put_policy(scope, text);
         }
         EntityKind::Token => {}
     }
@@ -83,14 +81,12 @@ fn insert(state: &mut ConfigState, record: Record) -> Result<(), StoreError> {
 /// Removes the entity with record key `key` (case-folded record id), if present.
 fn remove(state: &mut ConfigState, kind: EntityKind, key: &str) {
     match kind {
-        EntityKind::Certificate => state.certificates.retain(|c| c.id.key() != key),
-        EntityKind::CaCertificate => state.ca_certificates.retain(|(id, _)| id.key() != key),
-        EntityKind::Backend => state.backends.retain(|(id, _)| id.key() != key),
-        EntityKind::Api => state.apis.retain(|(id, _)| id.key() != key),
-        EntityKind::Operation => {
-            state.operations.retain(|(id, op)| EntityId::scoped(&op.api_id, id).key() != key);
-        }
-        EntityKind::Policy => state.policies.retain(|(scope, _)| scope.record_id().key() != key),
+        EntityKind::Certificate => drop(state.certificates.remove(key)),
+        EntityKind::CaCertificate => drop(state.ca_certificates.remove(key)),
+        EntityKind::Backend => drop(state.backends.remove(key)),
+        EntityKind::Api => drop(state.apis.remove(key)),
+        EntityKind::Operation => drop(state.operations.remove(key)),
+        EntityKind::Policy => drop(state.policies.remove(key)),
         EntityKind::Token => {}
     }
 }

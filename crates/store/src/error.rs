@@ -7,10 +7,14 @@ use crate::crypto::MasterKeyError;
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A write with [`crate::Precondition::unchanged_since`] found another write committed
+    /// A write with [`crate::Precondition::unchanged`] found another write committed
     /// after that revision.
     #[error("another change was committed while this one was being checked")]
     Raced,
+    /// A write's [`crate::Precondition::unique`] value is held by another record (`holder`, its
+    /// id as stored).
+    #[error("{field} '{value}' is already used by '{holder}'")]
+    Taken { field: &'static str, value: String, holder: String },
     #[error("the entity has changed (current revision {current:?})")]
     PreconditionFailed { current: Option<i64> },
     /// The database could not do its part for a reason outside certgate (disk full, read-only,

@@ -48,7 +48,7 @@ pub trait Store: Send + Sync + 'static {
         secret: Option<Zeroizing<Vec<u8>>>,
         expected: Option<i64>,
     ) -> Result<Written, StoreError> {
-        self.put_checked(kind, id, body, secret, Precondition { revision: expected, unchanged: None }).await
+        self.put_checked(kind, id, body, secret, Precondition { revision: expected, ..Precondition::default() }).await
     }
 
     /// [`Store::put`] subject to a whole [`Precondition`].
@@ -63,7 +63,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a record, subject to `expected` as in [`Store::put`]; returns the new revision.
     async fn delete(&self, kind: EntityKind, id: &EntityId, expected: Option<i64>) -> Result<i64, StoreError> {
-        self.delete_checked(kind, id, Precondition { revision: expected, unchanged: None }).await
+        self.delete_checked(kind, id, Precondition { revision: expected, ..Precondition::default() }).await
     }
 
     /// [`Store::delete`] subject to a whole [`Precondition`].
@@ -102,7 +102,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// What must still hold when a write commits, or it changes nothing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Precondition {
     /// The record's revision (`If-Match`): [`StoreError::PreconditionFailed`] when it differs
     /// or the record is absent.
@@ -111,6 +111,30 @@ pub struct Precondition {
     /// naming a certificate) are as they were: [`StoreError::Raced`] otherwise, so the caller
     /// checks again.
     pub unchanged: Option<Unchanged>,
+    /// A value the record claims alone among the records of its kind (an API's path):
+    /// [`StoreError::Taken`] while another record holds it. Claimed in the write's transaction
+    /// (a delete releases it), so two concurrent writes cannot both take it. `None` leaves the
+    /// record's claims as they are.
+    pub unique: Option<Unique>,
+}
+
+impl Precondition {
+    /// Only [`Precondition::unchanged`].
+    pub fn unchanged(unchanged: Unchanged) -> Self {
+        Self { unchanged: Some(unchanged), ..Self::default() }
+    }
+
+    /// Only [`Precondition::unique`].
+    pub fn unique(field: &'static str, value: &str) -> Self {
+        Self { unique: Some(Unique { field, value: value.to_owned() }), ..Self::default() }
+    }
+}
+
+/// A value of `field` that one record of a kind holds at a time, compared ASCII-case-insensitively.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unique {
+    pub field: &'static str,
+    pub value: String,
 }
 
 /// No record of `kinds` was written or deleted after store revision `since` (read before the

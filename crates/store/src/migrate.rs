@@ -74,6 +74,12 @@ const SCRIPTS: &[Script] = &[
         sqlite: include_str!("migrations/0004_nodes.sql"),
         postgres: include_str!("migrations/0004_nodes.sql"),
     },
+    Script {
+        version: 5,
+        description: "unique values",
+        sqlite: include_str!("migrations/0005_unique_values.sqlite.sql"),
+        postgres: include_str!("migrations/0005_unique_values.postgres.sql"),
+    },
 ];
 
 fn migrator(dialect: Dialect) -> Migrator {

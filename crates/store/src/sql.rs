@@ -13,7 +13,7 @@ use crate::crypto::{MasterKey, MasterKeyError, Sealer};
 use crate::error::{Access, DbContext, StoreError, Unavailability};
 use crate::migrate::{self, Dialect, REVISION};
 use crate::tx::Tx;
-use crate::{Changes, Precondition, Record, Store, Unchanged, Written};
+use crate::{Changes, Precondition, Record, Store, Unchanged, Unique, Written};
 
 /// The store on SQLite or PostgreSQL through sqlx's `Any` driver.
 pub struct SqlStore {
@@ -218,11 +218,13 @@ impl SqlStore {
         let revision = next_revision(&mut tx).await?;
         let current = current_revision(&mut tx, kind, &key).await?;
         let raced = changed_after(&mut tx, precondition.unchanged).await?;
-        let refusal = match precondition {
+        let current_revision = current.as_ref().map(|(r, _)| *r);
+        let refusal = match &precondition {
             _ if raced => Some(StoreError::Raced),
-            Precondition { revision: Some(expected), .. } if current.as_ref().map(|(r, _)| *r) != Some(expected) => {
-                Some(StoreError::PreconditionFailed { current: current.as_ref().map(|(r, _)| *r) })
+            Precondition { revision: Some(expected), .. } if current_revision != Some(*expected) => {
+                Some(StoreError::PreconditionFailed { current: current_revision })
             }
+            Precondition { unique: Some(unique), .. } => claim(&mut tx, kind, &key, unique).await?,
             _ => None,
         };
         if let Some(refusal) = refusal {
@@ -347,6 +349,50 @@ async fn current_revision(
         .context("reading the current revision")
 }
 
+/// Claims `unique` for record `key`, releasing the value it held before; `Taken` (and nothing
+/// claimed) while another record holds it. Runs after [`next_revision`], whose lock (on
+/// PostgreSQL; SQLite's write lock on SQLite) keeps another writer from claiming in between.
+async fn claim(
+    conn: &mut AnyConnection,
+    kind: EntityKind,
+    key: &str,
+    unique: &Unique,
+) -> Result<Option<StoreError>, StoreError> {
+    let value = unique.value.to_ascii_lowercase();
+    let holder: Option<(String,)> = sqlx::query_as(
+        "SELECT e.id FROM unique_values u JOIN entities e ON e.kind = u.kind AND e.id_key = u.id_key \
+         WHERE u.kind = $1 AND u.field = $2 AND u.value = $3 AND u.id_key <> $4",
+    )
+    .bind(kind.collection())
+    .bind(unique.field)
+    .bind(&value)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("looking for the holder of a unique value")?;
+    if let Some((holder,)) = holder {
+        return Ok(Some(StoreError::Taken { field: unique.field, value: unique.value.clone(), holder }));
+    }
+    // The record's previous value, and the value itself should a claim outlive its record.
+    sqlx::query("DELETE FROM unique_values WHERE kind = $1 AND field = $2 AND (id_key = $3 OR value = $4)")
+        .bind(kind.collection())
+        .bind(unique.field)
+        .bind(key)
+        .bind(&value)
+        .execute(&mut *conn)
+        .await
+        .context("releasing a unique value")?;
+    sqlx::query("INSERT INTO unique_values (kind, field, value, id_key) VALUES ($1, $2, $3, $4)")
+        .bind(kind.collection())
+        .bind(unique.field)
+        .bind(&value)
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .context("claiming a unique value")?;
+    Ok(None)
+}
+
 async fn delete_record(conn: &mut AnyConnection, revision: i64, kind: EntityKind, key: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM entities WHERE kind = $1 AND id_key = $2")
         .bind(kind.collection())
@@ -354,6 +400,12 @@ async fn delete_record(conn: &mut AnyConnection, revision: i64, kind: EntityKind
         .execute(&mut *conn)
         .await
         .context("deleting a record")?;
+    sqlx::query("DELETE FROM unique_values WHERE kind = $1 AND id_key = $2")
+        .bind(kind.collection())
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .context("releasing a record's unique values")?;
     sqlx::query("INSERT INTO deletions (revision, kind, id_key) VALUES ($1, $2, $3)")
         .bind(revision)
         .bind(kind.collection())

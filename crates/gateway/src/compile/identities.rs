@@ -24,11 +24,11 @@ pub(super) struct Trust {
 impl Trust {
     pub(super) fn new(roots: Vec<CertificateDer<'static>>, state: &ConfigState) -> Self {
         let mut hasher = DefaultHasher::new();
-        for (_, ca) in &state.ca_certificates {
+        for (_, ca) in state.ca_certificates.values() {
             ca.thumbprint.hash(&mut hasher);
             ca.store_name.as_str().hash(&mut hasher);
         }
-        let backend = BackendTrust::with_uploaded(roots, state.ca_certificates.iter().map(|(_, ca)| ca));
+        let backend = BackendTrust::with_uploaded(roots, state.ca_certificates.values().map(|(_, ca)| ca));
         Self { backend, hash: hasher.finish() }
     }
 }
@@ -66,11 +66,11 @@ impl Context<'_> {
             CertificateRef::Id(id) => {
                 let key = id.to_lowercase();
                 self.depends_on.reference(EntityKind::Certificate, key.clone());
-                self.certificates_by_id.get(&key).copied()
+                self.state.certificates.get(&key)
             }
             CertificateRef::Thumbprint(t) => {
                 self.depends_on.any_certificate = true;
-                self.certificates_by_thumbprint.get(&t.to_ascii_uppercase()).copied()
+                self.certificate_by_thumbprint(t)
             }
             CertificateRef::Inline { body_base64, password } => {
                 let imported = import_pkcs12_base64(body_base64, password.as_deref().unwrap_or(""))

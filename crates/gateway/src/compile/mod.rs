@@ -19,11 +19,12 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use certgate_model::{Backend, ConfigState, EntityId, EntityKind, Operation, PolicyScope, StoredCertificate};
+use certgate_model::{ConfigState, EntityId, EntityKind, PolicyScope, StoredCertificate};
 use certgate_pki::ClientIdentity;
 use rustls_pki_types::CertificateDer;
 
@@ -123,10 +124,9 @@ impl Compiler {
         let mut documents = self.documents.lock().unwrap_or_else(PoisonError::into_inner);
         documents.start();
         let mut context = Context::new(self, state, previous, &mut documents);
-        let operations = operations_by_api(state, |_| true);
         let global = context.policy(&PolicyScope::Global);
         let apis: Vec<Arc<CompiledApi>> =
-            state.apis.iter().map(|(id, api)| Arc::new(context.api(id, api, global.as_deref(), &operations))).collect();
+            state.apis.values().map(|(id, api)| Arc::new(context.api(id, api, global.as_deref()))).collect();
         let mut upstreams = HashMap::new();
         count_pool_users(&mut upstreams, &context.pools, &apis);
         let next_expiry = context.next_expiry;
@@ -157,7 +157,6 @@ impl Compiler {
         documents.start();
         let mut context = Context::new(self, state, Some(previous), &mut documents);
         context.next_expiry = previous.next_expiry;
-        let operations = operations_by_api(state, |api| affected.contains(api));
         let global = context.policy(&PolicyScope::Global);
         // The pools of the APIs compiled again lose those users; a pool no API uses any more
         // is left out (and retired once the snapshot is published).
@@ -178,8 +177,8 @@ impl Compiler {
             }
         }
         let mut compiled = Vec::new();
-        for (id, api) in state.apis.iter().filter(|(id, _)| affected.contains(&id.key())) {
-            compiled.push(Arc::new(context.api(id, api, global.as_deref(), &operations)));
+        for (id, api) in affected.iter().filter_map(|key| state.apis.get(key)) {
+            compiled.push(Arc::new(context.api(id, api, global.as_deref())));
         }
         count_pool_users(&mut upstreams, &context.pools, &compiled);
         apis.extend(compiled);
@@ -197,7 +196,7 @@ impl Compiler {
 /// The server configuration of `listener` from certificate entity `id`; `None` (and an error
 /// line) while it is missing or unusable.
 fn listener_config(state: &ConfigState, id: &EntityId, listener: HttpsListener) -> Option<Arc<rustls::ServerConfig>> {
-    let Some(stored) = state.certificates.iter().find(|c| c.id.key() == id.key()) else {
+    let Some(stored) = state.certificates.get(&id.key()) else {
         tracing::error!(certificate = %id, ?listener, "the HTTPS listener's certificate does not exist; HTTPS connections are refused");
         return None;
     };
@@ -219,20 +218,6 @@ fn count_pool_users(
     }
 }
 
-/// The operations of the APIs `wanted` accepts, by API key.
-fn operations_by_api(state: &ConfigState, wanted: impl Fn(&String) -> bool) -> OperationsByApi<'_> {
-    let mut by_api: OperationsByApi<'_> = HashMap::new();
-    for operation in &state.operations {
-        let api = operation.1.api_id.key();
-        if wanted(&api) {
-            by_api.entry(api).or_default().push(operation);
-        }
-    }
-    by_api
-}
-
-type OperationsByApi<'a> = HashMap<String, Vec<&'a (EntityId, Operation)>>;
-
 /// One compilation: the state's lookups, the pools created or carried over so far, and what
 /// the API being compiled depends on.
 struct Context<'a> {
@@ -246,12 +231,9 @@ struct Context<'a> {
     depends_on: Dependencies,
     /// The earliest notAfter among the client certificates in use that have not expired yet.
     next_expiry: Option<i64>,
-    /// Lookups by case-folded id (and certificates by upper-case thumbprint), built once per
-    /// compilation so that resolving references stays linear in the size of the configuration.
-    certificates_by_id: HashMap<String, &'a StoredCertificate>,
-    certificates_by_thumbprint: HashMap<String, &'a StoredCertificate>,
-    backends_by_id: HashMap<String, (&'a EntityId, &'a Backend)>,
-    policies_by_scope: HashMap<String, &'a str>,
+    state: &'a ConfigState,
+    /// Certificates by upper-case thumbprint, built when a reference first needs it.
+    certificates_by_thumbprint: OnceCell<HashMap<String, &'a StoredCertificate>>,
 }
 
 impl<'a> Context<'a> {
@@ -269,18 +251,16 @@ impl<'a> Context<'a> {
             documents,
             depends_on: Dependencies::default(),
             next_expiry: None,
-            certificates_by_id: state.certificates.iter().map(|c| (c.id.key(), c)).collect(),
-            certificates_by_thumbprint: state
-                .certificates
-                .iter()
-                .map(|c| (c.certificate.thumbprint.as_str().to_owned(), c))
-                .collect(),
-            backends_by_id: state.backends.iter().map(|(id, b)| (id.key(), (id, b))).collect(),
-            policies_by_scope: state
-                .policies
-                .iter()
-                .map(|(scope, text)| (scope.record_id().key(), text.as_str()))
-                .collect(),
+            state,
+            certificates_by_thumbprint: OnceCell::new(),
         }
+    }
+
+    fn certificate_by_thumbprint(&self, thumbprint: &str) -> Option<&'a StoredCertificate> {
+        let state = self.state;
+        let index = self.certificates_by_thumbprint.get_or_init(|| {
+            state.certificates.values().map(|c| (c.certificate.thumbprint.as_str().to_owned(), c)).collect()
+        });
+        index.get(&thumbprint.to_ascii_uppercase()).copied()
     }
 }

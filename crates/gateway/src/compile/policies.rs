@@ -52,7 +52,7 @@ impl PolicyDocuments {
 impl Context<'_> {
     /// The parsed policy of a scope, if it has one.
     pub(super) fn policy(&mut self, scope: &PolicyScope) -> Option<Arc<PolicyDocument>> {
-        let text = self.policies_by_scope.get(&scope.record_id().key()).copied()?;
+        let (_, text) = self.state.policies.get(&scope.record_id().key())?;
         self.documents.parsed(text, scope)
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use certgate_model::{Api, Backend, BackendTls, EntityId, EntityKind, PolicyScope};
 use certgate_policy::{BackendRef, CertificateRef, EffectivePolicy, PolicyDocument, SectionKind, Statement, compose};
 
-use super::{Context, OperationsByApi};
+use super::Context;
 use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
 use crate::route::{CompiledApi, CompiledOperation, Forward, RequestStep, ResponseStep, Route};
 use crate::telemetry::RouteTelemetry;
@@ -21,15 +21,13 @@ impl<'a> Context<'a> {
         api_id: &EntityId,
         api: &Api,
         global: Option<&PolicyDocument>,
-        operations: &OperationsByApi<'_>,
     ) -> CompiledApi {
         let api_policy = self.policy(&PolicyScope::Api(api_id.clone()));
         let fallback = self.route(api_id, api.service_url.as_deref(), &compose(&[global, api_policy.as_deref()]));
         let fallback_telemetry = telemetry(api_id, None, &fallback);
-        let mut operations: Vec<CompiledOperation> = operations
-            .get(&api_id.key())
-            .into_iter()
-            .flatten()
+        let state = self.state;
+        let mut operations: Vec<CompiledOperation> = state
+            .operations_of(&api_id.key())
             .map(|(op_id, op)| {
                 let op_policy = self.policy(&PolicyScope::Operation(api_id.clone(), op_id.clone()));
                 let effective = compose(&[global, api_policy.as_deref(), op_policy.as_deref()]);
@@ -129,9 +127,10 @@ impl<'a> Context<'a> {
     fn backend(&mut self, id: &str) -> Result<(EntityId, &'a Backend), String> {
         let key = id.to_lowercase();
         self.depends_on.reference(EntityKind::Backend, key.clone());
-        self.backends_by_id
+        self.state
+            .backends
             .get(&key)
-            .map(|(b, backend)| ((*b).clone(), *backend))
+            .map(|(b, backend)| (b.clone(), backend))
             .ok_or_else(|| format!("backend '{id}' does not exist"))
     }
 }

@@ -24,7 +24,7 @@ fn state(count: usize) -> ConfigState {
             subscription_required: false,
             description: Default::default(),
         };
-        state.apis.push((id(&format!("api{i}")), api));
+        state.put_api(id(&format!("api{i}")), api);
     }
     state
 }
@@ -56,8 +56,8 @@ fn api_local_changes_compile_only_their_api_and_match_a_full_compilation() {
     let mut state = state(4);
     let before = compiler.compile(&state, None);
 
-    state.policies.push((PolicyScope::Api(id("api1")), respond_policy(418)));
-    state.apis.retain(|(api, _)| api.as_str() != "api2");
+    state.put_policy(PolicyScope::Api(id("api1")), respond_policy(418));
+    state.apis.remove("api2");
     let changed = [(EntityKind::Policy, "api1".to_owned()), (EntityKind::Api, "api2".to_owned())];
     let after = compiler.compile_changes(&state, &before, &changed);
     let full = compiler.compile(&state, Some(&before));
@@ -70,7 +70,7 @@ fn api_local_changes_compile_only_their_api_and_match_a_full_compilation() {
     assert!(!shared(&before, &after, "api1"));
 
     // The global policy reaches every API: everything is compiled again.
-    state.policies.push((PolicyScope::Global, respond_policy(503)));
+    state.put_policy(PolicyScope::Global, respond_policy(503));
     let global = compiler.compile_changes(&state, &after, &[(EntityKind::Policy, ":".to_owned())]);
     assert_eq!(outcome(&global, "/api0/x").as_deref(), Some("503 Service Unavailable"));
     assert!(!shared(&after, &global, "api0"));
@@ -93,19 +93,19 @@ fn a_backend_change_compiles_the_apis_that_name_it_even_when_it_was_missing() {
     let mut state = state(3);
     for (api, target) in [("api0", "b0"), ("api1", "b1"), ("api2", "missing")] {
         let text = format!(r#"<policies><inbound><set-backend-service backend-id="{target}" /></inbound></policies>"#);
-        state.policies.push((PolicyScope::Api(id(api)), text));
+        state.put_policy(PolicyScope::Api(id(api)), text);
     }
-    state.backends.push((id("b0"), backend("http://127.0.0.1:9/b0")));
-    state.backends.push((id("b1"), backend("http://127.0.0.1:9/b1")));
+    state.put_backend(id("b0"), backend("http://127.0.0.1:9/b0"));
+    state.put_backend(id("b1"), backend("http://127.0.0.1:9/b1"));
     let before = compiler.compile(&state, None);
     assert!(outcome(&before, "/api2/x").is_some_and(|o| o.contains("does not exist")));
 
-    state.backends[0].1.url = "http://127.0.0.1:9/b0-moved".into();
+    state.backends.get_mut("b0").expect("b0").1.url = "http://127.0.0.1:9/b0-moved".into();
     let after = compiler.compile_changes(&state, &before, &[(EntityKind::Backend, "b0".to_owned())]);
     assert_eq!(outcome(&after, "/api0/x").as_deref(), Some("/b0-moved"));
     assert!(shared(&before, &after, "api1") && shared(&before, &after, "api2"));
 
-    state.backends.push((id("missing"), backend("http://127.0.0.1:9/found")));
+    state.put_backend(id("missing"), backend("http://127.0.0.1:9/found"));
     let found = compiler.compile_changes(&state, &after, &[(EntityKind::Backend, "missing".to_owned())]);
     assert_eq!(outcome(&found, "/api2/x").as_deref(), Some("/found"), "a dangling reference is a dependency too");
     assert!(shared(&after, &found, "api0") && shared(&after, &found, "api1"));
@@ -117,17 +117,17 @@ fn an_incremental_compile_drops_the_pools_no_api_uses_and_retires_them_after_the
     let mut state = state(3);
     for (api, target) in [("api0", "strict"), ("api1", "strict"), ("api2", "lax")] {
         let text = format!(r#"<policies><inbound><set-backend-service backend-id="{target}" /></inbound></policies>"#);
-        state.policies.push((PolicyScope::Api(id(api)), text));
+        state.put_policy(PolicyScope::Api(id(api)), text);
     }
-    state.backends.push((id("strict"), backend("https://127.0.0.1:9/")));
+    state.put_backend(id("strict"), backend("https://127.0.0.1:9/"));
     let mut lax = backend("https://127.0.0.1:9/");
     lax.tls.validate_certificate_chain = false;
-    state.backends.push((id("lax"), lax));
+    state.put_backend(id("lax"), lax);
     let before = compiler.compile(&state, None);
     assert_eq!(before.upstream_count(), 2, "one pool per set of TLS switches");
 
     // The lax backend becomes strict: its pool has no user left.
-    state.backends[1].1.tls.validate_certificate_chain = true;
+    state.backends.get_mut("lax").expect("lax").1.tls.validate_certificate_chain = true;
     let after = compiler.compile_changes(&state, &before, &[(EntityKind::Backend, "lax".to_owned())]);
     assert_eq!(after.upstream_count(), 1);
     let pool = after.upstreams.values().next().expect("one pool");
