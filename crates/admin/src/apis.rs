@@ -7,6 +7,7 @@ use axum::response::Response;
 use certgate_model::{
     Api, ApiContact, ApiDescription, ApiLicense, EntityId, EntityKind, Operation, Policy, PolicyScope,
 };
+use certgate_store::Precondition;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,7 +20,6 @@ use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::list::{Filterable, ListQuery};
 use crate::resource::{Loaded, respond_with};
 use crate::{AdminState, ApiError};
-use certgate_store::Precondition;
 
 const KIND: EntityKind = EntityKind::Api;
 

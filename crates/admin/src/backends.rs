@@ -16,10 +16,9 @@ use crate::envelope::{Envelope, Page, Resource};
 use crate::error::{ErrorResponse, Unsupported};
 use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::list::{Filterable, ListQuery};
-use crate::references::CertificateIndex;
+use crate::references::References;
 use crate::resource::{Loaded, respond_with};
 use crate::{AdminState, ApiError};
-use certgate_store::Precondition;
 
 const KIND: EntityKind = EntityKind::Backend;
 /// APIM's limit on client certificates per backend.
@@ -155,7 +154,11 @@ fn resource(id: &EntityId, backend: &Backend) -> Resource<BackendContract> {
 }
 
 /// Applies the request to `base` (PATCH) or to nothing (PUT), validating every field.
-async fn build(state: &AdminState, properties: BackendProperties, base: Option<Backend>) -> Result<Backend, ApiError> {
+async fn build(
+    references: &mut References<'_>,
+    properties: BackendProperties,
+    base: Option<Backend>,
+) -> Result<Backend, ApiError> {
     Unsupported::refuse([
         Unsupported {
             target: "properties.proxy",
@@ -220,28 +223,30 @@ async fn build(state: &AdminState, properties: BackendProperties, base: Option<B
             tls.validate_certificate_name.unwrap_or(backend.tls.validate_certificate_name);
     }
     if let Some(credentials) = properties.credentials {
-        backend.credentials = credentials_from(state, credentials).await?;
+        backend.credentials = credentials_from(references, credentials).await?;
     }
     Ok(backend)
 }
 
-async fn credentials_from(state: &AdminState, contract: CredentialsContract) -> Result<BackendCredentials, ApiError> {
+async fn credentials_from(
+    references: &mut References<'_>,
+    contract: CredentialsContract,
+) -> Result<BackendCredentials, ApiError> {
     if contract.certificate_ids.len() + contract.certificate.len() > MAX_CERTIFICATES {
         return Err(ApiError::validation(
             "properties.credentials",
             format!("at most {MAX_CERTIFICATES} certificates may be given"),
         ));
     }
-    let mut index = CertificateIndex::new(state);
     let mut certificate_ids = Vec::new();
     for (i, raw) in contract.certificate_ids.iter().enumerate() {
         let target = format!("properties.credentials.certificateIds[{i}]");
-        certificate_ids.push(index.by_id(&target, raw).await?);
+        certificate_ids.push(references.certificate(&target, raw).await?);
     }
     let mut certificate = Vec::new();
     for (i, raw) in contract.certificate.iter().enumerate() {
         let target = format!("properties.credentials.certificate[{i}]");
-        certificate.push(index.by_thumbprint(&target, raw).await?);
+        certificate.push(references.certificate_by_thumbprint(&target, raw).await?);
     }
     Ok(BackendCredentials {
         certificate_ids,
@@ -296,12 +301,13 @@ async fn put_backend(
     JsonBody(envelope): JsonBody<Envelope<BackendProperties>>,
 ) -> Result<Response, ApiError> {
     let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
+    // What the write asserts comes from what it names (`References::precondition`).
     state
-        .without_races(&[EntityKind::Certificate], |unchanged| async move {
-            let backend = build(state, properties.clone(), None).await?;
-            state
-                .write_checked(KIND, id, headers, &backend, None, Precondition::unchanged(unchanged), |stored| resource(stored, &backend))
-                .await
+        .without_races(&[], |unchanged| async move {
+            let mut references = References::new(state);
+            let backend = build(&mut references, properties.clone(), None).await?;
+            let checks = references.precondition(unchanged);
+            state.write_checked(KIND, id, headers, &backend, None, checks, |stored| resource(stored, &backend)).await
         })
         .await
 }
@@ -320,11 +326,13 @@ async fn patch_backend(
 ) -> Result<Response, ApiError> {
     let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
     state
-        .without_races(&[EntityKind::Certificate], |unchanged| async move {
+        .without_races(&[], |unchanged| async move {
             let current = state.load::<Backend>(KIND, id).await?;
-            let backend = build(state, properties.clone(), Some(current.entity)).await?;
+            let mut references = References::new(state);
+            let backend = build(&mut references, properties.clone(), Some(current.entity)).await?;
             let respond = |stored: &EntityId| resource(stored, &backend);
-            state.write_checked(KIND, &current.id, headers, &backend, None, Precondition::unchanged(unchanged), respond).await
+            let checks = references.precondition(unchanged);
+            state.write_checked(KIND, &current.id, headers, &backend, None, checks, respond).await
         })
         .await
 }

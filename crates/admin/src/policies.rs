@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use certgate_model::{Api, EntityId, EntityKind, Operation, Policy, PolicyScope};
 use certgate_policy::CertificateRef;
-use certgate_store::{Precondition, Unchanged};
+use certgate_store::Unchanged;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::envelope::{Envelope, Page, Resource};
 use crate::error::ErrorResponse;
 use crate::extract::{IdPath, JsonBody, OperationPath, QueryParams};
-use crate::references::CertificateIndex;
+use crate::references::References;
 use crate::resource::respond_with;
 use crate::{AdminState, ApiError};
 
@@ -117,8 +117,8 @@ async fn put(
     properties: PolicyProperties,
 ) -> Result<Response, ApiError> {
     let (scope, properties) = (&scope, &properties);
-    let kinds = &[EntityKind::Certificate, EntityKind::Backend];
-    state.without_races(kinds, |unchanged| put_checked(state, scope, headers, properties, unchanged)).await
+    // What the write asserts comes from what it names (`References::precondition`).
+    state.without_races(&[], |unchanged| put_checked(state, scope, headers, properties, unchanged)).await
 }
 
 async fn put_checked(
@@ -132,21 +132,15 @@ async fn put_checked(
     let document = certgate_policy::parse(&properties.value)
         .map_err(|e| ApiError::validation("properties.value", e.to_string()))?;
     let references = document.references();
-    let mut certificates = CertificateIndex::new(state);
+    let mut resolved = References::new(state);
     for id in &references.certificate_ids {
-        certificates.by_id("properties.value", id).await?;
+        resolved.certificate("properties.value", id).await?;
     }
     for thumbprint in &references.thumbprints {
-        certificates.by_thumbprint("properties.value", thumbprint).await?;
+        resolved.certificate_by_thumbprint("properties.value", thumbprint).await?;
     }
     for id in &references.backend_ids {
-        let found = match EntityId::parse(id) {
-            Ok(id) => state.store.get(EntityKind::Backend, &id).await?.is_some(),
-            Err(_) => false,
-        };
-        if !found {
-            return Err(ApiError::validation("properties.value", format!("Backend with id '{id}' not found.")));
-        }
+        resolved.backend("properties.value", id).await?;
     }
     check_inline_certificates(&document)?;
     let policy = Policy {
@@ -158,7 +152,7 @@ async fn put_checked(
     let text = properties.value.to_string();
     let secret = Zeroizing::new(text.clone().into_bytes());
     let respond = |_: &EntityId| resource(scope, format, text);
-    state.write_checked(KIND, &scope.record_id(), headers, &policy, Some(secret), Precondition::unchanged(unchanged), respond).await
+    state.write_checked(KIND, &scope.record_id(), headers, &policy, Some(secret), resolved.precondition(unchanged), respond).await
 }
 
 /// An inline `body` (+ `password`) must be a PKCS#12 file that imports, as an upload would.

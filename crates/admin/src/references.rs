@@ -2,34 +2,50 @@
 //! that something still names cannot be deleted (409 listing every referrer).
 
 use certgate_model::{Backend, Certificate, EntityId, EntityKind, Policy, PolicyScope, Thumbprint};
+use certgate_store::{Precondition, Unchanged};
 
 use crate::error::ErrorDetail;
 use crate::resource::Loaded;
 use crate::{AdminState, ApiError};
 
-/// Resolves certificate ids and thumbprints named in a request. Ids are one keyed read each;
-/// thumbprints have no index, so the first one reads the certificates once (then kept).
-pub(crate) struct CertificateIndex<'s> {
+/// Resolves the certificates and backends a write names, and remembers them: the write then
+/// commits only while they still exist ([`References::precondition`]). Ids are one keyed read
+/// each; thumbprints have no index, so the first one reads the certificates once (then kept).
+pub(crate) struct References<'s> {
     state: &'s AdminState,
     all: Option<Vec<Loaded<Certificate>>>,
+    /// The entities found by id, as stored.
+    found: Vec<(EntityKind, EntityId)>,
 }
 
-impl<'s> CertificateIndex<'s> {
+impl<'s> References<'s> {
     pub(crate) fn new(state: &'s AdminState) -> Self {
-        Self { state, all: None }
+        Self { state, all: None, found: Vec::new() }
     }
 
-    /// The id as stored, or APIM's 400 `Certificate with id '<id>' not found.`
-    pub(crate) async fn by_id(&self, target: &str, raw: &str) -> Result<EntityId, ApiError> {
-        let found = match EntityId::parse(raw) {
-            Ok(id) => self.state.store.get(EntityKind::Certificate, &id).await?.map(|record| record.id),
-            Err(_) => None,
-        };
-        found.ok_or_else(|| ApiError::validation(target, format!("Certificate with id '{raw}' not found.")))
+    /// The certificate's id as stored, or APIM's 400 `Certificate with id '<id>' not found.`
+    pub(crate) async fn certificate(&mut self, target: &str, raw: &str) -> Result<EntityId, ApiError> {
+        self.by_id(EntityKind::Certificate, raw)
+            .await?
+            .ok_or_else(|| ApiError::validation(target, format!("Certificate with id '{raw}' not found.")))
+    }
+
+    /// The backend's id as stored, or a 400 `Backend with id '<id>' not found.`
+    pub(crate) async fn backend(&mut self, target: &str, raw: &str) -> Result<EntityId, ApiError> {
+        self.by_id(EntityKind::Backend, raw)
+            .await?
+            .ok_or_else(|| ApiError::validation(target, format!("Backend with id '{raw}' not found.")))
+    }
+
+    async fn by_id(&mut self, kind: EntityKind, raw: &str) -> Result<Option<EntityId>, ApiError> {
+        let Ok(id) = EntityId::parse(raw) else { return Ok(None) };
+        let Some(record) = self.state.store.get(kind, &id).await? else { return Ok(None) };
+        self.found.push((kind, record.id.clone()));
+        Ok(Some(record.id))
     }
 
     /// An uploaded certificate by thumbprint (any case), normalised to upper case.
-    pub(crate) async fn by_thumbprint(&mut self, target: &str, raw: &str) -> Result<Thumbprint, ApiError> {
+    pub(crate) async fn certificate_by_thumbprint(&mut self, target: &str, raw: &str) -> Result<Thumbprint, ApiError> {
         let wanted = Thumbprint::from_hex(raw.trim());
         if self.all.is_none() {
             self.all = Some(self.state.load_all(EntityKind::Certificate).await?);
@@ -45,6 +61,18 @@ impl<'s> CertificateIndex<'s> {
             )),
             Some(_) => Ok(wanted),
             None => Err(ApiError::validation(target, format!("Certificate with thumbprint '{raw}' not found."))),
+        }
+    }
+
+    /// What the write asserts when it commits: every entity found by id still exists and, when
+    /// a thumbprint was resolved, no certificate changed since `unchanged.since` (any change
+    /// may move a thumbprint). Otherwise it is raced and checked again; writes of unrelated
+    /// entities never make it retry.
+    pub(crate) fn precondition(self, unchanged: Unchanged) -> Precondition {
+        Precondition {
+            unchanged: self.all.is_some().then_some(Unchanged { kinds: &[EntityKind::Certificate], ..unchanged }),
+            present: self.found,
+            ..Precondition::default()
         }
     }
 }

@@ -87,7 +87,7 @@ impl AdminState {
         headers: &HeaderMap,
         unchanged: Option<Unchanged>,
     ) -> Result<StatusCode, ApiError> {
-        let precondition = Precondition { revision: expected_revision(headers)?, unchanged, unique: None };
+        let precondition = Precondition { revision: expected_revision(headers)?, unchanged, ..Precondition::default() };
         match self.store.delete_checked(kind, id, precondition).await {
             Ok(revision) => {
                 self.await_publication(revision).await;

@@ -111,6 +111,9 @@ pub struct Precondition {
     /// naming a certificate) are as they were: [`StoreError::Raced`] otherwise, so the caller
     /// checks again.
     pub unchanged: Option<Unchanged>,
+    /// Records the write refers to (a policy's backend and certificate): [`StoreError::Raced`]
+    /// when one of them no longer exists, so the caller checks again.
+    pub present: Vec<(EntityKind, EntityId)>,
     /// A value the record claims alone among the records of its kind (an API's path):
     /// [`StoreError::Taken`] while another record holds it. Claimed in the write's transaction
     /// (a delete releases it), so two concurrent writes cannot both take it. `None` leaves the

@@ -217,7 +217,8 @@ impl SqlStore {
         let mut tx = self.begin_write().await?;
         let revision = next_revision(&mut tx).await?;
         let current = current_revision(&mut tx, kind, &key).await?;
-        let raced = changed_after(&mut tx, precondition.unchanged).await?;
+        let raced = changed_after(&mut tx, precondition.unchanged).await?
+            || any_missing(&mut tx, &precondition.present).await?;
         let current_revision = current.as_ref().map(|(r, _)| *r);
         let refusal = match &precondition {
             _ if raced => Some(StoreError::Raced),
@@ -330,6 +331,17 @@ async fn changed_after(conn: &mut AnyConnection, unchanged: Option<Unchanged>) -
         .await
         .context("checking for concurrent changes")?;
         if changes > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether one of `present` no longer exists. Runs after [`next_revision`], like
+/// [`changed_after`].
+async fn any_missing(conn: &mut AnyConnection, present: &[(EntityKind, EntityId)]) -> Result<bool, StoreError> {
+    for (kind, id) in present {
+        if current_revision(conn, *kind, &id.key()).await?.is_none() {
             return Ok(true);
         }
     }
