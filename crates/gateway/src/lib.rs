@@ -18,6 +18,7 @@ mod listener;
 mod proxy;
 mod request_body;
 mod route;
+mod sharded;
 mod snapshot;
 mod telemetry;
 mod template;

@@ -1,6 +1,5 @@
 //! What a request resolves to: compiled, immutable, shared by every request of a snapshot.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +7,7 @@ use certgate_model::{EntityId, EntityKind, Thumbprint};
 use http::Method;
 
 use crate::headers::{CannedResponse, CredentialSteps, HeaderStep};
+use crate::sharded::{Prehashed, Sharded};
 
 use crate::telemetry::RouteTelemetry;
 use crate::template::UrlTemplate;
@@ -106,31 +106,56 @@ pub(crate) struct Matched<'s, 'p> {
 }
 
 /// The compiled APIs, indexed by path prefix: matching costs one hash lookup per segment of
-/// the request path, not a scan of every API.
-#[derive(Debug, Default)]
+/// the request path, not a scan of every API. Both indexes are [`Sharded`], so the next
+/// snapshot's router is this one with the changed APIs replaced, sharing everything else.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Router {
-    /// Longest prefix first.
-    apis: Vec<Arc<CompiledApi>>,
-    /// Case-insensitive hash of a prefix → the APIs with a prefix of that hash, in `apis` order.
-    by_prefix: HashMap<u64, Vec<usize>>,
+    /// Caseless hash of a prefix → the APIs with a prefix of that hash (normally one), by key.
+    by_prefix: Sharded<u64, Vec<Arc<CompiledApi>>, Prehashed>,
+    /// Record key (case-folded id) → the API.
+    by_key: Sharded<String, Arc<CompiledApi>>,
 }
 
 impl Router {
-    pub(crate) fn new(mut apis: Vec<Arc<CompiledApi>>) -> Self {
-        apis.sort_by_key(|api| std::cmp::Reverse(api.prefix.len()));
-        let mut by_prefix: HashMap<u64, Vec<usize>> = HashMap::with_capacity(apis.len());
-        for (index, api) in apis.iter().enumerate() {
-            by_prefix.entry(caseless_hash(&api.prefix)).or_default().push(index);
+    pub(crate) fn new(apis: impl IntoIterator<Item = Arc<CompiledApi>>) -> Self {
+        let mut router = Self::default();
+        for api in apis {
+            router.insert(api);
         }
-        Self { apis, by_prefix }
+        router
+    }
+
+    /// Adds `api`, replacing the API of the same key.
+    pub(crate) fn insert(&mut self, api: Arc<CompiledApi>) {
+        let key = api.id.key();
+        self.remove(&key);
+        let bucket = self.by_prefix.get_or_insert_with(caseless_hash(&api.prefix), Vec::new);
+        // Two APIs whose prefixes differ only in case (or collide): the lower key matches.
+        let at = bucket.partition_point(|other| other.id.key() < key);
+        bucket.insert(at, api.clone());
+        self.by_key.insert(key, api);
+    }
+
+    /// Takes out the API with record key `key`.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Arc<CompiledApi>> {
+        let api = self.by_key.remove(key)?;
+        let hash = caseless_hash(&api.prefix);
+        if let Some(bucket) = self.by_prefix.get_mut(&hash) {
+            bucket.retain(|other| !Arc::ptr_eq(other, &api));
+            if bucket.is_empty() {
+                self.by_prefix.remove(&hash);
+            }
+        }
+        Some(api)
+    }
+
+    /// Every API, in no particular order.
+    pub(crate) fn apis(&self) -> impl Iterator<Item = &Arc<CompiledApi>> {
+        self.by_key.values()
     }
 
     /// The API with the longest prefix that ends at a segment boundary of `path`, then the most
     /// specific operation for the method.
-    pub(crate) fn apis(&self) -> &[Arc<CompiledApi>] {
-        &self.apis
-    }
-
     pub(crate) fn find<'s, 'p>(&'s self, path: &'p str, method: &Method, https: bool) -> Option<Matched<'s, 'p>> {
         let boundaries = std::iter::once(path.len()).chain(path.rmatch_indices('/').map(|(at, _)| at));
         let api = boundaries.filter_map(|end| self.api_at(&path[..end])).next()?;
@@ -153,7 +178,7 @@ impl Router {
 
     fn api_at(&self, head: &str) -> Option<&CompiledApi> {
         let candidates = self.by_prefix.get(&caseless_hash(head))?;
-        candidates.iter().map(|&i| self.apis[i].as_ref()).find(|api| api.prefix.eq_ignore_ascii_case(head))
+        candidates.iter().map(AsRef::as_ref).find(|api| api.prefix.eq_ignore_ascii_case(head))
     }
 }
 
@@ -198,5 +223,27 @@ mod tests {
         assert_eq!(found("/ordersx"), Some(("root".into(), "/ordersx")));
         assert!(router.find("/orders", &Method::GET, true).is_none(), "the API is not on HTTPS");
         assert!(Router::new(vec![Arc::new(api("orders", "/orders"))]).find("/other", &Method::GET, false).is_none());
+    }
+
+    #[test]
+    fn replacing_and_removing_apis_leaves_the_previous_router_as_it_was() {
+        let before = Router::new(vec![Arc::new(api("a", "/shop")), Arc::new(api("b", "/SHOP")), Arc::new(api("c", "/c"))]);
+        let found = |router: &Router, path: &'static str| router.find(path, &Method::GET, false).map(|m| m.telemetry.api.clone());
+        assert_eq!(found(&before, "/shop/x"), Some("a".into()), "of two equal prefixes the lower key matches");
+        let mut after = before.clone();
+        after.insert(Arc::new(api("a", "/moved")));
+        assert_eq!(found(&after, "/shop/x"), Some("b".into()), "a's old prefix is free, b's matches");
+        assert_eq!(found(&after, "/moved"), Some("a".into()));
+        assert!(after.remove("c").is_some() && after.remove("c").is_none());
+        assert_eq!(found(&after, "/c"), None);
+        assert_eq!((found(&before, "/shop/x"), found(&before, "/c")), (Some("a".into()), Some("c".into())));
+        assert_eq!((before.apis().count(), after.apis().count()), (3, 2));
+    }
+
+    #[test]
+    fn prefixes_spread_over_the_shards() {
+        let router = Router::new((0..100_000).map(|i| Arc::new(api(&format!("api{i}"), &format!("/api{i}")))));
+        let largest = router.by_prefix.largest_shard();
+        assert!(largest < 2 * 100_000 / crate::sharded::SHARDS, "largest shard {largest}");
     }
 }

@@ -2,10 +2,10 @@
 //! state (by [`crate::compile`]), swapped atomically; a request loads it once and uses that
 //! copy to the end.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::route::Router;
+use crate::sharded::Sharded;
 use crate::upstream::{Upstream, UpstreamKey};
 
 /// The compiled configuration the data plane serves from.
@@ -16,7 +16,7 @@ pub struct Snapshot {
     pub(crate) router: Router,
     /// Every backend connection pool in use, with how many compiled APIs use it: kept so the
     /// next compilation can reuse them, and retire those no API uses any more.
-    pub(crate) upstreams: HashMap<UpstreamKey, PoolUse>,
+    pub(crate) upstreams: Sharded<UpstreamKey, PoolUse>,
     /// The HTTPS listeners' server configurations.
     pub(crate) https: ListenerTls,
     /// When the first client certificate in use expires (Unix seconds): the control plane
@@ -70,7 +70,8 @@ impl Snapshot {
     /// many were retired.
     pub fn retire_pools_unused_by(&self, next: &Snapshot) -> usize {
         let mut retired = 0;
-        for (key, used) in &self.upstreams {
+        // Only shards `next` copied can hold a pool it dropped or replaced.
+        for (key, used) in self.upstreams.unshared_with(&next.upstreams) {
             let kept = next.upstreams.get(key).is_some_and(|n| Arc::ptr_eq(&n.upstream, &used.upstream));
             if !kept {
                 used.upstream.retire();

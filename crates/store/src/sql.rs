@@ -385,15 +385,21 @@ async fn claim(
     if let Some((holder,)) = holder {
         return Ok(Some(StoreError::Taken { field: unique.field, value: unique.value.clone(), holder }));
     }
-    // The record's previous value, and the value itself should a claim outlive its record.
-    sqlx::query("DELETE FROM unique_values WHERE kind = $1 AND field = $2 AND (id_key = $3 OR value = $4)")
-        .bind(kind.collection())
-        .bind(unique.field)
-        .bind(key)
-        .bind(&value)
-        .execute(&mut *conn)
-        .await
-        .context("releasing a unique value")?;
+    // The record's previous value, and the value itself should a claim outlive its record: two
+    // statements, each on an index (with `OR`, SQLite scans every value of the field).
+    for release in [
+        "DELETE FROM unique_values WHERE kind = $1 AND id_key = $3 AND field = $2",
+        "DELETE FROM unique_values WHERE kind = $1 AND field = $2 AND value = $3",
+    ] {
+        let by = if release.ends_with("value = $3") { &value } else { key };
+        sqlx::query(release)
+            .bind(kind.collection())
+            .bind(unique.field)
+            .bind(by)
+            .execute(&mut *conn)
+            .await
+            .context("releasing a unique value")?;
+    }
     sqlx::query("INSERT INTO unique_values (kind, field, value, id_key) VALUES ($1, $2, $3, $4)")
         .bind(kind.collection())
         .bind(unique.field)

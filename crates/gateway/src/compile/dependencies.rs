@@ -39,7 +39,7 @@ pub(super) fn affected_apis(changed: &[(EntityKind, String)], previous: &Snapsho
             EntityKind::Operation => drop(affected.insert(api_part(key).to_owned())),
             EntityKind::Policy if key != ":" => drop(affected.insert(api_part(key).to_owned())),
             EntityKind::Certificate | EntityKind::Backend => {
-                let users = previous.router.apis().iter().filter(|api| {
+                let users = previous.router.apis().filter(|api| {
                     let depends_on = &api.depends_on;
                     depends_on.references.iter().any(|(k, r)| k == kind && r == key)
                         || (*kind == EntityKind::Certificate && depends_on.any_certificate)

@@ -29,6 +29,7 @@ use certgate_pki::ClientIdentity;
 use rustls_pki_types::CertificateDer;
 
 use crate::route::{CompiledApi, Dependencies, Router};
+use crate::sharded::Sharded;
 use crate::snapshot::{HttpsListener, ListenerTls, PoolUse, Snapshot};
 use crate::upstream::{Upstream, UpstreamKey};
 
@@ -127,7 +128,7 @@ impl Compiler {
         let global = context.policy(&PolicyScope::Global);
         let apis: Vec<Arc<CompiledApi>> =
             state.apis.values().map(|(id, api)| Arc::new(context.api(id, api, global.as_deref()))).collect();
-        let mut upstreams = HashMap::new();
+        let mut upstreams = Sharded::default();
         count_pool_users(&mut upstreams, &context.pools, &apis);
         let next_expiry = context.next_expiry;
         documents.keep_only_used();
@@ -160,14 +161,10 @@ impl Compiler {
         let global = context.policy(&PolicyScope::Global);
         // The pools of the APIs compiled again lose those users; a pool no API uses any more
         // is left out (and retired once the snapshot is published).
-        let mut upstreams = previous.upstreams.clone();
-        let mut apis: Vec<Arc<CompiledApi>> = Vec::with_capacity(previous.router.apis().len());
-        for api in previous.router.apis() {
-            if !affected.contains(&api.id.key()) {
-                apis.push(api.clone());
-                continue;
-            }
-            for key in &api.depends_on.upstreams {
+        let (mut router, mut upstreams) = (previous.router.clone(), previous.upstreams.clone());
+        for key in &affected {
+            let Some(replaced) = router.remove(key) else { continue };
+            for key in &replaced.depends_on.upstreams {
                 if let Some(used) = upstreams.get_mut(key) {
                     used.apis -= 1;
                     if used.apis == 0 {
@@ -176,16 +173,19 @@ impl Compiler {
                 }
             }
         }
-        let mut compiled = Vec::new();
-        for (id, api) in affected.iter().filter_map(|key| state.apis.get(key)) {
-            compiled.push(Arc::new(context.api(id, api, global.as_deref())));
-        }
+        let compiled: Vec<Arc<CompiledApi>> = affected
+            .iter()
+            .filter_map(|key| state.apis.get(key))
+            .map(|(id, api)| Arc::new(context.api(id, api, global.as_deref())))
+            .collect();
         count_pool_users(&mut upstreams, &context.pools, &compiled);
-        apis.extend(compiled);
+        for api in compiled {
+            router.insert(api);
+        }
         // The documents of the APIs not compiled again stay cached as well: no pruning here.
         Snapshot {
             revision: state.revision,
-            router: Router::new(apis),
+            router,
             next_expiry: context.next_expiry,
             upstreams,
             https: self.listener_tls(state, Some((previous, changed))),
@@ -208,13 +208,13 @@ fn listener_config(state: &ConfigState, id: &EntityId, listener: HttpsListener) 
 
 /// Adds the pools `apis` route to (found in `created`, this compilation's pools) to `upstreams`.
 fn count_pool_users(
-    upstreams: &mut HashMap<UpstreamKey, PoolUse>,
+    upstreams: &mut Sharded<UpstreamKey, PoolUse>,
     created: &HashMap<UpstreamKey, Arc<Upstream>>,
     apis: &[Arc<CompiledApi>],
 ) {
     for key in apis.iter().flat_map(|api| &api.depends_on.upstreams) {
         let Some(upstream) = created.get(key) else { continue };
-        upstreams.entry(key.clone()).or_insert_with(|| PoolUse { upstream: upstream.clone(), apis: 0 }).apis += 1;
+        upstreams.get_or_insert_with(key.clone(), || PoolUse { upstream: upstream.clone(), apis: 0 }).apis += 1;
     }
 }
 

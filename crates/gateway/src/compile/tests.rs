@@ -46,7 +46,7 @@ fn outcome(snapshot: &Snapshot, path: &str) -> Option<String> {
 }
 
 fn shared(a: &Snapshot, b: &Snapshot, api: &str) -> bool {
-    let find = |s: &Snapshot| s.router.apis().iter().find(|c| c.id.as_str() == api).cloned();
+    let find = |s: &Snapshot| s.router.apis().find(|c| c.id.as_str() == api).cloned();
     matches!((find(a), find(b)), (Some(x), Some(y)) if Arc::ptr_eq(&x, &y))
 }
 

@@ -13,3 +13,6 @@ CREATE INDEX unique_values_by_record ON unique_values (kind, id_key);
 -- SQLite's lower() folds ASCII only, as the gateway does.
 INSERT OR IGNORE INTO unique_values (kind, field, value, id_key)
     SELECT kind, 'path', lower(json_extract(body, '$.path')), id_key FROM entities WHERE kind = 'apis';
+-- A write checked against concurrent changes of a kind counts that kind's records written
+-- after a revision: by (kind, revision), not every record of the kind.
+CREATE INDEX entities_by_kind_revision ON entities (kind, revision);
