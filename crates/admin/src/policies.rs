@@ -152,7 +152,17 @@ async fn put_checked(
     let text = properties.value.to_string();
     let secret = Zeroizing::new(text.clone().into_bytes());
     let respond = |_: &EntityId| resource(scope, format, text);
-    state.write_checked(KIND, &scope.record_id(), headers, &policy, Some(secret), resolved.precondition(unchanged), respond).await
+    state
+        .write_checked(
+            KIND,
+            &scope.record_id(),
+            headers,
+            &policy,
+            Some(secret),
+            resolved.precondition(unchanged),
+            respond,
+        )
+        .await
 }
 
 /// An inline `body` (+ `password`) must be a PKCS#12 file that imports, as an upload would.

@@ -138,6 +138,7 @@ async fn policies_are_validated_with_line_and_column_and_references_checked() {
         "paths are unique: {}",
         duplicate.text
     );
+    assert_eq!(duplicate.error_message(), "path 'A' is already used by 'a'");
 }
 
 /// APIM's descriptive operation properties are stored and returned as given; template

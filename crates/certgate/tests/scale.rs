@@ -104,7 +104,11 @@ async fn scale() {
     let started = Instant::now();
     let node = Node::start(dir.path());
     let (status, _) = support::via_gateway(&http, &node, "/api1/x").await;
-    println!("restart with {} entities: serving after {:.0} ms (status {status})", scale.entities(), secs(started) * 1000.0);
+    println!(
+        "restart with {} entities: serving after {:.0} ms (status {status})",
+        scale.entities(),
+        secs(started) * 1000.0
+    );
     println!("RSS after restart: {} MiB", node.rss_kib() / 1024);
 
     let mut ratios = Vec::new();

@@ -227,8 +227,11 @@ mod tests {
 
     #[test]
     fn replacing_and_removing_apis_leaves_the_previous_router_as_it_was() {
-        let before = Router::new(vec![Arc::new(api("a", "/shop")), Arc::new(api("b", "/SHOP")), Arc::new(api("c", "/c"))]);
-        let found = |router: &Router, path: &'static str| router.find(path, &Method::GET, false).map(|m| m.telemetry.api.clone());
+        let before =
+            Router::new(vec![Arc::new(api("a", "/shop")), Arc::new(api("b", "/SHOP")), Arc::new(api("c", "/c"))]);
+        let found = |router: &Router, path: &'static str| {
+            router.find(path, &Method::GET, false).map(|m| m.telemetry.api.clone())
+        };
         assert_eq!(found(&before, "/shop/x"), Some("a".into()), "of two equal prefixes the lower key matches");
         let mut after = before.clone();
         after.insert(Arc::new(api("a", "/moved")));

@@ -100,7 +100,11 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone + Default> Sharded<K
     /// The entries of the shards this map does not share with `other`: everything that may
     /// differ between the two (for maps derived one from the other).
     pub(crate) fn unshared_with<'a>(&'a self, other: &'a Self) -> impl Iterator<Item = (&'a K, &'a V)> {
-        self.shards.iter().zip(&other.shards).filter(|(mine, theirs)| !Arc::ptr_eq(mine, theirs)).flat_map(|(mine, _)| mine.iter())
+        self.shards
+            .iter()
+            .zip(&other.shards)
+            .filter(|(mine, theirs)| !Arc::ptr_eq(mine, theirs))
+            .flat_map(|(mine, _)| mine.iter())
     }
 }
 
@@ -146,7 +150,9 @@ mod tests {
         assert_eq!((before.len(), after.len()), (10_000, 10_000));
         let unshared: Vec<_> = after.unshared_with(&before).collect();
         assert!(unshared.len() < 3 * 10_000 / SHARDS * 2, "at most three shards copied, got {}", unshared.len());
-        assert!(unshared.iter().any(|(k, _)| k.as_str() == "api7") && unshared.iter().any(|(k, _)| k.as_str() == "new"));
+        assert!(
+            unshared.iter().any(|(k, _)| k.as_str() == "api7") && unshared.iter().any(|(k, _)| k.as_str() == "new")
+        );
         assert_eq!(after.get_mut("absent"), None, "a miss copies nothing");
         assert_eq!(after.remove("absent"), None);
     }

@@ -125,13 +125,31 @@ async fn one_if_match_wins_when_two_nodes_race() {
 }
 
 #[tokio::test]
+async fn one_claim_of_a_unique_value_wins_when_two_nodes_race() {
+    let (a, b) = two_nodes().await;
+    let kind = EntityKind::Api;
+    for round in 0..10 {
+        let value = format!("path{round}");
+        let (first, second) = tokio::join!(
+            a.put_checked(kind, &id(&format!("a{round}")), "{}".into(), None, Precondition::unique("path", &value)),
+            b.put_checked(kind, &id(&format!("b{round}")), "{}".into(), None, Precondition::unique("path", &value)),
+        );
+        let outcomes = [&first, &second];
+        let won = outcomes.iter().filter(|o| o.is_ok()).count();
+        let taken = outcomes.iter().filter(|o| matches!(o, Err(StoreError::Taken { .. }))).count();
+        assert_eq!((won, taken), (1, 1), "round {round}: {first:?} / {second:?}");
+    }
+    assert_eq!(a.list(kind).await.unwrap().len(), 10);
+}
+
+#[tokio::test]
 async fn a_checked_write_races_only_with_writes_of_the_kinds_it_checked() {
     let (a, b) = two_nodes().await;
     a.put(EntityKind::Api, &id("doomed"), "{}".into(), None, None).await.unwrap();
     let since = a.revision().await.unwrap();
     // Another node writes a backend after `since`.
     b.put(EntityKind::Backend, &id("new"), "{}".into(), None, None).await.unwrap();
-    let checked = |kinds| Precondition { revision: None, unchanged: Some(Unchanged { since, kinds }) };
+    let checked = |kinds| Precondition::unchanged(Unchanged { since, kinds });
     let unrelated =
         a.put_checked(EntityKind::Api, &id("p"), "{}".into(), None, checked(&[EntityKind::Certificate])).await;
     assert!(unrelated.is_ok(), "{unrelated:?}");
@@ -150,7 +168,7 @@ async fn a_checked_write_races_only_with_writes_of_the_kinds_it_checked() {
             &id("r"),
             "{}".into(),
             None,
-            Precondition { revision: None, unchanged: Some(Unchanged { since, kinds: &[EntityKind::Backend] }) },
+            Precondition::unchanged(Unchanged { since, kinds: &[EntityKind::Backend] }),
         )
         .await;
     assert!(matches!(after_delete, Err(StoreError::Raced)), "{after_delete:?}");

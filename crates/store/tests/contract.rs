@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use certgate_model::{EntityId, EntityKind};
-use certgate_store::{MasterKey, PostgresOptions, SqlStore, Store, StoreError, apply_changes, load_config};
+use certgate_store::{
+    MasterKey, PostgresOptions, Precondition, SqlStore, Store, StoreError, apply_changes, load_config,
+};
 use zeroize::Zeroizing;
 
 fn id(text: &str) -> EntityId {
@@ -60,7 +62,7 @@ fn record_id(text: &str) -> EntityId {
 
 /// Policies as (record key, text), sorted: what the control loop would compile from.
 fn policies(state: &certgate_model::ConfigState) -> Vec<(String, String)> {
-    let mut all: Vec<_> = state.policies.iter().map(|(s, t)| (s.record_id().key(), t.clone())).collect();
+    let mut all: Vec<_> = state.policies.values().map(|(s, t)| (s.record_id().key(), t.clone())).collect();
     all.sort();
     all
 }
@@ -95,6 +97,44 @@ async fn changes_apply_incrementally(store: &dyn Store) {
     assert_eq!(policies(&kept).len(), 2);
 }
 
+/// A unique value is held by one record at a time, compared ASCII-case-insensitively; a write
+/// moves or a delete releases it. A write naming records commits only while they exist.
+async fn unique_values_and_present_references(store: &dyn Store) {
+    let kind = EntityKind::Api;
+    let path = |value: &str| Precondition::unique("path", value);
+    let put = |name: &'static str, checks: Precondition| store.put_checked(kind, &id(name), "{}".into(), None, checks);
+    put("shop", path("Shop")).await.unwrap();
+    put("shop", path("shop")).await.unwrap();
+    let taken = put("other", path("SHOP")).await;
+    assert!(
+        matches!(&taken, Err(StoreError::Taken { field: "path", value, holder }) if value == "SHOP" && holder == "shop"),
+        "{taken:?}"
+    );
+    assert!(store.get(kind, &id("other")).await.unwrap().is_none(), "a refused write stores nothing");
+    assert_eq!(taken.unwrap_err().to_string(), "path 'SHOP' is already used by 'shop'");
+    put("other", path("ÄPI")).await.unwrap();
+    put("third", path("äpi")).await.expect("folding is ASCII only, as the router compares");
+    // Moving frees the old value; a delete frees the new one.
+    put("shop", path("moved")).await.unwrap();
+    put("other", path("shop")).await.expect("the old value was released");
+    assert!(matches!(put("fourth", path("MOVED")).await, Err(StoreError::Taken { .. })));
+    store.delete(kind, &id("shop"), None).await.unwrap();
+    put("fourth", path("moved")).await.expect("a delete releases the value");
+    // Writes without a claim leave the record's claim as it is.
+    put("fourth", Precondition::default()).await.unwrap();
+    assert!(matches!(put("fifth", path("moved")).await, Err(StoreError::Taken { .. })));
+
+    let backend = id("named-backend");
+    store.put(EntityKind::Backend, &backend, "{}".into(), None, None).await.unwrap();
+    let naming = || Precondition { present: vec![(EntityKind::Backend, backend.clone())], ..Precondition::default() };
+    let policy = |name: &str| record_id(name);
+    store.put_checked(EntityKind::Policy, &policy("fourth"), "{}".into(), None, naming()).await.unwrap();
+    store.delete(EntityKind::Backend, &backend, None).await.unwrap();
+    let raced = store.put_checked(EntityKind::Policy, &policy("fifth"), "{}".into(), None, naming()).await;
+    assert!(matches!(raced, Err(StoreError::Raced)), "{raced:?}");
+    assert!(store.get(EntityKind::Policy, &policy("fifth")).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn sqlite_store_keeps_the_contract_and_refuses_a_wrong_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,6 +144,7 @@ async fn sqlite_store_keeps_the_contract_and_refuses_a_wrong_key() {
         let store = SqlStore::open_sqlite(&path, &key).await.unwrap();
         changes_apply_incrementally(&store).await;
         exercise(&store).await;
+        unique_values_and_present_references(&store).await;
     }
     let (wrong, _) = MasterKey::generate().unwrap();
     let err = SqlStore::open_sqlite(&path, &wrong).await.err().unwrap();
@@ -119,4 +160,5 @@ async fn postgres_store_keeps_the_contract() {
     let store = SqlStore::open_postgres(&PostgresOptions::new(url.clone()), &key).await.unwrap();
     changes_apply_incrementally(&store).await;
     exercise(&store).await;
+    unique_values_and_present_references(&store).await;
 }

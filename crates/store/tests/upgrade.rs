@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use certgate_model::{EntityId, EntityKind};
-use certgate_store::{MasterKey, SqlStore, Store, load_config};
+use certgate_store::{MasterKey, Precondition, SqlStore, Store, StoreError, load_config};
 use sqlx::Connection as _;
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/store-before-sqlx-migrator.db");
@@ -34,6 +34,11 @@ async fn a_database_made_before_the_sqlx_migrator_opens_and_keeps_everything() {
 
         let written = store.put(EntityKind::Backend, &EntityId::parse("new").unwrap(), "{}".into(), None, None).await;
         assert_eq!(written.unwrap().revision, 10, "revisions continue");
+        // The API paths stored before unique values existed are claimed by the migration.
+        let claim = Precondition::unique("path", "ORDERS");
+        let taken =
+            store.put_checked(EntityKind::Api, &EntityId::parse("copy").unwrap(), "{}".into(), None, claim).await;
+        assert!(matches!(&taken, Err(StoreError::Taken { holder, .. }) if holder == "orders"), "{taken:?}");
     }
 
     // The old runner's table is gone, sqlx's records every version; a second start applies nothing.
@@ -42,7 +47,7 @@ async fn a_database_made_before_the_sqlx_migrator_opens_and_keeps_everything() {
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    assert_eq!(versions, [(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!(versions, [(1, true), (2, true), (3, true), (4, true), (5, true)]);
     let (old,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'schema_migrations'")
         .fetch_one(&mut conn)
         .await

@@ -16,12 +16,7 @@ use crate::upstream::{Destination, Origin};
 
 impl<'a> Context<'a> {
     /// One API with its operations, each resolved to its route, and what they depend on.
-    pub(super) fn api(
-        &mut self,
-        api_id: &EntityId,
-        api: &Api,
-        global: Option<&PolicyDocument>,
-    ) -> CompiledApi {
+    pub(super) fn api(&mut self, api_id: &EntityId, api: &Api, global: Option<&PolicyDocument>) -> CompiledApi {
         let api_policy = self.policy(&PolicyScope::Api(api_id.clone()));
         let fallback = self.route(api_id, api.service_url.as_deref(), &compose(&[global, api_policy.as_deref()]));
         let fallback_telemetry = telemetry(api_id, None, &fallback);
