@@ -77,8 +77,14 @@ const SCRIPTS: &[Script] = &[
     Script {
         version: 5,
         description: "unique values",
-        sqlite: include_str!("migrations/0005_unique_values.sqlite.sql"),
-        postgres: include_str!("migrations/0005_unique_values.postgres.sql"),
+        sqlite: include_str!("migrations/0005_unique_values.sql"),
+        postgres: include_str!("migrations/0005_unique_values.sql"),
+    },
+    Script {
+        version: 6,
+        description: "claim the stored API paths",
+        sqlite: include_str!("migrations/0006_claim_api_paths.sqlite.sql"),
+        postgres: include_str!("migrations/0006_claim_api_paths.postgres.sql"),
     },
 ];
 

@@ -47,7 +47,7 @@ async fn a_database_made_before_the_sqlx_migrator_opens_and_keeps_everything() {
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    assert_eq!(versions, [(1, true), (2, true), (3, true), (4, true), (5, true)]);
+    assert_eq!(versions, [(1, true), (2, true), (3, true), (4, true), (5, true), (6, true)]);
     let (old,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'schema_migrations'")
         .fetch_one(&mut conn)
         .await

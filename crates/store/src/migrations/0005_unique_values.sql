@@ -10,11 +10,6 @@ CREATE TABLE unique_values (
     PRIMARY KEY (kind, field, value)
 );
 CREATE INDEX unique_values_by_record ON unique_values (kind, id_key);
--- translate(), not lower(): PostgreSQL's lower() folds beyond ASCII, the gateway does not.
-INSERT INTO unique_values (kind, field, value, id_key)
-    SELECT kind, 'path', translate(body::json->>'path', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), id_key
-    FROM entities WHERE kind = 'apis'
-    ON CONFLICT DO NOTHING;
 -- A write checked against concurrent changes of a kind counts that kind's records written
 -- after a revision: by (kind, revision), not every record of the kind.
 CREATE INDEX entities_by_kind_revision ON entities (kind, revision);

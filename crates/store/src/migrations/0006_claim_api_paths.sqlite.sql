@@ -1,0 +1,4 @@
+-- The paths of the APIs stored before unique values existed.
+-- SQLite's lower() folds ASCII only, as the gateway does.
+INSERT OR IGNORE INTO unique_values (kind, field, value, id_key)
+    SELECT kind, 'path', lower(json_extract(body, '$.path')), id_key FROM entities WHERE kind = 'apis';
