@@ -208,12 +208,7 @@ mod tests {
 
     #[test]
     fn the_longest_prefix_ending_at_a_segment_boundary_wins_case_insensitively() {
-        let router = Router::new(
-            vec![api("root", ""), api("orders", "/orders"), api("v2", "/Orders/V2")]
-                .into_iter()
-                .map(Arc::new)
-                .collect(),
-        );
+        let router = Router::new([api("root", ""), api("orders", "/orders"), api("v2", "/Orders/V2")].map(Arc::new));
         let found =
             |path: &'static str| router.find(path, &Method::GET, false).map(|m| (m.telemetry.api.clone(), m.remainder));
         assert_eq!(found("/orders/v2/x"), Some(("v2".into(), "/x")));

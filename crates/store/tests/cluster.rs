@@ -129,10 +129,10 @@ async fn one_claim_of_a_unique_value_wins_when_two_nodes_race() {
     let (a, b) = two_nodes().await;
     let kind = EntityKind::Api;
     for round in 0..10 {
-        let value = format!("path{round}");
+        let (value, on_a, on_b) = (format!("path{round}"), id(&format!("a{round}")), id(&format!("b{round}")));
         let (first, second) = tokio::join!(
-            a.put_checked(kind, &id(&format!("a{round}")), "{}".into(), None, Precondition::unique("path", &value)),
-            b.put_checked(kind, &id(&format!("b{round}")), "{}".into(), None, Precondition::unique("path", &value)),
+            a.put_checked(kind, &on_a, "{}".into(), None, Precondition::unique("path", &value)),
+            b.put_checked(kind, &on_b, "{}".into(), None, Precondition::unique("path", &value)),
         );
         let outcomes = [&first, &second];
         let won = outcomes.iter().filter(|o| o.is_ok()).count();

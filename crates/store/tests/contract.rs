@@ -102,7 +102,9 @@ async fn changes_apply_incrementally(store: &dyn Store) {
 async fn unique_values_and_present_references(store: &dyn Store) {
     let kind = EntityKind::Api;
     let path = |value: &str| Precondition::unique("path", value);
-    let put = |name: &'static str, checks: Precondition| store.put_checked(kind, &id(name), "{}".into(), None, checks);
+    let put = |name: &'static str, checks: Precondition| async move {
+        store.put_checked(kind, &id(name), "{}".into(), None, checks).await
+    };
     put("shop", path("Shop")).await.unwrap();
     put("shop", path("shop")).await.unwrap();
     let taken = put("other", path("SHOP")).await;
