@@ -231,6 +231,7 @@ struct Context<'a> {
     depends_on: Dependencies,
     /// The earliest notAfter among the client certificates in use that have not expired yet.
     next_expiry: Option<i64>,
+    /// What is compiled; references resolve by record key in its collections.
     state: &'a ConfigState,
     /// Certificates by upper-case thumbprint, built when a reference first needs it.
     certificates_by_thumbprint: OnceCell<HashMap<String, &'a StoredCertificate>>,
