@@ -333,8 +333,14 @@ fn is_email_address(text: &str) -> bool {
 }
 
 /// `/orders/` → `orders`; the path may have several segments but no query or fragment.
+/// APIM's limit; it also keeps a claimed path well within a database index entry.
+const MAX_PATH: usize = 400;
+
 fn normalise_path(raw: &str) -> Result<String, ApiError> {
     let path = raw.trim().trim_matches('/');
+    if path.chars().count() > MAX_PATH {
+        return Err(ApiError::validation("properties.path", format!("path must be at most {MAX_PATH} characters")));
+    }
     if path.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '{' | '}'))
         || path.contains("//")
     {
@@ -390,10 +396,17 @@ async fn patch_api(
     JsonBody(envelope): JsonBody<Envelope<ApiProperties>>,
 ) -> Result<Response, ApiError> {
     let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
-    let current = state.load::<Api>(KIND, id).await?;
-    let api = build(properties.clone(), Some(current.entity))?;
-    let respond = |stored: &EntityId| resource(stored, &api);
-    state.write_checked(KIND, &current.id, headers, &api, None, unique_path(&api), respond).await
+    // Read, merge, write: a write of another API in between makes it read again, so a
+    // concurrent change of this one is not overwritten with what was read before it.
+    state
+        .without_races(&[EntityKind::Api], |unchanged| async move {
+            let current = state.load::<Api>(KIND, id).await?;
+            let api = build(properties.clone(), Some(current.entity))?;
+            let respond = |stored: &EntityId| resource(stored, &api);
+            let checks = Precondition { unchanged: Some(unchanged), ..unique_path(&api) };
+            state.write_checked(KIND, &current.id, headers, &api, None, checks, respond).await
+        })
+        .await
 }
 
 /// An API's path is its own: the store refuses the write while another API holds it (compared

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use zeroize::Zeroizing;
 
@@ -19,9 +19,14 @@ pub struct ConfigState {
     pub ca_certificates: ByKey<(EntityId, CaCertificate)>,
     pub backends: ByKey<(EntityId, Backend)>,
     pub apis: ByKey<(EntityId, Api)>,
-    /// Keyed by the operation's record key `api:operation`, so an API's operations are one
-    /// range; the value holds the operation's own id (its API is in [`Operation::api_id`]).
-    pub operations: ByKey<(EntityId, Operation)>,
+    /// Keyed by the operation's record key `api:operation`; the value holds the operation's own
+    /// id (its API is in [`Operation::api_id`]). Changed only through `put_operation` and
+    /// `remove_operation`, which keep `operations_by_api` with it.
+    operations: ByKey<(EntityId, Operation)>,
+    /// API key → the record keys of its operations. Not a key range of `operations`: the
+    /// case folding of an id can depend on what follows it (a final `Σ` folds to `ς` alone and
+    /// to `σ` before `:x`), so `api:` is not always a prefix of its operations' keys.
+    operations_by_api: BTreeMap<String, BTreeSet<String>>,
     /// Policy documents as stored (XML text), keyed by the scope's record key.
     pub policies: ByKey<(PolicyScope, String)>,
 }
@@ -49,7 +54,27 @@ impl ConfigState {
 
     /// `id` is the operation's own id, without its API's.
     pub fn put_operation(&mut self, id: EntityId, operation: Operation) {
-        self.operations.insert(EntityId::scoped(&operation.api_id, &id).key(), (id, operation));
+        let key = EntityId::scoped(&operation.api_id, &id).key();
+        self.remove_operation(&key);
+        self.operations_by_api.entry(operation.api_id.key()).or_default().insert(key.clone());
+        self.operations.insert(key, (id, operation));
+    }
+
+    /// Removes the operation with record key `key`, if present.
+    pub fn remove_operation(&mut self, key: &str) {
+        let Some((_, operation)) = self.operations.remove(key) else { return };
+        let api = operation.api_id.key();
+        if let Some(keys) = self.operations_by_api.get_mut(&api) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.operations_by_api.remove(&api);
+            }
+        }
+    }
+
+    /// Every operation, by record key.
+    pub fn operations(&self) -> &ByKey<(EntityId, Operation)> {
+        &self.operations
     }
 
     pub fn put_policy(&mut self, scope: PolicyScope, text: String) {
@@ -58,8 +83,7 @@ impl ConfigState {
 
     /// The operations of the API with record key `api`.
     pub fn operations_of<'s>(&'s self, api: &str) -> impl Iterator<Item = &'s (EntityId, Operation)> + 's {
-        let start = format!("{api}:");
-        self.operations.range(start.clone()..).take_while(move |(key, _)| key.starts_with(&start)).map(|(_, op)| op)
+        self.operations_by_api.get(api).into_iter().flatten().filter_map(|key| self.operations.get(key))
     }
 }
 
@@ -68,4 +92,39 @@ pub struct StoredCertificate {
     pub id: EntityId,
     pub certificate: Certificate,
     pub private_key: Zeroizing<Vec<u8>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operation(api: &EntityId) -> Operation {
+        Operation {
+            api_id: api.clone(),
+            display_name: String::new(),
+            method: "GET".into(),
+            url_template: "/".into(),
+            description: Default::default(),
+        }
+    }
+
+    #[test]
+    fn an_apis_operations_are_found_even_when_its_id_folds_differently_before_a_colon() {
+        let id = |text: &str| EntityId::parse(text).expect("valid id");
+        let (sigma, other) = (id("ΑΣ"), id("ΑΣΑ"));
+        assert_ne!(format!("{}:", sigma.key()), EntityId::scoped(&sigma, &id("x")).key()[..5], "the case at stake");
+        let mut state = ConfigState::default();
+        for (api, op) in [(&sigma, "x"), (&sigma, "1"), (&other, "x")] {
+            state.put_operation(id(op), operation(api));
+        }
+        state.put_operation(id("x"), operation(&sigma));
+        let names = |state: &ConfigState, api: &EntityId| -> Vec<String> {
+            state.operations_of(&api.key()).map(|(op, _)| op.to_string()).collect()
+        };
+        assert_eq!(names(&state, &sigma), ["1", "x"]);
+        assert_eq!(names(&state, &other), ["x"]);
+        state.remove_operation(&EntityId::scoped(&sigma, &id("x")).key());
+        assert_eq!(names(&state, &sigma), ["1"]);
+        assert_eq!(state.operations().len(), 2);
+    }
 }

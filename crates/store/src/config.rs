@@ -18,7 +18,8 @@ const CONFIG_KINDS: [EntityKind; 6] = [
 /// control loop compiles once more, so the published snapshot always catches up.
 pub async fn load_config(store: &dyn Store) -> Result<ConfigState, StoreError> {
     let revision = *store.changes().borrow();
-    let mut state = ConfigState { revision, ..ConfigState::default() };
+    let mut state = ConfigState::default();
+    state.revision = revision;
     for kind in CONFIG_KINDS {
         for record in store.list(kind).await? {
             insert(&mut state, record)?;
@@ -85,7 +86,7 @@ fn remove(state: &mut ConfigState, kind: EntityKind, key: &str) {
         EntityKind::CaCertificate => drop(state.ca_certificates.remove(key)),
         EntityKind::Backend => drop(state.backends.remove(key)),
         EntityKind::Api => drop(state.apis.remove(key)),
-        EntityKind::Operation => drop(state.operations.remove(key)),
+        EntityKind::Operation => state.remove_operation(key),
         EntityKind::Policy => drop(state.policies.remove(key)),
         EntityKind::Token => {}
     }

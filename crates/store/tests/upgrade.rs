@@ -29,7 +29,7 @@ async fn a_database_made_before_the_sqlx_migrator_opens_and_keeps_everything() {
         assert_eq!(store.list(EntityKind::Token).await.unwrap().len(), 1);
         assert_eq!(state.backends.len(), 1, "the deleted backend stays deleted");
         assert_eq!(state.apis.len(), 1);
-        assert_eq!(state.operations.len(), 1);
+        assert_eq!(state.operations().len(), 1);
         assert_eq!(state.policies.len(), 1);
 
         let written = store.put(EntityKind::Backend, &EntityId::parse("new").unwrap(), "{}".into(), None, None).await;
