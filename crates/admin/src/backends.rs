@@ -301,9 +301,8 @@ async fn put_backend(
     JsonBody(envelope): JsonBody<Envelope<BackendProperties>>,
 ) -> Result<Response, ApiError> {
     let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
-    // What the write asserts comes from what it names (`References::precondition`).
     state
-        .without_races(&[], |unchanged| async move {
+        .without_races(References::RACED_BY, |unchanged| async move {
             let mut references = References::new(state);
             let backend = build(&mut references, properties.clone(), None).await?;
             let checks = references.precondition(unchanged);
@@ -326,7 +325,7 @@ async fn patch_backend(
 ) -> Result<Response, ApiError> {
     let (state, id, headers, properties) = (&state, &id, &headers, &envelope.properties);
     state
-        .without_races(&[], |unchanged| async move {
+        .without_races(References::RACED_BY, |unchanged| async move {
             let current = state.load::<Backend>(KIND, id).await?;
             let mut references = References::new(state);
             let backend = build(&mut references, properties.clone(), Some(current.entity)).await?;

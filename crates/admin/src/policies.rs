@@ -117,8 +117,9 @@ async fn put(
     properties: PolicyProperties,
 ) -> Result<Response, ApiError> {
     let (scope, properties) = (&scope, &properties);
-    // What the write asserts comes from what it names (`References::precondition`).
-    state.without_races(&[], |unchanged| put_checked(state, scope, headers, properties, unchanged)).await
+    state
+        .without_races(References::RACED_BY, |unchanged| put_checked(state, scope, headers, properties, unchanged))
+        .await
 }
 
 async fn put_checked(

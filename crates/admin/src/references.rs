@@ -19,6 +19,10 @@ pub(crate) struct References<'s> {
 }
 
 impl<'s> References<'s> {
+    /// The kinds whose writes may race a write that resolved names here: what its
+    /// `without_races` watches (and [`References::precondition`] keeps only when needed).
+    pub(crate) const RACED_BY: &'static [EntityKind] = &[EntityKind::Certificate];
+
     pub(crate) fn new(state: &'s AdminState) -> Self {
         Self { state, all: None, found: Vec::new() }
     }
@@ -64,13 +68,13 @@ impl<'s> References<'s> {
         }
     }
 
-    /// What the write asserts when it commits: every entity found by id still exists and, when
-    /// a thumbprint was resolved, no certificate changed since `unchanged.since` (any change
-    /// may move a thumbprint). Otherwise it is raced and checked again; writes of unrelated
-    /// entities never make it retry.
+    /// What the write asserts when it commits: every entity found by id still exists and, only
+    /// when a thumbprint was resolved, `unchanged` ([`References::RACED_BY`]: any certificate
+    /// change may move a thumbprint). Otherwise it is raced and checked again; writes of
+    /// unrelated entities never make it retry.
     pub(crate) fn precondition(self, unchanged: Unchanged) -> Precondition {
         Precondition {
-            unchanged: self.all.is_some().then_some(Unchanged { kinds: &[EntityKind::Certificate], ..unchanged }),
+            unchanged: self.all.is_some().then_some(unchanged),
             present: self.found,
             ..Precondition::default()
         }

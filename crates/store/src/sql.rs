@@ -387,11 +387,10 @@ async fn claim(
     }
     // The record's previous value, and the value itself should a claim outlive its record: two
     // statements, each on an index (with `OR`, SQLite scans every value of the field).
-    for release in [
-        "DELETE FROM unique_values WHERE kind = $1 AND id_key = $3 AND field = $2",
-        "DELETE FROM unique_values WHERE kind = $1 AND field = $2 AND value = $3",
+    for (release, by) in [
+        ("DELETE FROM unique_values WHERE kind = $1 AND id_key = $3 AND field = $2", key),
+        ("DELETE FROM unique_values WHERE kind = $1 AND field = $2 AND value = $3", value.as_str()),
     ] {
-        let by = if release.ends_with("value = $3") { &value } else { key };
         sqlx::query(release)
             .bind(kind.collection())
             .bind(unique.field)
