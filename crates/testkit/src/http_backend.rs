@@ -166,6 +166,9 @@ async fn answer(seen: Arc<Seen>, request: Request<Incoming>) -> Result<Response<
         let text = format!("{} {last}", first.unwrap_or_default());
         return Ok(Response::new(BoxBody::new(Full::new(Bytes::from(text)))));
     }
+    if let Some(length) = path.strip_prefix("/bytes/").and_then(|n| n.parse::<usize>().ok()) {
+        return Ok(Response::new(BoxBody::new(Full::new(Bytes::from(pattern(length))))));
+    }
     if path.starts_with("/count") {
         let mut body = request.into_body();
         let mut total = 0usize;
@@ -175,6 +178,12 @@ async fn answer(seen: Arc<Seen>, request: Request<Incoming>) -> Result<Response<
         return Ok(Response::new(BoxBody::new(Full::new(Bytes::from(total.to_string())))));
     }
     Ok(Response::new(BoxBody::new(Full::new(Bytes::from(description.to_string())))))
+}
+
+/// What `GET /bytes/N` answers: `N` bytes no two 251-byte windows of which repeat at the same
+/// offset of a 4 KiB page, so a piece lost, doubled or moved shows.
+pub fn pattern(length: usize) -> Vec<u8> {
+    (0..length).map(|i| ((i % 251) as u8).wrapping_add((i / 4096) as u8)).collect()
 }
 
 /// Yields `items` with `delay` between them.

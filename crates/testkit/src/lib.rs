@@ -13,7 +13,7 @@ mod tls_peer;
 
 pub use browser::{Browser, browser_installed, test_output_dir};
 pub use faults::{Filler, Immutable, SmallDisk};
-pub use http_backend::{ClosedConnection, HttpsBackend, https_echo_backend, self_signed_echo_backend};
+pub use http_backend::{ClosedConnection, HttpsBackend, https_echo_backend, pattern, self_signed_echo_backend};
 pub use openbao::OpenBao;
 pub use postgres::{PostgresServer, shared_server, test_database};
 pub use raw_client::{End, Framing, Parsed, Piece, RawClient, RawOutcome, RawResponse, parse_responses};

@@ -22,17 +22,31 @@ pub(crate) enum Transport {
     Tls(Box<TlsStream<Gulping>>),
 }
 
-/// Read size under TLS: rustls asks its socket for 4 KiB at a time (its deframer's read size),
-/// which would cost a system call per 4 KiB of a large response.
+/// Read size under TLS once a response proves large: rustls asks its socket for 4 KiB at a time
+/// (its deframer's read size), which would cost a system call per 4 KiB of a large response.
 const GULP: usize = 32 * 1024;
 
-/// The TCP stream under a TLS session, read [`GULP`] bytes at a time into a buffer rustls then
-/// takes its 4 KiB pieces from. The buffer is released when the connection goes back to its
-/// pool ([`Transport::release_buffers`]), so an idle connection holds none.
+/// The TCP stream under a TLS session. A read goes straight into rustls' buffer until one fills
+/// it; from then on the socket is read [`GULP`] bytes at a time into a buffer of our own that
+/// rustls takes its pieces from. So a small response costs no buffer and one system call, and a
+/// large one a system call per 32 KiB. The buffer is released when the connection goes back to
+/// its pool ([`Transport::release_buffers`]), so an idle connection holds none.
+///
+/// Every read goes through `poll_read`, which tells tokio the socket is drained when a read
+/// comes back short: the next poll then waits for epoll instead of paying a `recvfrom` that
+/// returns `EAGAIN`.
 pub(crate) struct Gulping {
     tcp: TcpStream,
     /// Read from the socket, not yet taken by rustls.
     ahead: BytesMut,
+    /// A read filled rustls' buffer: more is likely coming, so read in gulps.
+    gulp: bool,
+}
+
+impl Gulping {
+    fn new(tcp: TcpStream) -> Self {
+        Self { tcp, ahead: BytesMut::new(), gulp: false }
+    }
 }
 
 impl AsyncRead for Gulping {
@@ -45,18 +59,15 @@ impl AsyncRead for Gulping {
                 this.ahead.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            if buf.remaining() >= GULP {
-                return Pin::new(&mut this.tcp).poll_read(cx, buf);
+            if !this.gulp || buf.remaining() >= GULP {
+                ready!(Pin::new(&mut this.tcp).poll_read(cx, buf))?;
+                this.gulp = buf.remaining() == 0;
+                return Poll::Ready(Ok(()));
             }
-            ready!(this.tcp.poll_read_ready(cx))?;
             this.ahead.reserve(GULP);
-            match this.tcp.try_read_buf(&mut this.ahead) {
-                // End of file: nothing is put in `buf`.
-                Ok(0) => return Poll::Ready(Ok(())),
-                Ok(_) => {}
-                // The readiness was stale; `try_read_buf` cleared it, so the next poll waits.
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                Err(error) => return Poll::Ready(Err(error)),
+            // End of file: nothing is put in `buf`.
+            if ready!(tokio_util::io::poll_read_buf(Pin::new(&mut this.tcp), cx, &mut this.ahead))? == 0 {
+                return Poll::Ready(Ok(()));
             }
         }
     }
@@ -102,7 +113,7 @@ impl Transport {
         };
         tcp.set_nodelay(true).map_err(|source| UpstreamError::Connect { authority: authority.to_owned(), source })?;
         let Some(server_name) = &origin.server_name else { return Ok(Transport::Plain(tcp)) };
-        match tls.connect(server_name.clone(), Gulping { tcp, ahead: BytesMut::new() }).await {
+        match tls.connect(server_name.clone(), Gulping::new(tcp)).await {
             Ok(stream) => {
                 let session = stream.get_ref().1;
                 tracing::debug!(
@@ -122,7 +133,9 @@ impl Transport {
         if let Transport::Tls(tls) = self
             && tls.get_ref().0.ahead.is_empty()
         {
-            tls.get_mut().0.ahead = BytesMut::new();
+            let gulping = &mut tls.get_mut().0;
+            gulping.ahead = BytesMut::new();
+            gulping.gulp = false;
         }
     }
 
