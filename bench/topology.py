@@ -36,11 +36,12 @@ def start_gateway(d, env):
                             start_new_session=True)
 
 
-def start_fronts(d, edit=lambda text: text):
-    """nginx and HAProxy as the harness configures them (each configuration through `edit`) and a
-    certgate node, all on CPU 1; their processes by name, after each answered the harness's check."""
+def start_fronts(d, edit=lambda text: text, handshake=False):
+    """nginx and HAProxy as the harness configures them for the scenario (each configuration through
+    `edit`) and a certgate node, all on CPU 1; their processes by name."""
     procs = {}
-    for file, text in [("front.conf", harness.nginx_front_conf(d, False)), ("haproxy.cfg", harness.haproxy_conf(d, False))]:
+    for file, text in [("front.conf", harness.nginx_front_conf(d, handshake)),
+                       ("haproxy.cfg", harness.haproxy_conf(d, handshake))]:
         with open(os.path.join(d, file), "w") as f:
             f.write(edit(text))
     procs["nginx"] = subprocess.Popen(["taskset", "-c", "1", "nginx", "-c", f"{d}/front.conf", "-p", d],
