@@ -180,8 +180,8 @@ async fn answer(seen: Arc<Seen>, request: Request<Incoming>) -> Result<Response<
     Ok(Response::new(BoxBody::new(Full::new(Bytes::from(description.to_string())))))
 }
 
-/// What `GET /bytes/N` answers: `N` bytes no two 251-byte windows of which repeat at the same
-/// offset of a 4 KiB page, so a piece lost, doubled or moved shows.
+/// What `GET /bytes/N` answers: `N` bytes counting through 0..251, shifted by one every 4 KiB,
+/// so a piece lost, doubled or moved shows.
 pub fn pattern(length: usize) -> Vec<u8> {
     (0..length).map(|i| ((i % 251) as u8).wrapping_add((i / 4096) as u8)).collect()
 }
