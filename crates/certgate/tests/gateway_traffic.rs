@@ -5,7 +5,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use certgate_testkit::{ClientAuth, Identity, KeyKind, https_echo_backend, pattern, self_signed_echo_backend};
+use certgate_testkit::{
+    ClientAuth, HttpsBackend, Identity, KeyKind, https_echo_backend, pattern, self_signed_echo_backend,
+};
 use serde_json::json;
 use support::{Node, expose, must_put, policy, seen_fingerprint, upload_certificate, via_gateway};
 
@@ -150,17 +152,23 @@ async fn a_one_gib_upload_streams_with_flat_memory_and_http2_is_used_when_offere
     assert!(grown < 64 * 1024, "memory stays flat while streaming: grew {grown} KiB");
 }
 
+/// A node whose API `up` forwards, with a client certificate, to an HTTP/1.1-only TLS backend.
+async fn http1_tls_backend_at_up() -> (support::Stage, HttpsBackend) {
+    let stage = support::Stage::start();
+    let backend =
+        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
+    upload_certificate(&stage.api, "c", &Identity::self_signed_client("c", KeyKind::EcdsaP256)).await;
+    expose(&stage.api, "up", &backend.url("localhost"), json!({"validateCertificateChain": false}), "c").await;
+    (stage, backend)
+}
+
 /// Responses from a TLS backend over HTTP/1.1, small and large, one after the other on the
 /// pooled connection: a small one is read straight into rustls' buffer, a large one switches to
 /// 32 KiB reads, and the connection goes back to small reads once pooled. Every byte arrives,
 /// in order, and one backend connection carries them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_and_large_responses_alternate_on_one_pooled_tls_connection() {
-    let stage = support::Stage::start();
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
-    upload_certificate(&stage.api, "c", &Identity::self_signed_client("c", KeyKind::EcdsaP256)).await;
-    expose(&stage.api, "up", &backend.url("localhost"), json!({"validateCertificateChain": false}), "c").await;
+    let (stage, backend) = http1_tls_backend_at_up().await;
     for length in [10, 3_000_000, 200, 16_384, 1, 700_001, 5] {
         let response = stage.http.get(format!("{}/up/bytes/{length}", stage.node.gateway)).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -175,11 +183,7 @@ async fn small_and_large_responses_alternate_on_one_pooled_tls_connection() {
 /// until it ends), and a chunked upload arrives whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_bodies_stream_to_http1_backends_as_they_come() {
-    let stage = support::Stage::start();
-    let backend =
-        https_echo_backend(&Identity::self_signed_server("localhost"), ClientAuth::AnyCertificate, false).await;
-    upload_certificate(&stage.api, "c", &Identity::self_signed_client("c", KeyKind::EcdsaP256)).await;
-    expose(&stage.api, "up", &backend.url("localhost"), json!({"validateCertificateChain": false}), "c").await;
+    let (stage, _backend) = http1_tls_backend_at_up().await;
 
     // Two small chunks 800 ms apart: the first must reach the backend long before the second.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
