@@ -33,7 +33,7 @@ pub(crate) mod fuzzing {
 
 use h1::{H1Conn, ResponseBody, Retry};
 use head::RequestHead;
-use pool::{Home, OriginPool, Pool, PoolKey, Pooled};
+use pool::{Connecting, Handoff, Home, OriginPool, Pool, PoolKey, Pooled, Waiting};
 use transport::Transport;
 
 /// Everything that decides how a backend connection is authenticated and validated; with the
@@ -106,7 +106,7 @@ impl std::fmt::Display for Origin {
 /// Where a route's requests go: the origin, and that origin's connections among those made with
 /// one TLS identity, both found when the snapshot is compiled.
 pub(crate) struct Destination {
-    pub origin: Origin,
+    pub origin: Arc<Origin>,
     upstream: Arc<Upstream>,
     connections: Arc<OriginPool<H1Conn>>,
 }
@@ -114,7 +114,7 @@ pub(crate) struct Destination {
 impl Destination {
     pub(crate) fn new(origin: Origin, upstream: Arc<Upstream>) -> Self {
         let connections = upstream.pool.origin(&origin.pool_key);
-        Destination { origin, upstream, connections }
+        Destination { origin: Arc::new(origin), upstream, connections }
     }
 
     /// Sends `parts` + `body` to `path_and_query` (which the caller has checked is a valid
@@ -174,6 +174,12 @@ impl Upstream {
         let (mut conn, reused) = match self.checkout(destination) {
             Pooled::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
             Pooled::Http1(conn) => (conn, true),
+            Pooled::Wait(waiting) => match self.wait(destination, waiting).await? {
+                Handoff::Released(conn) => (conn, true),
+                Handoff::Opened(conn) => (conn, false),
+                Handoff::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
+                Handoff::Failed(error) => return Err(error),
+            },
             Pooled::Empty => match self.connect(destination).await? {
                 Connected::Http1(conn) => (conn, false),
                 Connected::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
@@ -221,8 +227,9 @@ impl Upstream {
         Ok(Response::from_parts(response, body))
     }
 
-    /// The origin's HTTP/2 connection, or an idle HTTP/1.1 one that can carry a request;
-    /// connections with unread bytes or a closed peer are dropped on the way.
+    /// The origin's HTTP/2 connection, or an idle HTTP/1.1 one that can carry a request, or a
+    /// place in the queue for the next; connections with unread bytes or a closed peer are
+    /// dropped on the way.
     fn checkout(&self, destination: &Destination) -> Pooled<H1Conn> {
         loop {
             match self.pool.checkout(&destination.connections) {
@@ -237,13 +244,47 @@ impl Upstream {
                     connection_event(ConnectionEvent::Reused, 1);
                     return Pooled::Http2(sender);
                 }
-                Pooled::Empty => return Pooled::Empty,
+                pooled @ (Pooled::Wait(_) | Pooled::Empty) => return pooled,
             }
         }
     }
 
+    /// Waits for the connection the queue hands this request, after starting a connect when
+    /// none in flight is counted for it. The connect runs in a task of its own: when a released
+    /// connection serves this request first, what it opens goes to the next one waiting.
+    async fn wait(
+        &self,
+        destination: &Destination,
+        waiting: Waiting<H1Conn>,
+    ) -> Result<Handoff<H1Conn>, UpstreamError> {
+        if let Some(connecting) = waiting.connect {
+            tokio::spawn(connect_for_pool(
+                destination.upstream.clone(),
+                destination.origin.clone(),
+                destination.connections.clone(),
+                connecting,
+            ));
+        }
+        match waiting.handoff.await {
+            Ok(Handoff::Released(conn)) => {
+                connection_event(ConnectionEvent::Reused, 1);
+                Ok(Handoff::Released(conn))
+            }
+            Ok(handoff) => Ok(handoff),
+            // The queue dropped its end unanswered, which it does not: connect, then.
+            Err(_) => Ok(match self.connect(destination).await? {
+                Connected::Http1(conn) => Handoff::Opened(conn),
+                Connected::Http2(sender) => Handoff::Http2(sender),
+            }),
+        }
+    }
+
     async fn connect(&self, destination: &Destination) -> Result<Connected, UpstreamError> {
-        let transport = Transport::connect(&destination.origin, &self.tls).await?;
+        self.open(&destination.origin, &destination.connections).await
+    }
+
+    async fn open(&self, origin: &Origin, connections: &OriginPool<H1Conn>) -> Result<Connected, UpstreamError> {
+        let transport = Transport::connect(origin, &self.tls).await?;
         connection_event(ConnectionEvent::Opened, 1);
         if !transport.is_http2() {
             return Ok(Connected::Http1(H1Conn::new(transport)));
@@ -258,10 +299,36 @@ impl Upstream {
                 tracing::debug!(%error, "HTTP/2 backend connection ended with an error");
             }
         });
-        self.pool.put_h2(&destination.connections, sender.clone());
+        self.pool.put_h2(connections, sender.clone());
         Ok(Connected::Http2(sender))
     }
 }
+
+/// A connect made for an origin's waiting requests, bounded in time: a backend that accepts the
+/// connection and never answers the handshake must not hold a waiting request's only hope.
+async fn connect_for_pool(
+    upstream: Arc<Upstream>,
+    origin: Arc<Origin>,
+    connections: Arc<OriginPool<H1Conn>>,
+    connecting: Connecting<H1Conn>,
+) {
+    let opened = tokio::time::timeout(POOL_CONNECT_TIMEOUT, upstream.open(&origin, &connections)).await;
+    connecting.deliver(match opened {
+        Ok(Ok(Connected::Http1(conn))) => Handoff::Opened(conn),
+        Ok(Ok(Connected::Http2(sender))) => Handoff::Http2(sender),
+        Ok(Err(error)) => Handoff::Failed(error),
+        Err(_) => Handoff::Failed(UpstreamError::Handshake {
+            authority: origin.authority.to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection within {POOL_CONNECT_TIMEOUT:?}"),
+            ),
+        }),
+    });
+}
+
+/// How long a connect for waiting requests may take, TCP and TLS together.
+const POOL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 enum Connected {
     Http1(H1Conn),

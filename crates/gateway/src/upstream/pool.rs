@@ -7,16 +7,27 @@
 //! *retired* when a new snapshot no longer uses its identity (its idle connections close at
 //! once, those still carrying an exchange close when it ends), and it *expires* at its client
 //! certificate's notAfter, even if a request still holding an older snapshot asks for it.
+//!
+//! A request that finds no idle connection *waits* for one rather than insisting on its own
+//! (hyper-util's pool does the same): it queues, and the first connection released or opened
+//! goes to the oldest request waiting. Connects are started only for waiting requests that no
+//! connect in flight is already counted for, so a burst opens no more connections than it has
+//! requests waiting, and a request whose connect is slow (a backend that answers handshakes one
+//! at a time while it streams to the connections it already has) is served by the first of
+//! those to come free. Every waiting request is sure of an answer: a connection, or the error
+//! of a failed connect.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::request_body::RequestBody;
-
-use crate::telemetry::{ConnectionEvent, connection_event};
 use hyper::client::conn::http2;
+use tokio::sync::oneshot;
+
+use super::UpstreamError;
+use crate::request_body::RequestBody;
+use crate::telemetry::{ConnectionEvent, connection_event};
 
 /// How long an idle backend connection stays pooled, unless the backend announced less.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -46,6 +57,28 @@ struct Connections<C> {
     h2: Option<http2::SendRequest<RequestBody>>,
     /// Idle HTTP/1.1 connections, oldest first.
     idle: Vec<Idle<C>>,
+    /// Requests that found no idle connection, oldest first (some may have given up since).
+    waiting: VecDeque<oneshot::Sender<Handoff<C>>>,
+    /// Connects in flight for waiting requests. Never fewer than `waiting` holds: each
+    /// connect's result goes to one waiting request, so none waits for nothing.
+    connecting: usize,
+}
+
+impl<C> Connections<C> {
+    fn new() -> Self {
+        Connections { h2: None, idle: Vec::new(), waiting: VecDeque::new(), connecting: 0 }
+    }
+
+    /// Hands `handoff` to the oldest request still waiting, or returns it if there is none.
+    fn hand_to_waiting(&mut self, mut handoff: Handoff<C>) -> Option<Handoff<C>> {
+        while let Some(waiting) = self.waiting.pop_front() {
+            match waiting.send(handoff) {
+                Ok(()) => return None,
+                Err(back) => handoff = back,
+            }
+        }
+        Some(handoff)
+    }
 }
 
 impl<C> OriginPool<C> {
@@ -54,8 +87,11 @@ impl<C> OriginPool<C> {
     }
 
     /// Takes every connection out, to be closed (outside the lock: closing sockets is IO).
-    fn take_all(&self) -> Connections<C> {
-        std::mem::replace(&mut *self.lock(), Connections { h2: None, idle: Vec::new() })
+    /// Waiting requests stay: their connects are in flight.
+    fn take_all(&self) -> Vec<Idle<C>> {
+        let mut connections = self.lock();
+        connections.h2 = None;
+        std::mem::take(&mut connections.idle)
     }
 }
 
@@ -74,9 +110,7 @@ impl<C> Pool<C> {
     /// The connections to `key`, created on first use (at compile time).
     pub(crate) fn origin(&self, key: &PoolKey) -> Arc<OriginPool<C>> {
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
-        let origin = origins
-            .entry(key.clone())
-            .or_insert_with(|| Arc::new(OriginPool(Mutex::new(Connections { h2: None, idle: Vec::new() }))));
+        let origin = origins.entry(key.clone()).or_insert_with(|| Arc::new(OriginPool(Mutex::new(Connections::new()))));
         origin.clone()
     }
 
@@ -88,7 +122,7 @@ impl<C> Pool<C> {
         self.retired.store(true, Ordering::SeqCst);
         let origins: Vec<_> = self.origins.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         let closing: Vec<_> = origins.iter().map(|origin| origin.take_all()).collect();
-        connection_event(ConnectionEvent::ClosedRetired, closing.iter().map(|taken| taken.idle.len()).sum());
+        connection_event(ConnectionEvent::ClosedRetired, closing.iter().map(Vec::len).sum());
     }
 
     /// Why connections may no longer be handed out or taken back at `now`, if so; read under
@@ -129,20 +163,91 @@ impl<C> Home<C> {
 pub(crate) enum Pooled<C> {
     Http2(http2::SendRequest<RequestBody>),
     Http1(C),
+    /// No idle connection: the request is queued for the next one.
+    Wait(Waiting<C>),
+    /// The pool is closed (retired or expired): the request makes a connection of its own.
     Empty,
+}
+
+/// A request's place in its origin's queue.
+pub(crate) struct Waiting<C> {
+    pub handoff: oneshot::Receiver<Handoff<C>>,
+    /// Set when no connect in flight is counted for this request: the caller starts one.
+    pub connect: Option<Connecting<C>>,
+}
+
+/// What a waiting request is handed.
+pub(crate) enum Handoff<C> {
+    /// A connection another exchange released.
+    Released(C),
+    /// A connection a connect opened.
+    Opened(C),
+    /// The multiplexed connection a connect opened, handed to every request waiting.
+    Http2(http2::SendRequest<RequestBody>),
+    /// The error of a failed connect, for the request that has waited longest.
+    Failed(UpstreamError),
+}
+
+/// A connect started for the waiting requests of an origin: counted in flight until its result
+/// is handed over ([`Connecting::deliver`]); if it is dropped unfinished, a waiting request is
+/// told so, so none waits for it.
+pub(crate) struct Connecting<C> {
+    pool: Arc<Pool<C>>,
+    origin: Arc<OriginPool<C>>,
+    delivered: bool,
+}
+
+impl<C> Connecting<C> {
+    /// Hands the connect's result to the oldest waiting request; a connection nobody waits
+    /// for any more goes idle (or closes, if the pool did); an HTTP/2 connection goes to all.
+    pub(crate) fn deliver(mut self, handoff: Handoff<C>) {
+        self.hand_over(handoff);
+    }
+
+    fn hand_over(&mut self, handoff: Handoff<C>) {
+        self.delivered = true;
+        let mut connections = self.origin.lock();
+        connections.connecting -= 1;
+        let left = match handoff {
+            Handoff::Http2(sender) => {
+                for waiting in connections.waiting.drain(..) {
+                    let _ = waiting.send(Handoff::Http2(sender.clone()));
+                }
+                None
+            }
+            handoff => connections.hand_to_waiting(handoff),
+        };
+        drop(connections);
+        match left {
+            Some(Handoff::Opened(conn) | Handoff::Released(conn)) => self.pool.put_h1(&self.origin, conn, IDLE_TIMEOUT),
+            Some(Handoff::Failed(error)) => {
+                tracing::debug!(%error, "a backend connect failed with no request waiting for it")
+            }
+            Some(Handoff::Http2(_)) | None => {}
+        }
+    }
+}
+
+impl<C> Drop for Connecting<C> {
+    fn drop(&mut self) {
+        if !self.delivered {
+            let abandoned = std::io::Error::other("the backend connect was abandoned");
+            self.hand_over(Handoff::Failed(UpstreamError::Io(abandoned)));
+        }
+    }
 }
 
 impl<C> Pool<C> {
     /// The origin's HTTP/2 connection if it is open, else its most recently used idle HTTP/1.1
-    /// connection that is not too old.
+    /// connection that is not too old, else a place in the queue for the next one.
     /// Nothing once the pool is retired or its certificate expired.
-    pub(crate) fn checkout(&self, origin: &OriginPool<C>) -> Pooled<C> {
+    pub(crate) fn checkout(self: &Arc<Self>, origin: &Arc<OriginPool<C>>) -> Pooled<C> {
         let now = Instant::now();
         let mut connections = origin.lock();
         if let Some(reason) = self.closed_because(now) {
             drop(connections);
             let closing = origin.take_all();
-            connection_event(reason, closing.idle.len());
+            connection_event(reason, closing.len());
             return Pooled::Empty;
         }
         match &connections.h2 {
@@ -156,7 +261,14 @@ impl<C> Pool<C> {
             }
             connection_event(ConnectionEvent::ClosedIdle, 1);
         }
-        Pooled::Empty
+        connections.waiting.retain(|waiting| !waiting.is_closed());
+        let (handoff, receiver) = oneshot::channel();
+        connections.waiting.push_back(handoff);
+        let connect = (connections.connecting < connections.waiting.len()).then(|| {
+            connections.connecting += 1;
+            Connecting { pool: self.clone(), origin: origin.clone(), delivered: false }
+        });
+        Pooled::Wait(Waiting { handoff: receiver, connect })
     }
 
     fn put_h1(&self, origin: &OriginPool<C>, conn: C, limit: Duration) {
@@ -169,15 +281,19 @@ impl<C> Pool<C> {
             drop(conn);
             return;
         }
+        if limit.is_zero() {
+            return;
+        }
+        let Some(Handoff::Released(conn)) = connections.hand_to_waiting(Handoff::Released(conn)) else {
+            connection_event(ConnectionEvent::Reused, 1);
+            return;
+        };
         let idle = &mut connections.idle;
         // The oldest entries sit at the front: drop those past their time while here (one with
         // a shorter limit behind a live one waits for its checkout, which checks it too).
         let expired = idle.iter().take_while(|e| now.duration_since(e.since) >= e.limit).count();
         idle.drain(..expired);
         connection_event(ConnectionEvent::ClosedIdle, expired);
-        if limit.is_zero() {
-            return;
-        }
         if idle.len() < MAX_IDLE_PER_ORIGIN {
             idle.push(Idle { conn, since: now, limit });
         } else {
