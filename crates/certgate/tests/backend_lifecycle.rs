@@ -7,9 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use certgate_testkit::{Received, ScriptedBackend, Step};
+use certgate_testkit::{Identity, KeyKind, Options, Received, ScriptedBackend, SlowHandshakes, Step};
 use serde_json::json;
-use support::{Stage, must_put};
+use support::{Stage, must_put, upload_certificate};
 
 fn ok(body: &str) -> Step {
     Step::write(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()))
@@ -407,4 +407,61 @@ async fn a_backend_pausing_within_a_body_beyond_the_read_timeout_is_cut() {
     let (status, body) = send(&stage, "GET", "/slow/steady", None).await;
     assert_eq!((status, body.len()), (200, 4000));
     assert!(started.elapsed() > Duration::from_secs(2), "the whole body took longer than the timeout");
+}
+
+/// A backend slow to take new connections (one busy streaming to the connections it has answers
+/// new handshakes late): a request that finds no idle connection is served by the first one
+/// released, not after its own handshake; the connect it started goes on and joins the pool.
+#[tokio::test]
+async fn a_request_finding_no_idle_connection_takes_the_first_one_released() {
+    let stage = Stage::start();
+    let ca = Identity::ca("Waiting Backend CA");
+    must_put(
+        &stage.api,
+        "/caCertificates/waiting-ca",
+        json!({"properties": {"data": ca.cert_pem, "storeName": "Root"}}),
+    )
+    .await;
+    let client = Identity::self_signed_client("waiting-client", KeyKind::EcdsaP256);
+    upload_certificate(&stage.api, "waiting-client", &client).await;
+    let held = Duration::from_secs(4);
+    let options = Options {
+        tls: Some(Options::tls_presenting(&ca.server("localhost"))),
+        slow_handshakes: Some(SlowHandshakes { after: 1, delay: held }),
+        ..Options::default()
+    };
+    let backend = ScriptedBackend::start_with(options, |r: &Received| {
+        vec![Step::Sleep(Duration::from_millis(300)), ok(&r.request_line())]
+    })
+    .await;
+    support::expose(&stage.api, "waiting", &backend.url(), json!({}), "waiting-client").await;
+    assert_eq!(send(&stage, "GET", "/waiting/warm", None).await.0, 200, "{}", stage.node.logs());
+
+    // Two at once: one takes the pooled connection, the other finds none and waits.
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(send(&stage, "GET", "/waiting/a", None), send(&stage, "GET", "/waiting/b", None));
+    let took = started.elapsed();
+    assert_eq!((a.0, a.1.as_str()), (200, "GET /a HTTP/1.1"));
+    assert_eq!((b.0, b.1.as_str()), (200, "GET /b HTTP/1.1"));
+    assert!(took < held / 2, "both answered in {took:?}: the second waited for its own handshake");
+    let lines: Vec<_> = backend.received().iter().map(|r| (r.connection, r.request_line())).collect();
+    assert!(lines.iter().all(|(connection, _)| *connection == 0), "all on the pooled connection: {lines:?}");
+
+    // The connect the waiting request started completes on its own and is pooled: two at once
+    // again, each on a connection of its own, with no new one.
+    tokio::time::sleep(held).await;
+    assert_eq!(backend.connections(), 2, "the connect went on");
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(send(&stage, "GET", "/waiting/c", None), send(&stage, "GET", "/waiting/d", None));
+    assert_eq!((a.0, b.0), (200, 200));
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(550), "served side by side, in {took:?}");
+    let used: std::collections::BTreeSet<_> = backend.received().iter().skip(3).map(|r| r.connection).collect();
+    assert_eq!(
+        used,
+        [0, 1].into(),
+        "{:?}",
+        backend.received().iter().map(|r| (r.connection, r.request_line())).collect::<Vec<_>>()
+    );
+    assert_eq!(backend.connections(), 2);
 }

@@ -17,7 +17,7 @@ pub use http_backend::{ClosedConnection, HttpsBackend, https_echo_backend, patte
 pub use openbao::OpenBao;
 pub use postgres::{PostgresServer, shared_server, test_database};
 pub use raw_client::{End, Framing, Parsed, Piece, RawClient, RawOutcome, RawResponse, parse_responses};
-pub use scripted_backend::{ConnectionLog, Options, Reading, Received, ScriptedBackend, Step};
+pub use scripted_backend::{ConnectionLog, Options, Reading, Received, ScriptedBackend, SlowHandshakes, Step};
 pub use tls_peer::{ClientAuth, sha1_hex, tls_echo_peer, tls_terminator};
 
 use std::path::{Path, PathBuf};

@@ -140,6 +140,16 @@ pub struct Options {
     pub reading: Reading,
     /// Serve TLS with this configuration (the URL becomes `https://127.0.0.1:port`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Hold new connections before their handshake (TLS) or first read.
+    pub slow_handshakes: Option<SlowHandshakes>,
+}
+
+/// Connections after the first `after` (in accept order) wait `delay` before the backend
+/// starts on them: a backend busy streaming to the connections it has answers new ones late.
+#[derive(Clone, Copy, Debug)]
+pub struct SlowHandshakes {
+    pub after: usize,
+    pub delay: Duration,
 }
 
 pub struct ScriptedBackend {
@@ -305,6 +315,9 @@ impl Conn {
 async fn serve(stream: TcpStream, index: usize, shared: Shared) {
     let _ = stream.set_nodelay(true);
     let accepted = Instant::now();
+    if let Some(slow) = shared.options.slow_handshakes.filter(|slow| index >= slow.after) {
+        tokio::time::sleep(slow.delay).await;
+    }
     let stream = match &shared.options.tls {
         None => Stream::Plain(stream),
         Some(config) => match tokio_rustls::TlsAcceptor::from(config.clone()).accept(stream).await {

@@ -362,4 +362,56 @@ mod tests {
         Home::new(pool.clone(), pool.origin(&key())).put(Conn(closed.clone()));
         assert_eq!(closed.load(Ordering::SeqCst), 3, "not kept either");
     }
+
+    fn waiting(pooled: Pooled<Conn>) -> Waiting<Conn> {
+        match pooled {
+            Pooled::Wait(waiting) => waiting,
+            _ => panic!("expected to wait"),
+        }
+    }
+
+    fn handed(waiting: &mut Waiting<Conn>) -> &'static str {
+        match waiting.handoff.try_recv() {
+            Ok(Handoff::Released(_)) => "released",
+            Ok(Handoff::Opened(_)) => "opened",
+            Ok(Handoff::Http2(_)) => "http2",
+            Ok(Handoff::Failed(_)) => "failed",
+            Err(_) => "nothing",
+        }
+    }
+
+    #[test]
+    fn waiting_requests_are_served_oldest_first_and_no_more_connects_start_than_requests_wait() {
+        let closed = Arc::new(AtomicUsize::new(0));
+        let pool = Arc::new(Pool::new(None));
+        let origin = pool.origin(&key());
+        let mut first = waiting(pool.checkout(&origin));
+        let mut second = waiting(pool.checkout(&origin));
+        let mut third = waiting(pool.checkout(&origin));
+        let [opening, failing, abandoned] =
+            [&mut first, &mut second, &mut third].map(|w| w.connect.take().expect("a connect"));
+
+        Home::new(pool.clone(), origin.clone()).put(Conn(closed.clone()));
+        assert_eq!((handed(&mut first), handed(&mut second)), ("released", "nothing"));
+        let mut fourth = waiting(pool.checkout(&origin));
+        assert!(fourth.connect.is_none(), "three connects in flight for three requests waiting");
+
+        opening.deliver(Handoff::Opened(Conn(closed.clone())));
+        failing.deliver(Handoff::Failed(UpstreamError::ClosedBeforeResponse));
+        drop(abandoned);
+        assert_eq!([&mut second, &mut third, &mut fourth].map(handed), ["opened", "failed", "failed"]);
+    }
+
+    #[test]
+    fn a_connect_nobody_waits_for_any_more_goes_idle_and_a_request_gone_is_skipped() {
+        let closed = Arc::new(AtomicUsize::new(0));
+        let pool = Arc::new(Pool::new(None));
+        let origin = pool.origin(&key());
+        let mut gone = waiting(pool.checkout(&origin));
+        let connect = gone.connect.take().unwrap();
+        drop(gone);
+        connect.deliver(Handoff::Opened(Conn(closed.clone())));
+        assert!(matches!(pool.checkout(&origin), Pooled::Http1(_)), "the opened connection went idle");
+        assert_eq!(closed.load(Ordering::SeqCst), 1, "and was closed by the match");
+    }
 }
