@@ -171,19 +171,9 @@ impl Upstream {
         path_and_query: &str,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let origin = &destination.origin;
-        let (mut conn, reused) = match self.checkout(destination) {
-            Pooled::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
-            Pooled::Http1(conn) => (conn, true),
-            Pooled::Wait(waiting) => match self.wait(destination, waiting).await? {
-                Handoff::Released(conn) => (conn, true),
-                Handoff::Opened(conn) => (conn, false),
-                Handoff::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
-                Handoff::Failed(error) => return Err(error),
-            },
-            Pooled::Empty => match self.connect(destination).await? {
-                Connected::Http1(conn) => (conn, false),
-                Connected::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
-            },
+        let (mut conn, reused) = match self.acquire(destination).await? {
+            Acquired::Http1 { conn, reused } => (conn, reused),
+            Acquired::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
         };
         let has_body = !body.is_end_stream();
         let head = RequestHead {
@@ -249,14 +239,39 @@ impl Upstream {
         }
     }
 
-    /// Waits for the connection the queue hands this request, after starting a connect when
-    /// none in flight is counted for it. The connect runs in a task of its own: when a released
+    /// A connection for one request: an idle one, or the first the queue hands over (released
+    /// by another exchange, or opened), or, from a closed pool, one of its own.
+    async fn acquire(&self, destination: &Destination) -> Result<Acquired, UpstreamError> {
+        loop {
+            let waiting = match self.checkout(destination) {
+                Pooled::Http1(conn) => return Ok(Acquired::Http1 { conn, reused: true }),
+                Pooled::Http2(sender) => return Ok(Acquired::Http2(sender)),
+                Pooled::Empty => return Ok(self.connect(destination).await?.into()),
+                Pooled::Wait(waiting) => waiting,
+            };
+            match self.wait(destination, waiting).await {
+                // Released an instant ago with nothing unread, and checked as a checkout checks
+                // an idle one: bytes a backend sends after its response reach no request.
+                Some(Handoff::Released(mut conn)) => {
+                    if conn.is_idle_and_open() {
+                        connection_event(ConnectionEvent::Reused, 1);
+                        return Ok(Acquired::Http1 { conn, reused: true });
+                    }
+                    tracing::debug!(backend = %destination.origin.authority, "discarded a released backend connection that was readable");
+                }
+                Some(Handoff::Opened(conn)) => return Ok(Acquired::Http1 { conn, reused: false }),
+                Some(Handoff::Http2(sender)) => return Ok(Acquired::Http2(sender)),
+                Some(Handoff::Failed(error)) => return Err(error),
+                // The queue dropped its end unanswered, which it does not: connect, then.
+                None => return Ok(self.connect(destination).await?.into()),
+            }
+        }
+    }
+
+    /// Waits for what the queue hands this request, after starting a connect when none in
+    /// flight is counted for it. The connect runs in a task of its own: when a released
     /// connection serves this request first, what it opens goes to the next one waiting.
-    async fn wait(
-        &self,
-        destination: &Destination,
-        waiting: Waiting<H1Conn>,
-    ) -> Result<Handoff<H1Conn>, UpstreamError> {
+    async fn wait(&self, destination: &Destination, waiting: Waiting<H1Conn>) -> Option<Handoff<H1Conn>> {
         if let Some(connecting) = waiting.connect {
             tokio::spawn(connect_for_pool(
                 destination.upstream.clone(),
@@ -265,18 +280,7 @@ impl Upstream {
                 connecting,
             ));
         }
-        match waiting.handoff.await {
-            Ok(Handoff::Released(conn)) => {
-                connection_event(ConnectionEvent::Reused, 1);
-                Ok(Handoff::Released(conn))
-            }
-            Ok(handoff) => Ok(handoff),
-            // The queue dropped its end unanswered, which it does not: connect, then.
-            Err(_) => Ok(match self.connect(destination).await? {
-                Connected::Http1(conn) => Handoff::Opened(conn),
-                Connected::Http2(sender) => Handoff::Http2(sender),
-            }),
-        }
+        waiting.handoff.await.ok()
     }
 
     async fn connect(&self, destination: &Destination) -> Result<Connected, UpstreamError> {
@@ -333,6 +337,26 @@ const POOL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 enum Connected {
     Http1(H1Conn),
     Http2(hyper::client::conn::http2::SendRequest<RequestBody>),
+}
+
+/// A connection to carry one request.
+enum Acquired {
+    /// `reused` when it carried an exchange before: failing at once, it may be one the backend
+    /// closed meanwhile, and the request may go out again on a fresh one (see `Retry`).
+    Http1 {
+        conn: H1Conn,
+        reused: bool,
+    },
+    Http2(hyper::client::conn::http2::SendRequest<RequestBody>),
+}
+
+impl From<Connected> for Acquired {
+    fn from(connected: Connected) -> Self {
+        match connected {
+            Connected::Http1(conn) => Acquired::Http1 { conn, reused: false },
+            Connected::Http2(sender) => Acquired::Http2(sender),
+        }
+    }
 }
 
 async fn send_h2(

@@ -285,7 +285,6 @@ impl<C> Pool<C> {
             return;
         }
         let Some(Handoff::Released(conn)) = connections.hand_to_waiting(Handoff::Released(conn)) else {
-            connection_event(ConnectionEvent::Reused, 1);
             return;
         };
         let idle = &mut connections.idle;
