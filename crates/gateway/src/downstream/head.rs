@@ -5,7 +5,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version, request, response};
 
@@ -26,6 +26,8 @@ pub(crate) struct RequestHead {
     /// How the body that follows the head is framed; `Done` for none.
     pub body: BodyDecoder,
     pub facts: RequestFacts,
+    /// The head as read, which the target and the field values are slices of.
+    pub bytes: Bytes,
 }
 
 /// What the response to a request depends on, besides the response itself.
@@ -112,7 +114,7 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, R
     parts.uri = uri;
     parts.version = version;
     parts.headers = headers;
-    Ok(Some(RequestHead { parts, body, facts }))
+    Ok(Some(RequestHead { parts, body, facts, bytes: head }))
 }
 
 fn httparse_reason(error: httparse::Error) -> &'static str {
@@ -321,7 +323,7 @@ mod tests {
                 assert_eq!(&buf[..], raw, "a partial head is left in the buffer");
                 (Want::Partial, None)
             }
-            Ok(Some(RequestHead { parts, body, facts })) => {
+            Ok(Some(RequestHead { parts, body, facts, .. })) => {
                 let want = Want::Head {
                     body,
                     keep_alive: facts.keep_alive,

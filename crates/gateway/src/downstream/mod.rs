@@ -144,7 +144,7 @@ async fn answer<IO: ClientIo>(
     requests: &Arc<Requests>,
     drain: &Drain,
 ) -> After {
-    let RequestHead { parts, body, facts } = match head {
+    let RequestHead { parts, body, facts, .. } = match head {
         Ok(head) => head,
         Err(refusal) => {
             tracing::debug!(peer = %downstream.peer(), %refusal, "request refused before routing");
@@ -194,7 +194,10 @@ async fn next_head<IO: ClientIo>(
             let mut wire = wire.lock();
             if !wire.buf.is_empty() {
                 match parse_request(&mut wire.buf) {
-                    Ok(Some(head)) => return Some(Ok(head)),
+                    Ok(Some(head)) => {
+                        wire.keep_head(&head.bytes);
+                        return Some(Ok(head));
+                    }
                     Ok(None) => {}
                     Err(refusal) => return Some(Err(refusal)),
                 }

@@ -28,6 +28,9 @@ pub(super) struct Wire<IO> {
     /// Bytes read and not yet consumed: a head, a body, pipelined requests. No allocation while
     /// the connection is idle.
     pub buf: BytesMut,
+    /// The last head taken off `buf`: once the request is done with it, its allocation is the
+    /// next head's buffer (see [`spare`]).
+    head: Option<Bytes>,
     body: BodyState,
 }
 
@@ -45,11 +48,14 @@ struct BodyState {
 impl<IO: ClientIo> Wire<IO> {
     pub(super) fn new(io: IO) -> Self {
         let body = BodyState { decoder: BodyDecoder::Done, continue_owed: None, detached: true };
-        Wire { io, buf: BytesMut::new(), body }
+        Wire { io, buf: BytesMut::new(), head: None, body }
     }
 
     /// Reads into the buffer, at least a quarter of `size` at a time; `Ok(0)` at end of file.
     pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>, size: usize) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() == 0 && size <= HEAD_READ {
+            self.buf = spare::take();
+        }
         if self.buf.capacity() - self.buf.len() < size / 4 {
             self.buf.reserve(size);
         }
@@ -58,11 +64,20 @@ impl<IO: ClientIo> Wire<IO> {
         std::future::Future::poll(read, cx)
     }
 
-    /// Drops the buffer's allocation when nothing is left in it, so that an idle connection
-    /// holds none.
+    /// A head parsed off `buf`, to be reclaimed with it.
+    pub(super) fn keep_head(&mut self, head: &Bytes) {
+        self.head = Some(head.clone());
+    }
+
+    /// Lets go of the buffer when nothing is left in it, so that an idle connection holds
+    /// none: its allocation (and the last head's, which nothing refers to any more once its
+    /// request is done) goes back to the thread's spares.
     pub(super) fn release_buffer(&mut self) {
         if self.buf.is_empty() {
-            self.buf = BytesMut::new();
+            spare::keep(std::mem::take(&mut self.buf));
+            if let Some(Ok(head)) = self.head.take().map(Bytes::try_into_mut) {
+                spare::keep(head);
+            }
         }
     }
 
@@ -163,5 +178,86 @@ impl RequestBody {
     pub(super) fn from_wire<IO: ClientIo>(wire: &Arc<SharedWire<IO>>) -> Self {
         let source: Arc<dyn BodySource> = wire.clone();
         RequestBody::from_source(source)
+    }
+}
+
+/// Head buffers between requests, per thread: a connection takes one when a request arrives and
+/// gives it back when the response is out, so an idle connection holds no buffer and a busy one
+/// does not allocate (and free) one per request.
+mod spare {
+    use std::cell::RefCell;
+
+    use bytes::BytesMut;
+
+    use super::HEAD_READ;
+
+    /// About the requests one thread has in flight at once under load; a burst beyond that
+    /// allocates as before, and the spares never hold more than this.
+    const KEPT: usize = 64;
+
+    thread_local! {
+        static SPARES: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A spare buffer, or an empty one (which allocates on its first reserve).
+    pub(super) fn take() -> BytesMut {
+        SPARES.with_borrow_mut(Vec::pop).unwrap_or_default()
+    }
+
+    /// Keeps `buf` (its contents cleared) if it is a whole head buffer and there is room.
+    pub(super) fn keep(mut buf: BytesMut) {
+        buf.clear();
+        if buf.capacity() == HEAD_READ {
+            SPARES.with_borrow_mut(|spares| {
+                if spares.len() < KEPT {
+                    spares.push(buf);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::downstream::head::{RequestHead, parse_request};
+
+    /// One request's head read into the wire's buffer and parsed as the connection loop does,
+    /// with where that buffer's memory lies.
+    async fn next_head(wire: &mut Wire<TcpStream>, client: &mut TcpStream) -> (*const u8, RequestHead) {
+        client.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        poll_fn(|cx| wire.poll_fill(cx, HEAD_READ)).await.unwrap();
+        let at = wire.buf.as_ptr();
+        let head = parse_request(&mut wire.buf).unwrap().unwrap();
+        wire.keep_head(&head.bytes);
+        (at, head)
+    }
+
+    #[tokio::test]
+    async fn a_finished_request_s_head_buffer_is_the_next_head_s_and_an_idle_wire_holds_none() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let mut wire = Wire::new(listener.accept().await.unwrap().0);
+
+        // Its request still holds the fields: the buffer is not taken back.
+        let (first, held) = next_head(&mut wire, &mut client).await;
+        wire.release_buffer();
+        assert_eq!(wire.buf.capacity(), 0, "idle, the wire holds no buffer");
+        let (second, done) = next_head(&mut wire, &mut client).await;
+        assert_ne!(second, first, "a buffer still in use was handed out again");
+        drop((held, done));
+
+        wire.release_buffer();
+        assert_eq!(wire.buf.capacity(), 0);
+        // Had the buffer been freed, the allocator would hand its memory to this.
+        let decoy = Vec::<u8>::with_capacity(HEAD_READ);
+        let (third, _) = next_head(&mut wire, &mut client).await;
+        assert_eq!(third, second, "the finished request's buffer carries the next head");
+        drop(decoy);
     }
 }
