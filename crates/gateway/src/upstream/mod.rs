@@ -11,6 +11,8 @@ mod head;
 mod pool;
 mod transport;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::request_body::RequestBody;
@@ -173,7 +175,7 @@ impl Upstream {
         let origin = &destination.origin;
         let (mut conn, reused) = match self.acquire(destination).await? {
             Acquired::Http1 { conn, reused } => (conn, reused),
-            Acquired::Http2(sender) => return send_h2(sender, origin, parts, body, path_and_query).await,
+            Acquired::Http2(sender) => return Box::pin(send_h2(sender, origin, parts, body, path_and_query)).await,
         };
         let has_body = !body.is_end_stream();
         let head = RequestHead {
@@ -191,7 +193,7 @@ impl Upstream {
             // connection failing is the backend's answer, not a reason to try again.
             Err(failed) if reused && failed.retry.allows(&parts.method) => {
                 tracing::debug!(error = %failed.error, retry = ?failed.retry, "pooled backend connection failed; retrying once on a fresh one");
-                match (self.connect(destination).await?, failed.retry) {
+                match (Box::pin(self.connect(destination)).await?, failed.retry) {
                     (Connected::Http1(conn), Retry::Always(upload)) => {
                         conn.exchange(upload, &parts.method, release()).await.map_err(|again| again.error)?
                     }
@@ -201,7 +203,7 @@ impl Upstream {
                         conn.exchange(upload, &parts.method, release()).await.map_err(|again| again.error)?
                     }
                     (Connected::Http2(sender), _) => match empty_body {
-                        Some(body) => return send_h2(sender, origin, parts, body, path_and_query).await,
+                        Some(body) => return Box::pin(send_h2(sender, origin, parts, body, path_and_query)).await,
                         // The body's first bytes were taken for HTTP/1.1 framing.
                         None => return Err(failed.error),
                     },
@@ -246,7 +248,7 @@ impl Upstream {
             let waiting = match self.checkout(destination) {
                 Pooled::Http1(conn) => return Ok(Acquired::Http1 { conn, reused: true }),
                 Pooled::Http2(sender) => return Ok(Acquired::Http2(sender)),
-                Pooled::Empty => return Ok(self.connect(destination).await?.into()),
+                Pooled::Empty => return Ok(Box::pin(self.connect(destination)).await?.into()),
                 Pooled::Wait(waiting) => waiting,
             };
             match self.wait(destination, waiting).await {
@@ -263,26 +265,35 @@ impl Upstream {
                 Some(Handoff::Http2(sender)) => return Ok(Acquired::Http2(sender)),
                 Some(Handoff::Failed(error)) => return Err(error),
                 // The queue dropped its end unanswered, which it does not: connect, then.
-                None => return Ok(self.connect(destination).await?.into()),
+                None => return Ok(Box::pin(self.connect(destination)).await?.into()),
             }
         }
     }
 
-    /// Waits for what the queue hands this request, after starting a connect when none in
-    /// flight is counted for it. The connect runs in a task of its own: when a released
-    /// connection serves this request first, what it opens goes to the next one waiting.
+    /// Waits for what the queue hands this request. When the request is to start a connect, it
+    /// drives that connect itself and keeps what it opens if that comes first; when a released
+    /// connection comes first (or the request is dropped), the connect goes on in a task of its
+    /// own and what it opens goes to the next request waiting.
     async fn wait(&self, destination: &Destination, waiting: Waiting<H1Conn>) -> Option<Handoff<H1Conn>> {
-        if let Some(connecting) = waiting.connect {
-            tokio::spawn(connect_for_pool(
-                destination.upstream.clone(),
-                destination.origin.clone(),
-                destination.connections.clone(),
-                connecting,
-            ));
+        let Waiting { mut handoff, connect } = waiting;
+        let Some(connecting) = connect else { return handoff.await.ok() };
+        let mut own = OwnConnect::start(destination, connecting);
+        let opened = tokio::select! {
+            biased;
+            handed = &mut handoff => return handed.ok(),
+            opened = own.opening() => opened,
+        };
+        own.keep();
+        // Anything handed over meanwhile goes to the next request waiting.
+        handoff.close();
+        if let Ok(unused) = handoff.try_recv() {
+            self.pool.pass_on(&destination.connections, unused);
         }
-        waiting.handoff.await.ok()
+        Some(opened)
     }
 
+    /// A connection of the request's own (closed pool, retry): boxed where it is awaited, so
+    /// the futures of every request do not carry a handshake's state.
     async fn connect(&self, destination: &Destination) -> Result<Connected, UpstreamError> {
         self.open(&destination.origin, &destination.connections).await
     }
@@ -308,30 +319,72 @@ impl Upstream {
     }
 }
 
-/// A connect made for an origin's waiting requests, bounded in time: a backend that accepts the
-/// connection and never answers the handshake must not hold a waiting request's only hope.
-async fn connect_for_pool(
+/// A connect for the pool's waiting requests, as a [`Handoff`].
+async fn open_for_pool(
     upstream: Arc<Upstream>,
     origin: Arc<Origin>,
     connections: Arc<OriginPool<H1Conn>>,
-    connecting: Connecting<H1Conn>,
-) {
-    let opened = tokio::time::timeout(POOL_CONNECT_TIMEOUT, upstream.open(&origin, &connections)).await;
-    connecting.deliver(match opened {
-        Ok(Ok(Connected::Http1(conn))) => Handoff::Opened(conn),
-        Ok(Ok(Connected::Http2(sender))) => Handoff::Http2(sender),
-        Ok(Err(error)) => Handoff::Failed(error),
-        Err(_) => Handoff::Failed(UpstreamError::Handshake {
-            authority: origin.authority.to_string(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no connection within {POOL_CONNECT_TIMEOUT:?}"),
-            ),
-        }),
-    });
+) -> Handoff<H1Conn> {
+    match upstream.open(&origin, &connections).await {
+        Ok(Connected::Http1(conn)) => Handoff::Opened(conn),
+        Ok(Connected::Http2(sender)) => Handoff::Http2(sender),
+        Err(error) => Handoff::Failed(error),
+    }
 }
 
-/// How long a connect for waiting requests may take, TCP and TLS together.
+/// A connect a waiting request started, driven by that request's own task (no task, no wake-up
+/// from another, when it finishes first, as it always does when nothing is released; the
+/// request's forward timeout bounds it). Dropped before it ends, it finishes in a task of its
+/// own, bounded by [`POOL_CONNECT_TIMEOUT`] (a backend that accepts the connection and never
+/// answers the handshake must not hold a waiting request's only hope), and delivers to the
+/// queue.
+struct OwnConnect {
+    opening: Option<Pin<Box<dyn Future<Output = Handoff<H1Conn>> + Send>>>,
+    connecting: Option<Connecting<H1Conn>>,
+    origin: Arc<Origin>,
+}
+
+impl OwnConnect {
+    fn start(destination: &Destination, connecting: Connecting<H1Conn>) -> Self {
+        let upstream = destination.upstream.clone();
+        let origin = destination.origin.clone();
+        let opening = open_for_pool(upstream, origin.clone(), destination.connections.clone());
+        OwnConnect { opening: Some(Box::pin(opening)), connecting: Some(connecting), origin }
+    }
+
+    async fn opening(&mut self) -> Handoff<H1Conn> {
+        match self.opening.as_mut() {
+            Some(opening) => opening.await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The connect ended and its result stays with the request that drove it.
+    fn keep(mut self) {
+        self.opening = None;
+        if let Some(connecting) = self.connecting.take() {
+            connecting.kept();
+        }
+    }
+}
+
+impl Drop for OwnConnect {
+    fn drop(&mut self) {
+        let (Some(opening), Some(connecting)) = (self.opening.take(), self.connecting.take()) else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let authority = self.origin.authority.to_string();
+        runtime.spawn(async move {
+            let handoff = tokio::time::timeout(POOL_CONNECT_TIMEOUT, opening).await.unwrap_or_else(|_| {
+                let late = format!("no connection within {POOL_CONNECT_TIMEOUT:?}");
+                let source = std::io::Error::new(std::io::ErrorKind::TimedOut, late);
+                Handoff::Failed(UpstreamError::Handshake { authority, source })
+            });
+            connecting.deliver(handoff);
+        });
+    }
+}
+
+/// How long a connect may go on once no request drives it, TCP and TLS together.
 const POOL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 enum Connected {

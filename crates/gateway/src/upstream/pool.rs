@@ -204,6 +204,12 @@ impl<C> Connecting<C> {
         self.hand_over(handoff);
     }
 
+    /// The connect ended and the request that drove it keeps what it made.
+    pub(crate) fn kept(mut self) {
+        self.delivered = true;
+        self.origin.lock().connecting -= 1;
+    }
+
     fn hand_over(&mut self, handoff: Handoff<C>) {
         self.delivered = true;
         let mut connections = self.origin.lock();
@@ -218,13 +224,7 @@ impl<C> Connecting<C> {
             handoff => connections.hand_to_waiting(handoff),
         };
         drop(connections);
-        match left {
-            Some(Handoff::Opened(conn) | Handoff::Released(conn)) => self.pool.put_h1(&self.origin, conn, IDLE_TIMEOUT),
-            Some(Handoff::Failed(error)) => {
-                tracing::debug!(%error, "a backend connect failed with no request waiting for it")
-            }
-            Some(Handoff::Http2(_)) | None => {}
-        }
+        self.pool.settle(&self.origin, left);
     }
 }
 
@@ -269,6 +269,29 @@ impl<C> Pool<C> {
             Connecting { pool: self.clone(), origin: origin.clone(), delivered: false }
         });
         Pooled::Wait(Waiting { handoff: receiver, connect })
+    }
+
+    /// What a request was handed and no longer needs (its own connect served it meanwhile):
+    /// for the next request waiting, or idle.
+    pub(crate) fn pass_on(&self, origin: &OriginPool<C>, handoff: Handoff<C>) {
+        let left = match handoff {
+            // The multiplexed connection is the origin's already.
+            Handoff::Http2(_) => None,
+            handoff => origin.lock().hand_to_waiting(handoff),
+        };
+        self.settle(origin, left);
+    }
+
+    /// Settles what no waiting request took: a connection goes idle (or closes, if the pool
+    /// did); an error is only logged.
+    fn settle(&self, origin: &OriginPool<C>, left: Option<Handoff<C>>) {
+        match left {
+            Some(Handoff::Opened(conn) | Handoff::Released(conn)) => self.put_h1(origin, conn, IDLE_TIMEOUT),
+            Some(Handoff::Failed(error)) => {
+                tracing::debug!(%error, "a backend connect failed with no request waiting for it")
+            }
+            Some(Handoff::Http2(_)) | None => {}
+        }
     }
 
     fn put_h1(&self, origin: &OriginPool<C>, conn: C, limit: Duration) {
