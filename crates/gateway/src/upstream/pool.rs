@@ -9,13 +9,14 @@
 //! certificate's notAfter, even if a request still holding an older snapshot asks for it.
 //!
 //! A request that finds no idle connection *waits* for one rather than insisting on its own
-//! (hyper-util's pool does the same): it queues, and the first connection released or opened
-//! goes to the oldest request waiting. Connects are started only for waiting requests that no
-//! connect in flight is already counted for, so a burst opens no more connections than it has
-//! requests waiting, and a request whose connect is slow (a backend that answers handshakes one
-//! at a time while it streams to the connections it already has) is served by the first of
-//! those to come free. Every waiting request is sure of an answer: a connection, or the error
-//! of a failed connect.
+//! (hyper-util's pool does the same): it queues, and a released connection goes to the oldest
+//! request waiting. Connects are started only for waiting requests that no connect in flight is
+//! already counted for, so a burst opens no more connections than it has requests waiting. The
+//! request that starts a connect keeps what it opens if nothing was handed to it first;
+//! otherwise the connect's result goes to the oldest request waiting, or idle. So a request
+//! whose connect is slow (a backend that answers handshakes one at a time while it streams to
+//! the connections it already has) is served by the first connection to come free, and every
+//! waiting request is sure of an answer: a connection, or the error of a failed connect.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
