@@ -7,9 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use certgate_testkit::{Identity, KeyKind, Options, Received, ScriptedBackend, SlowHandshakes, Step};
+use certgate_testkit::{Options, Received, ScriptedBackend, SlowHandshakes, Step};
 use serde_json::json;
-use support::{Stage, must_put, upload_certificate};
+use support::{Stage, must_put};
 
 fn ok(body: &str) -> Step {
     Step::write(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()))
@@ -415,18 +415,10 @@ async fn a_backend_pausing_within_a_body_beyond_the_read_timeout_is_cut() {
 #[tokio::test]
 async fn a_request_finding_no_idle_connection_takes_the_first_one_released() {
     let stage = Stage::start();
-    let ca = Identity::ca("Waiting Backend CA");
-    must_put(
-        &stage.api,
-        "/caCertificates/waiting-ca",
-        json!({"properties": {"data": ca.cert_pem, "storeName": "Root"}}),
-    )
-    .await;
-    let client = Identity::self_signed_client("waiting-client", KeyKind::EcdsaP256);
-    upload_certificate(&stage.api, "waiting-client", &client).await;
+    let server = support::trusted_backend_identity(&stage.api, "waiting-ca", "waiting-client").await;
     let held = Duration::from_secs(4);
     let options = Options {
-        tls: Some(Options::tls_presenting(&ca.server("localhost"))),
+        tls: Some(Options::tls_presenting(&server)),
         slow_handshakes: Some(SlowHandshakes { after: 1, delay: held }),
         ..Options::default()
     };

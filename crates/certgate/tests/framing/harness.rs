@@ -8,12 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use certgate_testkit::{
-    End, Identity, KeyKind, Options, RawClient, RawOutcome, RawResponse, Received, ScriptedBackend, Step,
-};
+use certgate_testkit::{End, Identity, Options, RawClient, RawOutcome, RawResponse, Received, ScriptedBackend, Step};
 use serde_json::{Value, json};
 
-use super::support::{self, Stage, must_put, upload_certificate};
+use super::support::{self, Stage, must_put};
 use super::{Check, GRACE};
 
 pub(crate) type CaseFuture = Pin<Box<dyn Future<Output = Check> + Send>>;
@@ -34,16 +32,7 @@ impl Table {
     pub(crate) async fn start() -> Arc<Table> {
         let stage = Stage::start();
         let gateway = stage.node.gateway.trim_start_matches("http://").parse().unwrap();
-        let ca = Identity::ca("Framing Backend CA");
-        must_put(
-            &stage.api,
-            "/caCertificates/framing-ca",
-            json!({"properties": {"data": ca.cert_pem, "storeName": "Root"}}),
-        )
-        .await;
-        let client = Identity::self_signed_client(CLIENT_CERTIFICATE, KeyKind::EcdsaP256);
-        upload_certificate(&stage.api, CLIENT_CERTIFICATE, &client).await;
-        let tls_server = ca.server("localhost");
+        let tls_server = support::trusted_backend_identity(&stage.api, "framing-ca", CLIENT_CERTIFICATE).await;
         Arc::new(Table { stage, gateway, next_api: AtomicUsize::new(0), tls_server })
     }
 

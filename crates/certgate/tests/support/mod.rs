@@ -284,6 +284,18 @@ pub async fn upload_certificate(api: &Client, id: &str, leaf: &certgate_testkit:
     reply.body["properties"]["thumbprint"].as_str().unwrap().to_lowercase()
 }
 
+/// What a TLS backend requiring a client certificate needs from the node: a CA it trusts
+/// (uploaded as `Root` CA certificate `ca_id`) and a client certificate `client_id` in its store.
+/// Returns the backend's identity, issued by that CA for `localhost` (and 127.0.0.1).
+pub async fn trusted_backend_identity(api: &Client, ca_id: &str, client_id: &str) -> certgate_testkit::Identity {
+    let ca = certgate_testkit::Identity::ca(&format!("{ca_id} CA"));
+    let ca_certificate = serde_json::json!({"properties": {"data": ca.cert_pem, "storeName": "Root"}});
+    must_put(api, &format!("/caCertificates/{ca_id}"), ca_certificate).await;
+    let client = certgate_testkit::Identity::self_signed_client(client_id, certgate_testkit::KeyKind::EcdsaP256);
+    upload_certificate(api, client_id, &client).await;
+    ca.server("localhost")
+}
+
 /// `PUT`s and asserts success (200 or 201).
 pub async fn must_put(api: &Client, path: &str, body: Value) -> Reply {
     let reply = api.put(path, &body).await;
