@@ -284,10 +284,14 @@ impl Upstream {
             opened = own.opening() => opened,
         };
         own.keep();
-        // Anything handed over meanwhile goes to the next request waiting.
+        // Anything handed over meanwhile goes to the next request waiting; a multiplexed
+        // connection serves them all.
         handoff.close();
         if let Ok(unused) = handoff.try_recv() {
             self.pool.pass_on(&destination.connections, unused);
+        }
+        if let Handoff::Http2(sender) = &opened {
+            self.pool.pass_on(&destination.connections, Handoff::Http2(sender.clone()));
         }
         Some(opened)
     }

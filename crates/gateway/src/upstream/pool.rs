@@ -70,8 +70,15 @@ impl<C> Connections<C> {
         Connections { h2: None, idle: Vec::new(), waiting: VecDeque::new(), connecting: 0 }
     }
 
-    /// Hands `handoff` to the oldest request still waiting, or returns it if there is none.
+    /// Hands `handoff` to the oldest request still waiting, or returns it if there is none; an
+    /// HTTP/2 connection goes to every request waiting.
     fn hand_to_waiting(&mut self, mut handoff: Handoff<C>) -> Option<Handoff<C>> {
+        if let Handoff::Http2(sender) = &handoff {
+            for waiting in self.waiting.drain(..) {
+                let _ = waiting.send(Handoff::Http2(sender.clone()));
+            }
+            return None;
+        }
         while let Some(waiting) = self.waiting.pop_front() {
             match waiting.send(handoff) {
                 Ok(()) => return None,
@@ -215,15 +222,7 @@ impl<C> Connecting<C> {
         self.delivered = true;
         let mut connections = self.origin.lock();
         connections.connecting -= 1;
-        let left = match handoff {
-            Handoff::Http2(sender) => {
-                for waiting in connections.waiting.drain(..) {
-                    let _ = waiting.send(Handoff::Http2(sender.clone()));
-                }
-                None
-            }
-            handoff => connections.hand_to_waiting(handoff),
-        };
+        let left = connections.hand_to_waiting(handoff);
         drop(connections);
         self.pool.settle(&self.origin, left);
     }
@@ -272,14 +271,10 @@ impl<C> Pool<C> {
         Pooled::Wait(Waiting { handoff: receiver, connect })
     }
 
-    /// What a request was handed and no longer needs (its own connect served it meanwhile):
-    /// for the next request waiting, or idle.
+    /// What a request was handed and does not use (its own connect served it meanwhile), or
+    /// the multiplexed connection its own connect opened: for the requests waiting, or idle.
     pub(crate) fn pass_on(&self, origin: &OriginPool<C>, handoff: Handoff<C>) {
-        let left = match handoff {
-            // The multiplexed connection is the origin's already.
-            Handoff::Http2(_) => None,
-            handoff => origin.lock().hand_to_waiting(handoff),
-        };
+        let left = origin.lock().hand_to_waiting(handoff);
         self.settle(origin, left);
     }
 
