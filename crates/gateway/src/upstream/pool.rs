@@ -60,8 +60,9 @@ struct Connections<C> {
     idle: Vec<Idle<C>>,
     /// Requests that found no idle connection, oldest first (some may have given up since).
     waiting: VecDeque<oneshot::Sender<Handoff<C>>>,
-    /// Connects in flight for waiting requests. Never fewer than `waiting` holds: each
-    /// connect's result goes to one waiting request, so none waits for nothing.
+    /// Connects in flight for waiting requests. Never fewer than the requests still waiting:
+    /// each connect's result goes to one of them (or stays with the one that drove it), so none
+    /// waits for nothing.
     connecting: usize,
 }
 
