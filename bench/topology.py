@@ -1,6 +1,7 @@
 """The harness's topology for the scripts in bench/ that need it without timing three fronts:
 the PKI, backend and front configurations of ../shared/bench/mtls_bench.py (imported as
 `harness`), a certgate node started the way the harness starts it, and their teardown."""
+import collections
 import os
 import subprocess
 import sys
@@ -8,6 +9,24 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
 import mtls_bench as harness  # noqa: E402,F401  (re-exported)
+
+
+Workdir = collections.namedtuple("Workdir", "fingerprint lua")
+
+
+def prepare(d):
+    """The harness's files in work directory `d`: its PKI, the bulk scenario's blob (readable by
+    the nginx workers, which are not root) and wrk's report script. The client certificate's
+    fingerprint (for `check_fronts`) and the script's path."""
+    fingerprint = harness.make_pki(d)
+    with open(os.path.join(d, "blob"), "wb") as f:
+        f.write(os.urandom(harness.BLOB_BYTES))
+    os.chmod(d, 0o755)
+    os.chmod(os.path.join(d, "blob"), 0o644)
+    lua = os.path.join(d, "report.lua")
+    with open(lua, "w") as f:
+        f.write(harness.WRK_LUA)
+    return Workdir(fingerprint, lua)
 
 
 def gateway_env(d, **extra):
